@@ -384,6 +384,27 @@ pub fn apply_transition(
     Ok(Applied { call: next, event, retry })
 }
 
+/// Leases a pending call to `owner` under fencing term `term` until `now + ttl`, with a
+/// fresh random token the holder must present with its next move.
+pub fn apply_lease(call: &Call, owner: &str, term: u64, ttl: Duration, next_seq: u32, now: DateTime<Utc>) -> Result<Applied> {
+    let t = Transition {
+        call_id: call.id.clone(),
+        to: Some(Leased),
+        actor: owner.to_string(),
+        fencing_term: term,
+        reason: "leased".into(),
+        ..Default::default()
+    };
+    let mut applied = apply_transition(call, &t, term, next_seq, None, now)?;
+    applied.call.lease = Some(CallLease {
+        owner: owner.to_string(),
+        token: ids::random_token(24),
+        expires_at: now + ttl,
+        fencing_term: term,
+    });
+    Ok(applied)
+}
+
 /// The next attempt at an ended call's number, when its outcome is retried and attempts
 /// remain: a new pending call, due after the policy's backoff.
 pub fn retry_of(ended: &Call, policy: &RetryPolicy, now: DateTime<Utc>) -> Option<Call> {

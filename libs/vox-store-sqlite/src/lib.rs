@@ -1,1 +1,41 @@
-//! placeholder
+//! The embedded storage family: every document trait of `vox-store` on one SQLite file
+//! under the data dir, plus in-process presence and events. Zero setup: the file and its
+//! schema are created on first open.
+//!
+//! Each table keeps the columns it is queried by and the whole record as JSON (`doc`), so
+//! the domain types stay the single description of a record. One connection behind a
+//! mutex serialises writers; every multi-row change is one transaction, and WAL with
+//! `synchronous=FULL` means a committed change survives a crash or power loss.
+
+mod calls;
+mod campaigns;
+mod db;
+mod leadership;
+mod nodes;
+mod regions;
+mod users;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use vox_store::Stores;
+use vox_store::memory::{MemoryEventBus, MemoryPresence};
+
+pub use db::SqliteStore;
+
+/// The whole embedded family on the SQLite file at `path`.
+pub fn open_stores(path: &Path) -> vox_domain::Result<Stores> {
+    let db = Arc::new(SqliteStore::open(path)?);
+    Ok(Stores {
+        regions: db.clone(),
+        nodes: db.clone(),
+        audit: db.clone(),
+        campaigns: db.clone(),
+        calls: db.clone(),
+        leadership: db.clone(),
+        users: db.clone(),
+        health: db,
+        presence: Arc::new(MemoryPresence::default()),
+        events: Arc::new(MemoryEventBus::default()),
+    })
+}

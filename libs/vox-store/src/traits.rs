@@ -1,0 +1,228 @@
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Duration, Utc};
+use futures::stream::BoxStream;
+use vox_domain::Result;
+use vox_domain::call::{Call, CallEvent, CallState, StaleDeadlines, Transition};
+use vox_domain::campaign::{Campaign, CampaignCounts, CampaignSpec, CampaignStatus};
+use vox_domain::node::{AuditEvent, DesiredState, Node, NodeKind, Presence};
+use vox_domain::phone::E164;
+use vox_domain::region::Region;
+use vox_domain::user::User;
+
+#[async_trait]
+pub trait RegionStore: Send + Sync {
+    /// AlreadyExists when the name is taken.
+    async fn insert_region(&self, region: &Region) -> Result<()>;
+    async fn get_region(&self, id: &str) -> Result<Option<Region>>;
+    /// Ordered by name.
+    async fn list_regions(&self) -> Result<Vec<Region>>;
+    /// Replaces the stored region. NotFound; AlreadyExists when the new name is taken.
+    async fn update_region(&self, region: &Region) -> Result<()>;
+    /// NotFound; FailedPrecondition while a node or campaign refers to the region.
+    async fn delete_region(&self, id: &str) -> Result<()>;
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct NodeFilter {
+    pub region_id: Option<String>,
+    pub kind: Option<NodeKind>,
+}
+
+#[async_trait]
+pub trait NodeStore: Send + Sync {
+    /// Stores a new node and its audit line. AlreadyExists when the node is a singleton
+    /// (console, background) and one is already registered.
+    async fn insert_node(&self, node: &Node, audit: &AuditEvent) -> Result<()>;
+    async fn get_node(&self, id: &str) -> Result<Option<Node>>;
+    /// Ordered by creation time.
+    async fn list_nodes(&self, filter: &NodeFilter) -> Result<Vec<Node>>;
+    /// Replaces name, endpoint, SIP port and secret hash, and appends the audit line. NotFound.
+    async fn update_node(&self, node: &Node, audit: &AuditEvent) -> Result<()>;
+    /// Moves the node's desired state from `from` to `to` and appends the audit line, in
+    /// one step. FailedPrecondition when the stored state is no longer `from`.
+    async fn set_desired_state(
+        &self,
+        id: &str,
+        from: DesiredState,
+        to: DesiredState,
+        shutdown_boot_id: Option<String>,
+        audit: &AuditEvent,
+    ) -> Result<Node>;
+    async fn delete_node(&self, id: &str, audit: &AuditEvent) -> Result<()>;
+}
+
+#[async_trait]
+pub trait AuditStore: Send + Sync {
+    async fn append_audit(&self, event: &AuditEvent) -> Result<()>;
+    /// Newest first; `target_id` None lists every target.
+    async fn list_audit(&self, target_id: Option<&str>, limit: usize) -> Result<Vec<AuditEvent>>;
+}
+
+#[async_trait]
+pub trait CampaignStore: Send + Sync {
+    async fn insert_campaign(&self, campaign: &Campaign) -> Result<()>;
+    async fn get_campaign(&self, id: &str) -> Result<Option<Campaign>>;
+    /// Ordered by creation time.
+    async fn list_campaigns(&self, status: Option<CampaignStatus>) -> Result<Vec<Campaign>>;
+    /// NotFound; FailedPrecondition once the campaign is completed.
+    async fn update_campaign_spec(&self, id: &str, spec: &CampaignSpec, now: DateTime<Utc>) -> Result<Campaign>;
+    /// Moves the campaign to `to` when its status allows it
+    /// (`CampaignStatus::allowed_from`), else FailedPrecondition. Completing cancels the
+    /// campaign's pending calls in the same step, each with a timeline event by `actor`.
+    async fn set_campaign_status(&self, id: &str, to: CampaignStatus, actor: &str, now: DateTime<Utc>) -> Result<Campaign>;
+    async fn campaign_counts(&self, id: &str) -> Result<CampaignCounts>;
+    /// Adds each number as a pending first-attempt call due now. Returns the rows whose
+    /// number the campaign already had (those are not added). FailedPrecondition when
+    /// the campaign is completed; NotFound.
+    async fn add_numbers(&self, campaign_id: &str, numbers: &[(u32, E164)], now: DateTime<Utc>) -> Result<Vec<u32>>;
+}
+
+/// Which calls to list, newest first.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CallQuery {
+    pub campaign_id: Option<String>,
+    pub states: Vec<CallState>,
+    pub created_after: Option<DateTime<Utc>>,
+    pub created_before: Option<DateTime<Utc>>,
+    pub limit: usize,
+    /// Continue after this (created_at, id), exclusive.
+    pub after: Option<(DateTime<Utc>, String)>,
+}
+
+/// A batch lease request from the dialler.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LeaseRequest {
+    pub campaign_id: String,
+    pub max: usize,
+    pub owner: String,
+    pub fencing_term: u64,
+    pub ttl: Duration,
+}
+
+/// Dashboard figures that come from call records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct CallTotals {
+    pub live_phone: u64,
+    pub live_web: u64,
+    pub processing: u64,
+    /// Pending calls due now in running campaigns.
+    pub pending_due: u64,
+}
+
+#[async_trait]
+pub trait CallStore: Send + Sync {
+    /// Stores a new call (inbound calls, web sessions) with its `created` event.
+    async fn insert_call(&self, call: &Call, actor: &str) -> Result<()>;
+    async fn get_call(&self, id: &str) -> Result<Option<Call>>;
+    async fn list_calls(&self, query: &CallQuery) -> Result<Vec<Call>>;
+    /// Oldest first.
+    async fn list_call_events(&self, call_id: &str) -> Result<Vec<CallEvent>>;
+    /// Applies the transition with `apply_transition` against the current leadership term
+    /// and the campaign's retry policy, stores the call, its event and any retry in one
+    /// step. NotFound; FailedPrecondition for an illegal move, stale term or wrong token.
+    async fn transition_call(&self, t: &Transition, now: DateTime<Utc>) -> Result<Call>;
+    /// Leases up to `max` pending calls of the campaign that are due, oldest due first.
+    /// FailedPrecondition unless `owner` holds the unexpired leadership lease at exactly
+    /// `fencing_term`, or when the campaign is not running. Each call is leased at most
+    /// once, however many leasers race.
+    async fn lease_calls(&self, req: &LeaseRequest, now: DateTime<Utc>) -> Result<Vec<Call>>;
+    /// Moves every stuck call on (see `StaleDeadlines::reap`) and returns how many by the
+    /// state they were stuck in. Each call is reaped exactly once even when reapers race.
+    async fn reap_stale(&self, deadlines: &StaleDeadlines, now: DateTime<Utc>) -> Result<Vec<(CallState, u64)>>;
+    async fn call_totals(&self, now: DateTime<Utc>) -> Result<CallTotals>;
+}
+
+/// The dialler's leadership lease.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Leadership {
+    pub holder_id: Option<String>,
+    pub term: u64,
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+impl Leadership {
+    pub fn held_by(&self, holder: &str, now: DateTime<Utc>) -> bool {
+        self.holder_id.as_deref() == Some(holder) && self.expires_at.is_some_and(|e| e > now)
+    }
+}
+
+#[async_trait]
+pub trait LeadershipStore: Send + Sync {
+    /// Grants the lease to `holder` when it is free, expired or already theirs. A renewal
+    /// of an unexpired lease keeps the term; any other grant takes a term higher than any
+    /// before. When another holder's lease is live, returns it unchanged.
+    async fn acquire_leadership(&self, holder: &str, ttl: Duration, now: DateTime<Utc>) -> Result<Leadership>;
+    /// Ends the lease early if `holder` holds it at `term`; otherwise changes nothing.
+    async fn release_leadership(&self, holder: &str, term: u64, now: DateTime<Utc>) -> Result<Leadership>;
+    async fn leadership(&self) -> Result<Leadership>;
+}
+
+#[async_trait]
+pub trait UserStore: Send + Sync {
+    /// AlreadyExists when the email is taken.
+    async fn insert_user(&self, user: &User) -> Result<()>;
+    async fn get_user(&self, id: &str) -> Result<Option<User>>;
+    async fn get_user_by_email(&self, email: &str) -> Result<Option<User>>;
+    async fn list_users(&self) -> Result<Vec<User>>;
+    /// NotFound; FailedPrecondition when it would leave no active admin.
+    async fn update_user(&self, user: &User) -> Result<()>;
+    /// NotFound; FailedPrecondition when it would leave no active admin.
+    async fn delete_user(&self, id: &str) -> Result<()>;
+    async fn count_users(&self) -> Result<u64>;
+}
+
+/// The latest heartbeat of each node. Ephemeral by design: losing it makes nodes look
+/// offline until their next heartbeat (2 s), and loses nothing else.
+#[async_trait]
+pub trait PresenceStore: Send + Sync {
+    async fn put_presence(&self, presence: &Presence) -> Result<()>;
+    async fn get_presence(&self, node_id: &str) -> Result<Option<Presence>>;
+    async fn list_presence(&self) -> Result<Vec<Presence>>;
+    async fn remove_presence(&self, node_id: &str) -> Result<()>;
+}
+
+/// Something in the cluster changed: dashboards watching it recompute.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClusterEvent {
+    NodeChanged(String),
+    CallChanged(String),
+    CampaignChanged(String),
+    RegionChanged(String),
+}
+
+/// The live event bus that feeds dashboard watches.
+pub trait EventBus: Send + Sync {
+    fn publish(&self, event: ClusterEvent);
+    /// Events published from now on. A slow subscriber may miss events but is told by a
+    /// `None` item that it lagged, so it can recompute from the stores.
+    fn subscribe(&self) -> BoxStream<'static, Option<ClusterEvent>>;
+}
+
+#[async_trait]
+pub trait StoreHealth: Send + Sync {
+    /// Ok when the store answers.
+    async fn ping(&self) -> Result<()>;
+}
+
+/// One implementation of every storage trait, chosen by configuration.
+#[derive(Clone)]
+pub struct Stores {
+    pub regions: Arc<dyn RegionStore>,
+    pub nodes: Arc<dyn NodeStore>,
+    pub audit: Arc<dyn AuditStore>,
+    pub campaigns: Arc<dyn CampaignStore>,
+    pub calls: Arc<dyn CallStore>,
+    pub leadership: Arc<dyn LeadershipStore>,
+    pub users: Arc<dyn UserStore>,
+    pub presence: Arc<dyn PresenceStore>,
+    pub events: Arc<dyn EventBus>,
+    pub health: Arc<dyn StoreHealth>,
+}
+
+impl std::fmt::Debug for Stores {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Stores")
+    }
+}
