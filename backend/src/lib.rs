@@ -1,1 +1,174 @@
-//! placeholder
+//! voxbridge, the Vox control plane and source of truth.
+//!
+//! It owns regions and their storage settings, nodes and their heartbeats and lifecycle,
+//! campaigns, calls (the state machine, batch leasing for the dialler, the leadership
+//! lease with fencing terms, the stale-call reaper), users and the dashboard. It speaks
+//! gRPC (`vox.backend.v1`, plus `grpc.health.v1` and reflection) and serves `GET /health`
+//! and `GET /metrics` on the same port. It is the only process that talks to the
+//! database.
+//!
+//! The binary is thin: it resolves [`config::Args`] and calls [`run`] with a bound
+//! listener, which is also how tests start it on `127.0.0.1:0`.
+
+pub mod api;
+pub mod auth;
+pub mod bridge;
+pub mod config;
+pub mod crypto;
+pub mod dashboard;
+pub mod http;
+pub mod metrics;
+pub mod reaper;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use anyhow::Context;
+use vox_domain::{Clock, SystemClock};
+use vox_proto::backend::v1 as pb;
+use vox_store::Stores;
+
+use crate::bridge::Bridge;
+use crate::config::{Settings, StoreSetting};
+
+/// Opens the stores the settings name.
+pub fn open_stores(settings: &Settings) -> anyhow::Result<Stores> {
+    match &settings.store {
+        StoreSetting::Sqlite(path) => vox_store_sqlite::open_stores(path)
+            .map_err(|e| anyhow::anyhow!("{}", e.message))
+            .context("open the embedded store"),
+    }
+}
+
+/// Serves voxbridge on `listener` until `shutdown` resolves, then drains and returns.
+pub async fn run(
+    settings: Settings,
+    listener: tokio::net::TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let stores = open_stores(&settings)?;
+    run_with(settings, stores, Arc::new(SystemClock), listener, shutdown).await
+}
+
+/// [`run`] with the stores and clock given (tests inject a manual clock).
+pub async fn run_with(
+    settings: Settings,
+    stores: Stores,
+    clock: Arc<dyn Clock>,
+    listener: tokio::net::TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let settings = Arc::new(settings);
+    let bridge = Arc::new(Bridge {
+        auth: auth::Auth::new(
+            stores.clone(),
+            &settings.jwt_secret,
+            chrono::Duration::minutes(i64::from(settings.token_ttl_minutes)),
+        ),
+        master_key: crypto::MasterKey::new(&settings.master_key),
+        metrics: Arc::new(metrics::Metrics::default()),
+        stores,
+        clock,
+        settings: Arc::clone(&settings),
+        shutdown: stop_rx,
+    });
+
+    if let Some((email, password)) =
+        api::users::ensure_admin(&bridge).await.map_err(|e| anyhow::anyhow!("{}", e.message))?
+    {
+        // Printed once, to stdout and never to the log; it is not stored anywhere.
+        println!(
+            "\n  voxbridge created the first admin.\n    email:    {email}\n    password: {password}\n  Sign in and change it; this is the only time it is shown.\n"
+        );
+    }
+
+    let (health, health_service) = tonic_health::server::health_reporter();
+    for name in vox_proto::BACKEND_SERVICES.iter().chain(std::iter::once(&"")) {
+        health.set_service_status(*name, tonic_health::ServingStatus::Serving).await;
+    }
+    // Reflection lists only what this server serves, though the descriptor set describes
+    // every Vox service.
+    let reflection = || {
+        let mut b = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(vox_proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .with_service_name("grpc.health.v1.Health");
+        for name in vox_proto::BACKEND_SERVICES {
+            b = b.with_service_name(*name);
+        }
+        b
+    };
+    let reflection_v1 = reflection().build_v1().context("build reflection v1")?;
+    let reflection_v1alpha = reflection().build_v1alpha().context("build reflection v1alpha")?;
+
+    let b = &bridge;
+    let grpc = tonic::service::Routes::new(health_service)
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha)
+        .add_service(pb::region_service_server::RegionServiceServer::new(api::regions::Regions(b.clone())))
+        .add_service(pb::node_service_server::NodeServiceServer::new(api::nodes::Nodes(b.clone())))
+        .add_service(pb::campaign_service_server::CampaignServiceServer::new(api::campaigns::Campaigns(b.clone())))
+        .add_service(pb::call_service_server::CallServiceServer::new(api::calls::Calls(b.clone())))
+        .add_service(pb::leadership_service_server::LeadershipServiceServer::new(api::leadership::Leaders(b.clone())))
+        .add_service(pb::dashboard_service_server::DashboardServiceServer::new(api::dashboard::Dashboards(b.clone())))
+        .add_service(pb::auth_service_server::AuthServiceServer::new(api::users::Users(b.clone())))
+        .add_service(pb::user_service_server::UserServiceServer::new(api::users::Users(b.clone())))
+        .add_service(pb::job_service_server::JobServiceServer::new(api::jobs::Jobs(b.clone())))
+        .into_axum_router();
+    let app = grpc
+        .merge(http::routes(Arc::clone(&bridge)))
+        .layer(axum::middleware::from_fn_with_state(Arc::clone(&bridge.metrics), metrics::track_rpc))
+        // At most this many requests in flight; the rest wait rather than pile onto the store.
+        .layer(tower::limit::GlobalConcurrencyLimitLayer::new(512));
+
+    let addr = listener.local_addr().context("read the bound address")?;
+    if let Some(path) = &settings.address_file {
+        std::fs::write(path, addr.to_string()).with_context(|| format!("write address file {}", path.display()))?;
+    }
+    tracing::info!(%addr, store = ?settings.store, "voxbridge listening (gRPC, /health, /metrics)");
+
+    let reaper = tokio::spawn(reaper::run(Arc::clone(&bridge)));
+    let stopping = async move {
+        shutdown.await;
+        tracing::info!("voxbridge shutting down");
+        health.set_service_status("", tonic_health::ServingStatus::NotServing).await;
+        let _ = stop_tx.send(true);
+    };
+    // Open connections get a grace period to finish their requests; clients that keep an
+    // idle HTTP/2 connection open do not hold the shutdown hostage.
+    let mut stopped = bridge.shutdown.clone();
+    let grace = async move {
+        let _ = stopped.wait_for(|s| *s).await;
+        tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+    };
+    tokio::select! {
+        served = axum::serve(listener, app).with_graceful_shutdown(stopping) => served.context("serve")?,
+        () = grace => tracing::warn!("connections still open 5 s after shutdown began; closing them"),
+    }
+    reaper.abort();
+    tracing::info!("voxbridge stopped");
+    Ok(())
+}
+
+/// Resolves when the process is asked to stop (SIGTERM or Ctrl-C).
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
+}

@@ -1,1 +1,18 @@
-fn main() {}
+use anyhow::Context;
+use clap::Parser;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = voxbridge::config::Args::parse();
+    let dump = args.dump_config;
+    let settings = args.resolve()?;
+    if dump {
+        print!("{}", settings.dump());
+        return Ok(());
+    }
+    vox_telemetry::init(&settings.log_format);
+    let listener = tokio::net::TcpListener::bind(settings.listen)
+        .await
+        .with_context(|| format!("bind {} (is another voxbridge running? set --listen)", settings.listen))?;
+    voxbridge::run(settings, listener, voxbridge::shutdown_signal()).await
+}

@@ -42,8 +42,10 @@ pub enum CallState {
 use CallState::*;
 
 impl CallState {
-    pub const ALL: [CallState; 13] =
-        [Pending, Leased, Dialing, Ringing, Answered, Attaching, InProgress, Completed, NoAnswer, Busy, Failed, Abandoned, Canceled];
+    pub const ALL: [CallState; 13] = [
+        Pending, Leased, Dialing, Ringing, Answered, Attaching, InProgress, Completed, NoAnswer, Busy, Failed,
+        Abandoned, Canceled,
+    ];
 
     /// The states a call in this state may move to.
     pub fn next_states(self) -> &'static [CallState] {
@@ -137,7 +139,12 @@ impl CallState {
             Ok(pb::CallState::Failed) => Failed,
             Ok(pb::CallState::Abandoned) => Abandoned,
             Ok(pb::CallState::Canceled) => Canceled,
-            _ => return Err(Error::invalid(field, format!("{v} is not a call state; use one of CALL_STATE_PENDING .. CALL_STATE_CANCELED"))),
+            _ => {
+                return Err(Error::invalid(
+                    field,
+                    format!("{v} is not a call state; use one of CALL_STATE_PENDING .. CALL_STATE_CANCELED"),
+                ));
+            }
         };
         Ok(state)
     }
@@ -332,15 +339,15 @@ pub fn apply_transition(
             call.state, call.id, call.state
         )));
     }
-    if call.state == Leased {
-        if let Some(lease) = &call.lease {
-            let given = t.lease_token.as_str();
-            if (t.require_lease_token || !given.is_empty()) && given != lease.token {
-                return Err(Error::precondition(format!(
-                    "lease token does not match the lease on call {} (held by {})",
-                    call.id, lease.owner
-                )));
-            }
+    if call.state == Leased
+        && let Some(lease) = &call.lease
+    {
+        let given = t.lease_token.as_str();
+        if (t.require_lease_token || !given.is_empty()) && given != lease.token {
+            return Err(Error::precondition(format!(
+                "lease token does not match the lease on call {} (held by {})",
+                call.id, lease.owner
+            )));
         }
     }
 
@@ -386,7 +393,14 @@ pub fn apply_transition(
 
 /// Leases a pending call to `owner` under fencing term `term` until `now + ttl`, with a
 /// fresh random token the holder must present with its next move.
-pub fn apply_lease(call: &Call, owner: &str, term: u64, ttl: Duration, next_seq: u32, now: DateTime<Utc>) -> Result<Applied> {
+pub fn apply_lease(
+    call: &Call,
+    owner: &str,
+    term: u64,
+    ttl: Duration,
+    next_seq: u32,
+    now: DateTime<Utc>,
+) -> Result<Applied> {
     let t = Transition {
         call_id: call.id.clone(),
         to: Some(Leased),

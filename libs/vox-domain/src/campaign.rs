@@ -78,18 +78,32 @@ pub struct AgentSettings {
 impl AgentSettings {
     pub fn from_proto(field: &str, a: Option<&common::AgentSettings>) -> Result<Self> {
         let Some(a) = a else {
-            return Ok(AgentSettings { kind: AgentKind::Echo, prompt_key: String::new(), external_url: String::new(), params: Default::default() });
+            return Ok(AgentSettings {
+                kind: AgentKind::Echo,
+                prompt_key: String::new(),
+                external_url: String::new(),
+                params: Default::default(),
+            });
         };
         let kind = match common::AgentKind::try_from(a.kind) {
             Ok(common::AgentKind::Unspecified | common::AgentKind::Echo) => AgentKind::Echo,
             Ok(common::AgentKind::Prompt) => AgentKind::Prompt,
             Ok(common::AgentKind::External) => AgentKind::External,
-            Err(_) => return Err(Error::invalid(&format!("{field}.kind"), "AGENT_KIND_ECHO, AGENT_KIND_PROMPT or AGENT_KIND_EXTERNAL")),
+            Err(_) => {
+                return Err(Error::invalid(
+                    &format!("{field}.kind"),
+                    "AGENT_KIND_ECHO, AGENT_KIND_PROMPT or AGENT_KIND_EXTERNAL",
+                ));
+            }
         };
         if kind == AgentKind::Prompt && a.prompt_key.trim().is_empty() {
-            return Err(Error::invalid(&format!("{field}.prompt_key"), "required for the prompt agent: the storage key of its WAV"));
+            return Err(Error::invalid(
+                &format!("{field}.prompt_key"),
+                "required for the prompt agent: the storage key of its WAV",
+            ));
         }
-        if kind == AgentKind::External && !(a.external_url.starts_with("ws://") || a.external_url.starts_with("wss://")) {
+        if kind == AgentKind::External && !(a.external_url.starts_with("ws://") || a.external_url.starts_with("wss://"))
+        {
             return Err(Error::invalid(
                 &format!("{field}.external_url"),
                 format!("{:?} is not a ws:// or wss:// URL of the agent server", a.external_url),
@@ -147,7 +161,10 @@ impl CallingWindow {
         }
         let mut days = w.days.clone();
         if let Some(bad) = days.iter().find(|d| !(1..=7).contains(*d)) {
-            return Err(Error::invalid("window.days", format!("{bad} is not an ISO weekday (1 = Monday .. 7 = Sunday)")));
+            return Err(Error::invalid(
+                "window.days",
+                format!("{bad} is not an ISO weekday (1 = Monday .. 7 = Sunday)"),
+            ));
         }
         days.sort_unstable();
         days.dedup();
@@ -205,7 +222,12 @@ impl RetryPolicy {
 
     fn from_proto(r: Option<&pb::RetryPolicy>) -> Result<Self> {
         let Some(r) = r else {
-            return Ok(RetryPolicy { max_attempts: 1, backoff_seconds: 300, backoff_multiplier: 1.0, retry_on: vec![] });
+            return Ok(RetryPolicy {
+                max_attempts: 1,
+                backoff_seconds: 300,
+                backoff_multiplier: 1.0,
+                retry_on: vec![],
+            });
         };
         let max_attempts = if r.max_attempts == 0 { 1 } else { r.max_attempts };
         if max_attempts > 20 {
@@ -217,7 +239,10 @@ impl RetryPolicy {
         }
         let backoff_multiplier = if r.backoff_multiplier == 0.0 { 1.0 } else { r.backoff_multiplier };
         if !(1.0..=10.0).contains(&backoff_multiplier) {
-            return Err(Error::invalid("retry.backoff_multiplier", format!("{backoff_multiplier} is outside 1.0-10.0")));
+            return Err(Error::invalid(
+                "retry.backoff_multiplier",
+                format!("{backoff_multiplier} is outside 1.0-10.0"),
+            ));
         }
         let mut retry_on = Vec::new();
         for (i, v) in r.retry_on.iter().enumerate() {
@@ -272,15 +297,26 @@ impl Pacing {
             Ok(pb::PacingMode::Unspecified | pb::PacingMode::Predictive) => PacingMode::Predictive,
             Ok(pb::PacingMode::Progressive) => PacingMode::Progressive,
             Ok(pb::PacingMode::FixedRatio) => PacingMode::FixedRatio,
-            Err(_) => return Err(Error::invalid("pacing.mode", "PACING_MODE_PREDICTIVE, PACING_MODE_PROGRESSIVE or PACING_MODE_FIXED_RATIO")),
+            Err(_) => {
+                return Err(Error::invalid(
+                    "pacing.mode",
+                    "PACING_MODE_PREDICTIVE, PACING_MODE_PROGRESSIVE or PACING_MODE_FIXED_RATIO",
+                ));
+            }
         };
         let fixed_ratio = if p.fixed_ratio == 0.0 { 1.0 } else { p.fixed_ratio };
         if !(1.0..=10.0).contains(&fixed_ratio) {
-            return Err(Error::invalid("pacing.fixed_ratio", format!("{fixed_ratio} is outside 1.0-10.0 calls per free slot")));
+            return Err(Error::invalid(
+                "pacing.fixed_ratio",
+                format!("{fixed_ratio} is outside 1.0-10.0 calls per free slot"),
+            ));
         }
         let abandon_target = if p.abandon_target == 0.0 { 0.03 } else { p.abandon_target };
         if !(abandon_target > 0.0 && abandon_target <= 0.5) {
-            return Err(Error::invalid("pacing.abandon_target", format!("{abandon_target} is outside (0, 0.5]; 0.03 means 3%")));
+            return Err(Error::invalid(
+                "pacing.abandon_target",
+                format!("{abandon_target} is outside (0, 0.5]; 0.03 means 3%"),
+            ));
         }
         if p.max_calls_per_second > 1000 {
             return Err(Error::invalid("pacing.max_calls_per_second", "at most 1000"));
@@ -507,7 +543,10 @@ mod tests {
             ),
             (
                 pb::CampaignSpec {
-                    retry: Some(pb::RetryPolicy { retry_on: vec![pb::CallState::Completed as i32], ..Default::default() }),
+                    retry: Some(pb::RetryPolicy {
+                        retry_on: vec![pb::CallState::Completed as i32],
+                        ..Default::default()
+                    }),
                     ..spec()
                 },
                 "spec.retry.retry_on[0]:",

@@ -47,9 +47,7 @@ impl ErrorCode {
             tonic::Code::Unauthenticated => ErrorCode::Unauthenticated,
             tonic::Code::PermissionDenied => ErrorCode::PermissionDenied,
             tonic::Code::ResourceExhausted => ErrorCode::ResourceExhausted,
-            tonic::Code::Unavailable | tonic::Code::DeadlineExceeded | tonic::Code::Cancelled => {
-                ErrorCode::Unavailable
-            }
+            tonic::Code::Unavailable | tonic::Code::DeadlineExceeded | tonic::Code::Cancelled => ErrorCode::Unavailable,
             _ => ErrorCode::Internal,
         }
     }

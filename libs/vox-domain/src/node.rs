@@ -55,7 +55,10 @@ impl NodeKind {
             Ok(pb::NodeKind::Console) => Ok(NodeKind::Console),
             Ok(pb::NodeKind::Background) => Ok(NodeKind::Background),
             Ok(pb::NodeKind::Dialler) => Ok(NodeKind::Dialler),
-            _ => Err(Error::invalid(field, "one of NODE_KIND_FLEET, NODE_KIND_GATEWAY, NODE_KIND_CONSOLE, NODE_KIND_BACKGROUND, NODE_KIND_DIALLER")),
+            _ => Err(Error::invalid(
+                field,
+                "one of NODE_KIND_FLEET, NODE_KIND_GATEWAY, NODE_KIND_CONSOLE, NODE_KIND_BACKGROUND, NODE_KIND_DIALLER",
+            )),
         }
     }
 
@@ -269,7 +272,8 @@ impl TryFrom<pb::RegisterNodeRequest> for NewNode {
         } else {
             Some(r.region_id.trim().to_string())
         };
-        let name = if r.name.trim().is_empty() { kind.as_str().to_string() } else { validate_node_name("name", &r.name)? };
+        let name =
+            if r.name.trim().is_empty() { kind.as_str().to_string() } else { validate_node_name("name", &r.name)? };
         let endpoint = region::validate_http_url("endpoint", &r.endpoint)?;
         let sip_port = match (r.sip_port, kind.default_sip_port()) {
             (0, 0) => 0,

@@ -20,9 +20,7 @@ impl E164 {
             return Err("empty; expected an E.164 number such as +14155550123".into());
         }
         let Some(rest) = trimmed.strip_prefix('+') else {
-            return Err(format!(
-                "{trimmed:?} has no leading '+'; expected an E.164 number such as +14155550123"
-            ));
+            return Err(format!("{trimmed:?} has no leading '+'; expected an E.164 number such as +14155550123"));
         };
         let mut digits = String::with_capacity(15);
         for c in rest.chars() {

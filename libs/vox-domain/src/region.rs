@@ -54,7 +54,9 @@ pub fn validate_name(field: &str, name: &str) -> Result<String> {
     } else {
         Err(Error::invalid(
             field,
-            format!("{name:?} is not a region name; use 1-63 lower-case letters, digits and dashes, like \"us-east-1\""),
+            format!(
+                "{name:?} is not a region name; use 1-63 lower-case letters, digits and dashes, like \"us-east-1\""
+            ),
         ))
     }
 }
@@ -99,10 +101,8 @@ impl TryFrom<pb::RegionStorageInput> for StorageInput {
         if s.access_key.trim().is_empty() {
             return Err(Error::invalid("storage.access_key", "required"));
         }
-        if let Some(secret) = &s.secret_key {
-            if secret.is_empty() {
-                return Err(Error::invalid("storage.secret_key", "empty; omit the field to keep the stored key"));
-            }
+        if s.secret_key.as_deref().is_some_and(str::is_empty) {
+            return Err(Error::invalid("storage.secret_key", "empty; omit the field to keep the stored key"));
         }
         if s.use_ssl != endpoint_url.starts_with("https://") {
             return Err(Error::invalid(
@@ -110,7 +110,8 @@ impl TryFrom<pb::RegionStorageInput> for StorageInput {
                 format!("is {} but endpoint_url {endpoint_url:?} says otherwise; use https:// with SSL", s.use_ssl),
             ));
         }
-        let signing_region = if s.signing_region.trim().is_empty() { "us-east-1".into() } else { s.signing_region.trim().into() };
+        let signing_region =
+            if s.signing_region.trim().is_empty() { "us-east-1".into() } else { s.signing_region.trim().into() };
         Ok(StorageInput {
             endpoint_url,
             bucket,

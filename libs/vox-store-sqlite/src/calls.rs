@@ -147,7 +147,8 @@ impl CallStore for SqliteStore {
                 args.push(Value::Integer(ms(*t)));
                 let t_arg = args.len();
                 args.push(Value::Text(id.clone()));
-                sql_text += &format!(" AND (created_ms < ?{t_arg} OR (created_ms = ?{t_arg} AND id < ?{}))", args.len());
+                sql_text +=
+                    &format!(" AND (created_ms < ?{t_arg} OR (created_ms = ?{t_arg} AND id < ?{}))", args.len());
             }
             args.push(Value::Integer(q.limit.max(1) as i64));
             sql_text += &format!(" ORDER BY created_ms DESC, id DESC LIMIT ?{}", args.len());
@@ -260,4 +261,3 @@ impl CallStore for SqliteStore {
         .await
     }
 }
-

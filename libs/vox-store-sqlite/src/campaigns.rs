@@ -56,7 +56,9 @@ impl CampaignStore for SqliteStore {
         self.tx(move |tx| {
             let mut c = load(tx, &id)?;
             if c.status == CampaignStatus::Completed {
-                return Err(Error::precondition(format!("campaign {id} is completed; completed campaigns cannot change")));
+                return Err(Error::precondition(format!(
+                    "campaign {id} is completed; completed campaigns cannot change"
+                )));
             }
             c.spec = spec;
             c.updated_at = now;
@@ -66,7 +68,13 @@ impl CampaignStore for SqliteStore {
         .await
     }
 
-    async fn set_campaign_status(&self, id: &str, to: CampaignStatus, actor: &str, now: DateTime<Utc>) -> Result<Campaign> {
+    async fn set_campaign_status(
+        &self,
+        id: &str,
+        to: CampaignStatus,
+        actor: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Campaign> {
         let (id, actor) = (id.to_string(), actor.to_string());
         self.tx(move |tx| {
             let mut c = load(tx, &id)?;
@@ -105,11 +113,14 @@ impl CampaignStore for SqliteStore {
             let mut stmt = c
                 .prepare_cached("SELECT state, COUNT(*) FROM calls WHERE campaign_id = ?1 GROUP BY state")
                 .map_err(sql("prepare counts"))?;
-            let rows = stmt.query_map([id], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))).map_err(sql("count calls"))?;
+            let rows = stmt
+                .query_map([id], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))
+                .map_err(sql("count calls"))?;
             let mut counts = CampaignCounts::default();
             for row in rows {
                 let (state, n) = row.map_err(sql("read counts"))?;
-                let state = CallState::parse(&state).ok_or_else(|| Error::internal(format!("stored call state {state:?}")))?;
+                let state =
+                    CallState::parse(&state).ok_or_else(|| Error::internal(format!("stored call state {state:?}")))?;
                 counts.add(state, n as u64);
             }
             Ok(counts)

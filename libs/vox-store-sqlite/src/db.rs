@@ -172,6 +172,10 @@ pub(crate) fn docs<T: DeserializeOwned>(
 }
 
 /// Reads the one `doc` a query returns, if any.
-pub(crate) fn doc<T: DeserializeOwned>(conn: &Connection, query: &str, params: impl rusqlite::Params) -> Result<Option<T>> {
+pub(crate) fn doc<T: DeserializeOwned>(
+    conn: &Connection,
+    query: &str,
+    params: impl rusqlite::Params,
+) -> Result<Option<T>> {
     Ok(docs(conn, query, params)?.into_iter().next())
 }

@@ -16,7 +16,9 @@ pub(crate) fn read_leadership(c: &Connection) -> Result<Leadership> {
         .optional()
         .map_err(sql("read leadership"))?;
     Ok(match row {
-        Some((holder_id, term, expires)) => Leadership { holder_id, term: term as u64, expires_at: expires.map(from_ms) },
+        Some((holder_id, term, expires)) => {
+            Leadership { holder_id, term: term as u64, expires_at: expires.map(from_ms) }
+        }
         None => Leadership::default(),
     })
 }

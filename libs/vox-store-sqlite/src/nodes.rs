@@ -121,7 +121,11 @@ impl AuditStore for SqliteStore {
         let target = target_id.map(String::from);
         let limit = limit as i64;
         self.run(move |c| {
-            docs(c, "SELECT doc FROM audit WHERE (?1 IS NULL OR target_id = ?1) ORDER BY seq DESC LIMIT ?2", params![target, limit])
+            docs(
+                c,
+                "SELECT doc FROM audit WHERE (?1 IS NULL OR target_id = ?1) ORDER BY seq DESC LIMIT ?2",
+                params![target, limit],
+            )
         })
         .await
     }

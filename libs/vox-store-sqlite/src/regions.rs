@@ -45,13 +45,16 @@ impl RegionStore for SqliteStore {
     async fn delete_region(&self, id: &str) -> Result<()> {
         let id = id.to_string();
         self.tx(move |tx| {
-            let exists: Option<String> =
-                tx.query_row("SELECT id FROM regions WHERE id = ?1", [&id], |r| r.get(0)).optional().map_err(sql("find region"))?;
+            let exists: Option<String> = tx
+                .query_row("SELECT id FROM regions WHERE id = ?1", [&id], |r| r.get(0))
+                .optional()
+                .map_err(sql("find region"))?;
             if exists.is_none() {
                 return Err(Error::not_found("region", &id));
             }
-            let nodes: i64 =
-                tx.query_row("SELECT COUNT(*) FROM nodes WHERE region_id = ?1", [&id], |r| r.get(0)).map_err(sql("count nodes"))?;
+            let nodes: i64 = tx
+                .query_row("SELECT COUNT(*) FROM nodes WHERE region_id = ?1", [&id], |r| r.get(0))
+                .map_err(sql("count nodes"))?;
             let campaigns: i64 = tx
                 .query_row("SELECT COUNT(*) FROM campaigns WHERE region_id = ?1", [&id], |r| r.get(0))
                 .map_err(sql("count campaigns"))?;

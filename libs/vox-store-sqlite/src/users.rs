@@ -90,7 +90,11 @@ impl UserStore for SqliteStore {
     }
 
     async fn count_users(&self) -> Result<u64> {
-        self.run(|c| c.query_row("SELECT COUNT(*) FROM users", [], |r| r.get::<_, i64>(0)).map(|n| n as u64).map_err(sql("count users")))
-            .await
+        self.run(|c| {
+            c.query_row("SELECT COUNT(*) FROM users", [], |r| r.get::<_, i64>(0))
+                .map(|n| n as u64)
+                .map_err(sql("count users"))
+        })
+        .await
     }
 }

@@ -141,7 +141,12 @@ fn spec(region_id: &str, retry: RetryPolicy) -> CampaignSpec {
             days: vec![],
         },
         retry,
-        pacing: Pacing { mode: PacingMode::Predictive, fixed_ratio: 1.0, abandon_target: 0.03, max_calls_per_second: 0 },
+        pacing: Pacing {
+            mode: PacingMode::Predictive,
+            fixed_ratio: 1.0,
+            abandon_target: 0.03,
+            max_calls_per_second: 0,
+        },
     }
 }
 
@@ -196,7 +201,9 @@ fn move_to(call: &Call, to: CallState, term: u64) -> Transition {
 /// Walks a leased call to `in_progress`.
 async fn to_in_progress(s: &Stores, call: &Call, term: u64, now: DateTime<Utc>) -> Call {
     let mut c = call.clone();
-    for state in [CallState::Dialing, CallState::Ringing, CallState::Answered, CallState::Attaching, CallState::InProgress] {
+    for state in
+        [CallState::Dialing, CallState::Ringing, CallState::Answered, CallState::Attaching, CallState::InProgress]
+    {
         c = s.calls.transition_call(&move_to(&c, state, term), now).await.unwrap();
     }
     c
@@ -280,7 +287,10 @@ pub async fn nodes_round_trip_and_filter(s: &Stores, now: DateTime<Utc>) {
     assert_eq!(s.nodes.get_node(&g1.id).await.unwrap().as_ref(), Some(&g1));
     assert_eq!(s.nodes.get_node("nd_missing").await.unwrap(), None);
     let ids_of = |v: Vec<Node>| v.into_iter().map(|n| n.id).collect::<Vec<_>>();
-    assert_eq!(ids_of(s.nodes.list_nodes(&NodeFilter::default()).await.unwrap()), [f1.id.clone(), g1.id.clone(), f2.id.clone()]);
+    assert_eq!(
+        ids_of(s.nodes.list_nodes(&NodeFilter::default()).await.unwrap()),
+        [f1.id.clone(), g1.id.clone(), f2.id.clone()]
+    );
     let in_r1 = NodeFilter { region_id: Some(r1.id.clone()), kind: None };
     assert_eq!(ids_of(s.nodes.list_nodes(&in_r1).await.unwrap()), [f1.id.clone(), g1.id.clone()]);
     let fleets = NodeFilter { region_id: None, kind: Some(NodeKind::Fleet) };
@@ -296,7 +306,10 @@ pub async fn nodes_round_trip_and_filter(s: &Stores, now: DateTime<Utc>) {
 
     s.nodes.delete_node(&g1.id, &audit("node.delete", &g1.id, now)).await.unwrap();
     assert_eq!(s.nodes.get_node(&g1.id).await.unwrap(), None);
-    assert_eq!(s.nodes.delete_node(&g1.id, &audit("node.delete", &g1.id, now)).await.unwrap_err().code, ErrorCode::NotFound);
+    assert_eq!(
+        s.nodes.delete_node(&g1.id, &audit("node.delete", &g1.id, now)).await.unwrap_err().code,
+        ErrorCode::NotFound
+    );
     let trail = s.audit.list_audit(Some(&f1.id), 10).await.unwrap();
     assert_eq!(trail.iter().map(|a| a.action.as_str()).collect::<Vec<_>>(), ["node.secret.rotate", "node.register"]);
 }
@@ -326,7 +339,13 @@ pub async fn desired_state_is_conditional_and_audited(s: &Stores, now: DateTime<
     let later = now + Duration::seconds(3);
     let updated = s
         .nodes
-        .set_desired_state(&n.id, DesiredState::Active, DesiredState::Maintenance, None, &audit("node.maintenance", &n.id, later))
+        .set_desired_state(
+            &n.id,
+            DesiredState::Active,
+            DesiredState::Maintenance,
+            None,
+            &audit("node.maintenance", &n.id, later),
+        )
         .await
         .unwrap();
     assert_eq!(updated.desired_state, DesiredState::Maintenance);
@@ -335,12 +354,19 @@ pub async fn desired_state_is_conditional_and_audited(s: &Stores, now: DateTime<
     // A change based on a state that no longer holds changes nothing, audit included.
     let err = s
         .nodes
-        .set_desired_state(&n.id, DesiredState::Active, DesiredState::Disabled, None, &audit("node.disable", &n.id, later))
+        .set_desired_state(
+            &n.id,
+            DesiredState::Active,
+            DesiredState::Disabled,
+            None,
+            &audit("node.disable", &n.id, later),
+        )
         .await
         .unwrap_err();
     assert_eq!(err.code, ErrorCode::FailedPrecondition);
     assert_eq!(s.nodes.get_node(&n.id).await.unwrap().unwrap().desired_state, DesiredState::Maintenance);
-    let actions: Vec<String> = s.audit.list_audit(Some(&n.id), 10).await.unwrap().into_iter().map(|a| a.action).collect();
+    let actions: Vec<String> =
+        s.audit.list_audit(Some(&n.id), 10).await.unwrap().into_iter().map(|a| a.action).collect();
     assert_eq!(actions, ["node.maintenance", "node.register"]);
 
     let shut = s
@@ -357,7 +383,13 @@ pub async fn desired_state_is_conditional_and_audited(s: &Stores, now: DateTime<
     assert_eq!(shut.shutdown_boot_id.as_deref(), Some("boot-1"));
     let missing = s
         .nodes
-        .set_desired_state("nd_missing", DesiredState::Active, DesiredState::Maintenance, None, &audit("x", "nd_missing", later))
+        .set_desired_state(
+            "nd_missing",
+            DesiredState::Active,
+            DesiredState::Maintenance,
+            None,
+            &audit("x", "nd_missing", later),
+        )
         .await
         .unwrap_err();
     assert_eq!(missing.code, ErrorCode::NotFound);
@@ -365,7 +397,10 @@ pub async fn desired_state_is_conditional_and_audited(s: &Stores, now: DateTime<
 
 pub async fn audit_lists_newest_first_and_filters(s: &Stores, now: DateTime<Utc>) {
     for i in 0..5 {
-        s.audit.append_audit(&audit(&format!("a{i}"), if i % 2 == 0 { "even" } else { "odd" }, now + Duration::seconds(i))).await.unwrap();
+        s.audit
+            .append_audit(&audit(&format!("a{i}"), if i % 2 == 0 { "even" } else { "odd" }, now + Duration::seconds(i)))
+            .await
+            .unwrap();
     }
     let all: Vec<String> = s.audit.list_audit(None, 10).await.unwrap().into_iter().map(|a| a.action).collect();
     assert_eq!(all, ["a4", "a3", "a2", "a1", "a0"]);
@@ -392,11 +427,17 @@ pub async fn campaign_status_follows_its_rules(s: &Stores, now: DateTime<Utc>) {
     let actor = "user:op@vox.test";
     let err = s.campaigns.set_campaign_status(&c.id, CampaignStatus::Paused, actor, now).await.unwrap_err();
     assert_eq!(err.code, ErrorCode::FailedPrecondition, "a draft cannot be paused");
-    assert_eq!(s.campaigns.set_campaign_status(&c.id, CampaignStatus::Running, actor, now).await.unwrap().status, CampaignStatus::Running);
+    assert_eq!(
+        s.campaigns.set_campaign_status(&c.id, CampaignStatus::Running, actor, now).await.unwrap().status,
+        CampaignStatus::Running
+    );
     let running = s.campaigns.list_campaigns(Some(CampaignStatus::Running)).await.unwrap();
     assert_eq!(running.len(), 1);
     assert!(s.campaigns.list_campaigns(Some(CampaignStatus::Draft)).await.unwrap().is_empty());
-    assert_eq!(s.campaigns.set_campaign_status(&c.id, CampaignStatus::Paused, actor, now).await.unwrap().status, CampaignStatus::Paused);
+    assert_eq!(
+        s.campaigns.set_campaign_status(&c.id, CampaignStatus::Paused, actor, now).await.unwrap().status,
+        CampaignStatus::Paused
+    );
 
     let mut new_spec = c.spec.clone();
     new_spec.weight = 7;
@@ -407,7 +448,10 @@ pub async fn campaign_status_follows_its_rules(s: &Stores, now: DateTime<Utc>) {
     assert_eq!(updated.status, CampaignStatus::Paused);
 
     s.campaigns.set_campaign_status(&c.id, CampaignStatus::Completed, actor, now).await.unwrap();
-    assert_eq!(s.campaigns.update_campaign_spec(&c.id, &c.spec, now).await.unwrap_err().code, ErrorCode::FailedPrecondition);
+    assert_eq!(
+        s.campaigns.update_campaign_spec(&c.id, &c.spec, now).await.unwrap_err().code,
+        ErrorCode::FailedPrecondition
+    );
     assert_eq!(
         s.campaigns.set_campaign_status(&c.id, CampaignStatus::Running, actor, now).await.unwrap_err().code,
         ErrorCode::FailedPrecondition
@@ -425,7 +469,11 @@ pub async fn add_numbers_reports_numbers_already_there(s: &Stores, now: DateTime
     assert_eq!(s.campaigns.add_numbers(&c.id, &again, now).await.unwrap(), vec![2]);
     let counts = s.campaigns.campaign_counts(&c.id).await.unwrap();
     assert_eq!((counts.total, counts.pending), (4, 4));
-    let calls = s.calls.list_calls(&CallQuery { campaign_id: Some(c.id.clone()), limit: 100, ..Default::default() }).await.unwrap();
+    let calls = s
+        .calls
+        .list_calls(&CallQuery { campaign_id: Some(c.id.clone()), limit: 100, ..Default::default() })
+        .await
+        .unwrap();
     assert_eq!(calls.len(), 4);
     for call in &calls {
         assert_eq!(call.state, CallState::Pending);
@@ -446,7 +494,12 @@ pub async fn completing_a_campaign_cancels_its_pending_calls(s: &Stores, now: Da
     assert_eq!((counts.total, counts.pending, counts.live, counts.unsuccessful), (5, 0, 2, 3));
     let canceled = s
         .calls
-        .list_calls(&CallQuery { campaign_id: Some(c.id.clone()), states: vec![CallState::Canceled], limit: 10, ..Default::default() })
+        .list_calls(&CallQuery {
+            campaign_id: Some(c.id.clone()),
+            states: vec![CallState::Canceled],
+            limit: 10,
+            ..Default::default()
+        })
         .await
         .unwrap();
     assert_eq!(canceled.len(), 3);
@@ -531,7 +584,8 @@ pub async fn transitions_follow_the_state_machine_and_are_recorded(s: &Stores, n
     };
     call = s.calls.transition_call(&attach, now + Duration::seconds(6)).await.unwrap();
     assert_eq!((call.node_id.as_str(), call.worker_index), ("nd_fleet", 3));
-    call = s.calls.transition_call(&move_to(&call, CallState::InProgress, 0), now + Duration::seconds(6)).await.unwrap();
+    call =
+        s.calls.transition_call(&move_to(&call, CallState::InProgress, 0), now + Duration::seconds(6)).await.unwrap();
     let done = Transition {
         recording: Some(Recording { key: "rec/a.wav".into(), duration_ms: 10_000, size_bytes: 320_044 }),
         reason: "caller_hangup".into(),
@@ -553,7 +607,10 @@ pub async fn transitions_follow_the_state_machine_and_are_recorded(s: &Stores, n
     assert_eq!(events[7].reason, "caller_hangup");
 
     // Ended calls move nowhere.
-    assert_eq!(s.calls.transition_call(&move_to(&call, Failed, 0), now).await.unwrap_err().code, ErrorCode::FailedPrecondition);
+    assert_eq!(
+        s.calls.transition_call(&move_to(&call, Failed, 0), now).await.unwrap_err().code,
+        ErrorCode::FailedPrecondition
+    );
     let ghost = Transition { call_id: "ca_missing".into(), to: Some(Failed), ..Default::default() };
     assert_eq!(s.calls.transition_call(&ghost, now).await.unwrap_err().code, ErrorCode::NotFound);
 }
@@ -596,7 +653,10 @@ pub async fn lease_tokens_must_match(s: &Stores, now: DateTime<Utc>) {
     missing.lease_token.clear();
     assert_eq!(s.calls.transition_call(&missing, now).await.unwrap_err().code, ErrorCode::FailedPrecondition);
     assert_eq!(s.calls.list_call_events(&call.id).await.unwrap().len(), 2);
-    assert_eq!(s.calls.transition_call(&move_to(&call, CallState::Dialing, term), now).await.unwrap().state, CallState::Dialing);
+    assert_eq!(
+        s.calls.transition_call(&move_to(&call, CallState::Dialing, term), now).await.unwrap().state,
+        CallState::Dialing
+    );
 }
 
 pub async fn lease_calls_respects_status_due_time_and_max(s: &Stores, now: DateTime<Utc>) {
@@ -608,7 +668,9 @@ pub async fn lease_calls_respects_status_due_time_and_max(s: &Stores, now: DateT
     s.campaigns.set_campaign_status(&c.id, CampaignStatus::Running, "user:op", now).await.unwrap();
 
     // Not yet due.
-    assert!(s.calls.lease_calls(&lease_req(&c.id, 5, "d1", term), now - Duration::seconds(1)).await.unwrap().is_empty());
+    assert!(
+        s.calls.lease_calls(&lease_req(&c.id, 5, "d1", term), now - Duration::seconds(1)).await.unwrap().is_empty()
+    );
     let first = s.calls.lease_calls(&lease_req(&c.id, 2, "d1", term), now).await.unwrap();
     assert_eq!(first.len(), 2);
     let tokens: HashSet<String> = first.iter().map(|c| c.lease.clone().unwrap().token).collect();
@@ -652,7 +714,12 @@ pub async fn concurrent_leasers_never_share_a_call(s: &Stores, now: DateTime<Utc
 }
 
 pub async fn retries_are_scheduled_per_policy(s: &Stores, now: DateTime<Utc>) {
-    let policy = RetryPolicy { max_attempts: 2, backoff_seconds: 60, backoff_multiplier: 1.0, retry_on: vec![CallState::NoAnswer] };
+    let policy = RetryPolicy {
+        max_attempts: 2,
+        backoff_seconds: 60,
+        backoff_multiplier: 1.0,
+        retry_on: vec![CallState::NoAnswer],
+    };
     let c = running_campaign(s, 1, policy, now).await;
     let term = s.leadership.acquire_leadership("d1", Duration::seconds(600), now).await.unwrap().term;
     let call = s.calls.lease_calls(&lease_req(&c.id, 1, "d1", term), now).await.unwrap().remove(0);
@@ -662,7 +729,12 @@ pub async fn retries_are_scheduled_per_policy(s: &Stores, now: DateTime<Utc>) {
     }
     let pending = s
         .calls
-        .list_calls(&CallQuery { campaign_id: Some(c.id.clone()), states: vec![CallState::Pending], limit: 10, ..Default::default() })
+        .list_calls(&CallQuery {
+            campaign_id: Some(c.id.clone()),
+            states: vec![CallState::Pending],
+            limit: 10,
+            ..Default::default()
+        })
         .await
         .unwrap();
     assert_eq!(pending.len(), 1);
@@ -671,8 +743,11 @@ pub async fn retries_are_scheduled_per_policy(s: &Stores, now: DateTime<Utc>) {
     assert_eq!(retry.to_number, call.to_number);
     assert_eq!(retry.due_at, now + Duration::seconds(60));
 
-    assert!(s.calls.lease_calls(&lease_req(&c.id, 5, "d1", term), now + Duration::seconds(59)).await.unwrap().is_empty());
-    let second = s.calls.lease_calls(&lease_req(&c.id, 5, "d1", term), now + Duration::seconds(60)).await.unwrap().remove(0);
+    assert!(
+        s.calls.lease_calls(&lease_req(&c.id, 5, "d1", term), now + Duration::seconds(59)).await.unwrap().is_empty()
+    );
+    let second =
+        s.calls.lease_calls(&lease_req(&c.id, 5, "d1", term), now + Duration::seconds(60)).await.unwrap().remove(0);
     let mut live = second;
     for state in [CallState::Dialing, CallState::Ringing, CallState::NoAnswer] {
         live = s.calls.transition_call(&move_to(&live, state, term), now + Duration::seconds(61)).await.unwrap();
@@ -690,12 +765,21 @@ pub async fn expired_leases_return_to_pending_exactly_once(s: &Stores, now: Date
 
     let later = now + Duration::seconds(31);
     let (a, b) = tokio::join!(s.calls.reap_stale(&d, later), s.calls.reap_stale(&d, later));
-    let total: u64 = a.unwrap().into_iter().chain(b.unwrap()).map(|(state, n)| {
-        assert_eq!(state, CallState::Leased);
-        n
-    }).sum();
+    let total: u64 = a
+        .unwrap()
+        .into_iter()
+        .chain(b.unwrap())
+        .map(|(state, n)| {
+            assert_eq!(state, CallState::Leased);
+            n
+        })
+        .sum();
     assert_eq!(total, 5, "each expired lease reaped once");
-    let calls = s.calls.list_calls(&CallQuery { campaign_id: Some(c.id.clone()), limit: 10, ..Default::default() }).await.unwrap();
+    let calls = s
+        .calls
+        .list_calls(&CallQuery { campaign_id: Some(c.id.clone()), limit: 10, ..Default::default() })
+        .await
+        .unwrap();
     for call in calls {
         assert_eq!(call.state, CallState::Pending);
         assert_eq!(call.lease, None);
@@ -718,7 +802,15 @@ pub async fn stuck_calls_are_reaped_exactly_once(s: &Stores, now: DateTime<Utc>)
 
     let d = StaleDeadlines { in_progress: Duration::minutes(60), ..StaleDeadlines::default() };
     let soon = now + Duration::minutes(59);
-    let early: u64 = s.calls.reap_stale(&d, soon).await.unwrap().iter().filter(|(st, _)| *st != CallState::Leased).map(|(_, n)| n).sum();
+    let early: u64 = s
+        .calls
+        .reap_stale(&d, soon)
+        .await
+        .unwrap()
+        .iter()
+        .filter(|(st, _)| *st != CallState::Leased)
+        .map(|(_, n)| n)
+        .sum();
     assert_eq!(early, 1, "only the call ringing for 59 minutes");
 
     let late = now + Duration::minutes(61);
@@ -730,7 +822,12 @@ pub async fn stuck_calls_are_reaped_exactly_once(s: &Stores, now: DateTime<Utc>)
     assert_eq!(by_state.get(&CallState::InProgress), Some(&4));
     let failed = s
         .calls
-        .list_calls(&CallQuery { campaign_id: Some(c.id.clone()), states: vec![CallState::Failed], limit: 10, ..Default::default() })
+        .list_calls(&CallQuery {
+            campaign_id: Some(c.id.clone()),
+            states: vec![CallState::Failed],
+            limit: 10,
+            ..Default::default()
+        })
         .await
         .unwrap();
     assert_eq!(failed.len(), 5);
@@ -896,7 +993,12 @@ pub async fn presence_round_trip(s: &Stores, now: DateTime<Utc>) {
         cpu_percent: 12.5,
         memory_used_bytes: 1 << 30,
         memory_total_bytes: 8 << 30,
-        workers: vec![WorkerSlot { index: 1, state: WorkerState::InCall, call_id: "ca_1".into(), endpoint: "unix:///run/vox/voxcore_1.sock".into() }],
+        workers: vec![WorkerSlot {
+            index: 1,
+            state: WorkerState::InCall,
+            call_id: "ca_1".into(),
+            endpoint: "unix:///run/vox/voxcore_1.sock".into(),
+        }],
         at: now,
     };
     s.presence.put_presence(&p).await.unwrap();

@@ -71,7 +71,13 @@ pub trait CampaignStore: Send + Sync {
     /// Moves the campaign to `to` when its status allows it
     /// (`CampaignStatus::allowed_from`), else FailedPrecondition. Completing cancels the
     /// campaign's pending calls in the same step, each with a timeline event by `actor`.
-    async fn set_campaign_status(&self, id: &str, to: CampaignStatus, actor: &str, now: DateTime<Utc>) -> Result<Campaign>;
+    async fn set_campaign_status(
+        &self,
+        id: &str,
+        to: CampaignStatus,
+        actor: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Campaign>;
     async fn campaign_counts(&self, id: &str) -> Result<CampaignCounts>;
     /// Adds each number as a pending first-attempt call due now. Returns the rows whose
     /// number the campaign already had (those are not added). FailedPrecondition when

@@ -1,0 +1,251 @@
+use std::sync::Arc;
+
+use chrono::Duration;
+use tonic::Request;
+use vox_domain::call::{self, Call, CallState, Channel, Direction, Recording, Transition};
+use vox_domain::node::NodeKind;
+use vox_domain::phone::E164;
+use vox_domain::user::Role;
+use vox_domain::{Error, ErrorCode, Result, ids, time};
+use vox_proto::backend::v1 as pb;
+use vox_proto::backend::v1::call_service_server::CallService;
+use vox_store::{CallQuery, ClusterEvent, LeaseRequest};
+
+use super::{RpcResult, limit, reply, required_id};
+use crate::auth::Principal;
+use crate::bridge::Bridge;
+use crate::metrics::label;
+
+#[derive(Debug, Clone)]
+pub struct Calls(pub Arc<Bridge>);
+
+const READERS: &[NodeKind] = &[NodeKind::Dialler, NodeKind::Gateway, NodeKind::Fleet, NodeKind::Console];
+const MOVERS: &[NodeKind] = &[NodeKind::Dialler, NodeKind::Gateway, NodeKind::Fleet];
+
+/// Page tokens are "<created_at millis>:<call id>" of the last call returned.
+fn parse_page_token(token: &str) -> Result<Option<(chrono::DateTime<chrono::Utc>, String)>> {
+    if token.is_empty() {
+        return Ok(None);
+    }
+    let bad = || Error::invalid("page_token", "not a token from a previous ListCalls response");
+    let (ms, id) = token.split_once(':').ok_or_else(bad)?;
+    let ms: i64 = ms.parse().map_err(|_| bad())?;
+    let at = chrono::DateTime::from_timestamp_millis(ms).ok_or_else(bad)?;
+    Ok(Some((at, id.to_string())))
+}
+
+fn free_text(field: &str, v: &str, max: usize) -> Result<String> {
+    if v.len() > max {
+        return Err(Error::invalid(field, format!("at most {max} characters")));
+    }
+    Ok(v.trim().to_string())
+}
+
+impl Calls {
+    async fn create_inbound(&self, req: Request<pb::CreateInboundCallRequest>) -> Result<pb::Call> {
+        let principal = self.0.auth.user_or_node(req.metadata(), Role::Admin, &[NodeKind::Gateway]).await?;
+        let r = req.into_inner();
+        let channel = Channel::from_proto("channel", r.channel)?;
+        let region_id = match (r.region_id.trim(), &principal) {
+            ("", Principal::Node(n)) => n.region_id.clone().ok_or_else(|| Error::invalid("region_id", "required"))?,
+            ("", Principal::User(_)) => return Err(Error::invalid("region_id", "required")),
+            (id, _) => id.to_string(),
+        };
+        if self.0.stores.regions.get_region(&region_id).await?.is_none() {
+            return Err(Error::invalid("region_id", format!("no region {region_id:?}")));
+        }
+        let campaign_id = match r.campaign_id.trim() {
+            "" => None,
+            id => {
+                if self.0.stores.campaigns.get_campaign(id).await?.is_none() {
+                    return Err(Error::invalid("campaign_id", format!("no campaign {id:?}")));
+                }
+                Some(id.to_string())
+            }
+        };
+        let (from, to) = match channel {
+            // Caller ids may be withheld ("anonymous"), so only the dialled number is E.164.
+            Channel::Phone => {
+                (free_text("from_number", &r.from_number, 64)?, E164::field("to_number", &r.to_number)?.to_string())
+            }
+            Channel::Web => {
+                (free_text("from_number", &r.from_number, 200)?, free_text("to_number", &r.to_number, 200)?)
+            }
+        };
+        let now = self.0.clock.now();
+        let mut c = Call::outbound("", &region_id, &to, &from, now);
+        c.id = ids::new_id(ids::CALL);
+        c.campaign_id = campaign_id;
+        c.direction = Direction::Inbound;
+        c.channel = channel;
+        c.state = CallState::Answered;
+        c.answered_at = Some(now);
+        c.provider_call_id = free_text("provider_call_id", &r.provider_call_id, 200)?;
+        self.0.stores.calls.insert_call(&c, &principal.actor()).await?;
+        self.0.publish(ClusterEvent::CallChanged(c.id.clone()));
+        Ok(call::call_to_proto(&c))
+    }
+
+    async fn transition(&self, req: Request<pb::TransitionCallRequest>) -> Result<pb::Call> {
+        let principal = self.0.auth.user_or_node(req.metadata(), Role::Operator, MOVERS).await?;
+        let r = req.into_inner();
+        let to = CallState::from_proto("to_state", r.to_state)?;
+        let is_dialler = matches!(&principal, Principal::Node(n) if n.kind == NodeKind::Dialler);
+        if matches!(principal, Principal::User(_)) && to != CallState::Canceled {
+            return Err(Error::permission_denied(
+                "users may only cancel calls; the dialler, gateways and workers move them",
+            ));
+        }
+        if is_dialler && r.fencing_term == 0 {
+            return Err(Error::invalid("fencing_term", "required from a dialler: the term of its leadership lease"));
+        }
+        let recording = match r.recording {
+            Some(rec) if rec.key.trim().is_empty() => {
+                return Err(Error::invalid("recording.key", "required with a recording"));
+            }
+            Some(rec) => Some(Recording {
+                key: free_text("recording.key", &rec.key, 1024)?,
+                duration_ms: rec.duration_ms,
+                size_bytes: rec.size_bytes,
+            }),
+            None => None,
+        };
+        let t = Transition {
+            call_id: required_id("call_id", &r.call_id)?,
+            to: Some(to),
+            actor: principal.actor(),
+            fencing_term: r.fencing_term,
+            lease_token: r.lease_token,
+            require_lease_token: is_dialler,
+            reason: free_text("reason", &r.reason, 500)?,
+            provider_call_id: (!r.provider_call_id.is_empty()).then(|| r.provider_call_id.clone()),
+            node_id: (!r.node_id.is_empty()).then(|| r.node_id.clone()),
+            worker_index: (r.worker_index > 0).then_some(r.worker_index),
+            recording,
+        };
+        match self.0.stores.calls.transition_call(&t, self.0.clock.now()).await {
+            Ok(c) => {
+                self.0.metrics.transitions.get_or_create(&label("to_state", to.as_str())).inc();
+                self.0.publish(ClusterEvent::CallChanged(c.id.clone()));
+                Ok(call::call_to_proto(&c))
+            }
+            Err(e) => {
+                self.0.metrics.transition_rejections.get_or_create(&label("code", format!("{:?}", e.code))).inc();
+                Err(e)
+            }
+        }
+    }
+
+    async fn lease(&self, req: Request<pb::LeaseCallsRequest>) -> Result<pb::LeaseCallsResponse> {
+        let principal = self.0.auth.user_or_node(req.metadata(), Role::Admin, &[NodeKind::Dialler]).await?;
+        let Principal::Node(node) = principal else {
+            return Err(Error::permission_denied("only dialler nodes lease calls"));
+        };
+        let r = req.into_inner();
+        let owner = if r.owner.is_empty() { node.id.clone() } else { r.owner.clone() };
+        if owner != node.id {
+            return Err(Error::permission_denied(format!(
+                "owner {owner:?} is not this dialler ({}); lease only for yourself",
+                node.id
+            )));
+        }
+        let max = match r.max {
+            0 => return Err(Error::invalid("max", "required: 1-1000 calls")),
+            n => limit("max", n, 1, 1000)?,
+        };
+        let ttl = match r.lease_ttl_seconds {
+            0 => 30,
+            n if n <= 600 => n,
+            n => return Err(Error::invalid("lease_ttl_seconds", format!("{n} is over 600"))),
+        };
+        let lease = LeaseRequest {
+            campaign_id: required_id("campaign_id", &r.campaign_id)?,
+            max,
+            owner,
+            fencing_term: r.fencing_term,
+            ttl: Duration::seconds(i64::from(ttl)),
+        };
+        match self.0.stores.calls.lease_calls(&lease, self.0.clock.now()).await {
+            Ok(calls) => {
+                self.0.metrics.calls_leased.inc_by(calls.len() as u64);
+                if !calls.is_empty() {
+                    self.0.publish(ClusterEvent::CallChanged(String::new()));
+                }
+                Ok(pb::LeaseCallsResponse { calls: calls.iter().map(call::call_to_proto).collect() })
+            }
+            Err(e) => {
+                self.0.metrics.lease_rejections.get_or_create(&label("code", format!("{:?}", e.code))).inc();
+                if e.code == ErrorCode::FailedPrecondition {
+                    tracing::warn!(node_id = %node.id, error = %e.message, "lease refused");
+                }
+                Err(e)
+            }
+        }
+    }
+}
+
+#[tonic::async_trait]
+impl CallService for Calls {
+    async fn get_call(&self, req: Request<pb::GetCallRequest>) -> RpcResult<pb::Call> {
+        let r = async {
+            self.0.auth.reader(req.metadata(), READERS).await?;
+            let id = required_id("id", &req.get_ref().id)?;
+            let c = self.0.stores.calls.get_call(&id).await?.ok_or_else(|| Error::not_found("call", &id))?;
+            Ok(call::call_to_proto(&c))
+        };
+        reply("GetCall", r.await)
+    }
+
+    async fn list_calls(&self, req: Request<pb::ListCallsRequest>) -> RpcResult<pb::ListCallsResponse> {
+        let r = async {
+            self.0.auth.reader(req.metadata(), READERS).await?;
+            let q = req.get_ref();
+            let mut states = Vec::new();
+            for (i, s) in q.states.iter().enumerate() {
+                states.push(CallState::from_proto(&format!("states[{i}]"), *s)?);
+            }
+            let query = CallQuery {
+                campaign_id: (!q.campaign_id.trim().is_empty()).then(|| q.campaign_id.trim().to_string()),
+                states,
+                created_after: q.created_after.as_ref().map(|t| time::from_proto("created_after", t)).transpose()?,
+                created_before: q.created_before.as_ref().map(|t| time::from_proto("created_before", t)).transpose()?,
+                limit: limit("limit", q.limit, 100, 1000)?,
+                after: parse_page_token(&q.page_token)?,
+            };
+            let calls = self.0.stores.calls.list_calls(&query).await?;
+            let next_page_token = match calls.last() {
+                Some(last) if calls.len() == query.limit => {
+                    format!("{}:{}", last.created_at.timestamp_millis(), last.id)
+                }
+                _ => String::new(),
+            };
+            Ok(pb::ListCallsResponse { calls: calls.iter().map(call::call_to_proto).collect(), next_page_token })
+        };
+        reply("ListCalls", r.await)
+    }
+
+    async fn list_call_events(&self, req: Request<pb::ListCallEventsRequest>) -> RpcResult<pb::ListCallEventsResponse> {
+        let r = async {
+            self.0.auth.reader(req.metadata(), READERS).await?;
+            let id = required_id("call_id", &req.get_ref().call_id)?;
+            if self.0.stores.calls.get_call(&id).await?.is_none() {
+                return Err(Error::not_found("call", &id));
+            }
+            let events = self.0.stores.calls.list_call_events(&id).await?;
+            Ok(pb::ListCallEventsResponse { events: events.iter().map(call::event_to_proto).collect() })
+        };
+        reply("ListCallEvents", r.await)
+    }
+
+    async fn create_inbound_call(&self, req: Request<pb::CreateInboundCallRequest>) -> RpcResult<pb::Call> {
+        reply("CreateInboundCall", self.create_inbound(req).await)
+    }
+
+    async fn transition_call(&self, req: Request<pb::TransitionCallRequest>) -> RpcResult<pb::Call> {
+        reply("TransitionCall", self.transition(req).await)
+    }
+
+    async fn lease_calls(&self, req: Request<pb::LeaseCallsRequest>) -> RpcResult<pb::LeaseCallsResponse> {
+        reply("LeaseCalls", self.lease(req).await)
+    }
+}

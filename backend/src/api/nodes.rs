@@ -1,0 +1,281 @@
+use std::sync::Arc;
+
+use tonic::Request;
+use vox_domain::node::{self, DesiredState, LifecycleAction, NewNode, Node, NodeKind, NodeUpdate};
+use vox_domain::user::Role;
+use vox_domain::{Error, Result, ids, time};
+use vox_proto::backend::v1 as pb;
+use vox_proto::backend::v1::node_service_server::NodeService;
+use vox_store::{ClusterEvent, NodeFilter};
+
+use super::{RpcResult, limit, reply, required_id};
+use crate::auth::Principal;
+use crate::bridge::Bridge;
+use crate::crypto;
+use crate::metrics::label;
+
+#[derive(Debug, Clone)]
+pub struct Nodes(pub Arc<Bridge>);
+
+/// Nodes that may read the node list: gateways route calls to fleet workers, diallers
+/// and the console show capacity.
+const READERS: &[NodeKind] = &[NodeKind::Gateway, NodeKind::Dialler, NodeKind::Console];
+
+impl Nodes {
+    async fn load(&self, id: &str) -> Result<Node> {
+        let id = required_id("id", id)?;
+        self.0.stores.nodes.get_node(&id).await?.ok_or_else(|| Error::not_found("node", &id))
+    }
+
+    async fn to_proto(&self, n: &Node) -> Result<pb::Node> {
+        let presence = self.0.stores.presence.get_presence(&n.id).await?;
+        Ok(node::node_to_proto(n, presence.as_ref(), self.0.clock.now(), self.0.settings.node_staleness()))
+    }
+
+    async fn register(&self, req: Request<pb::RegisterNodeRequest>) -> Result<pb::RegisterNodeResponse> {
+        let admin = self.0.auth.user(req.metadata(), Role::Admin).await?;
+        let new = NewNode::try_from(req.into_inner())?;
+        if let Some(region_id) = &new.region_id
+            && self.0.stores.regions.get_region(region_id).await?.is_none()
+        {
+            return Err(Error::invalid("region_id", format!("no region {region_id:?}; create the region first")));
+        }
+        let now = self.0.clock.now();
+        let id = ids::new_id(ids::NODE);
+        let secret = crypto::new_node_secret(&id);
+        let node = Node {
+            id,
+            kind: new.kind,
+            region_id: new.region_id,
+            name: new.name,
+            endpoint: new.endpoint,
+            sip_port: new.sip_port,
+            desired_state: DesiredState::Active,
+            secret_hash: crypto::hash_secret(&secret),
+            shutdown_boot_id: None,
+            created_at: now,
+            updated_at: now,
+        };
+        let actor = format!("user:{}", admin.email);
+        self.0
+            .stores
+            .nodes
+            .insert_node(&node, &self.0.audit(&actor, "node.register", &node.id, node.kind.as_str()))
+            .await?;
+        tracing::info!(node_id = %node.id, kind = node.kind.as_str(), "node registered");
+        self.0.publish(ClusterEvent::NodeChanged(node.id.clone()));
+        Ok(pb::RegisterNodeResponse { node: Some(self.to_proto(&node).await?), api_secret: secret })
+    }
+
+    async fn update(&self, req: Request<pb::UpdateNodeRequest>) -> Result<pb::Node> {
+        let admin = self.0.auth.user(req.metadata(), Role::Admin).await?;
+        let update = NodeUpdate::from_proto(req.get_ref())?;
+        let mut node = self.load(&req.get_ref().id).await?;
+        if let Some(name) = update.name {
+            node.name = name;
+        }
+        if let Some(endpoint) = update.endpoint {
+            node.endpoint = endpoint;
+        }
+        if let Some(port) = update.sip_port {
+            node.sip_port = port;
+        }
+        node.updated_at = self.0.clock.now();
+        let actor = format!("user:{}", admin.email);
+        self.0.stores.nodes.update_node(&node, &self.0.audit(&actor, "node.update", &node.id, "")).await?;
+        self.0.publish(ClusterEvent::NodeChanged(node.id.clone()));
+        self.to_proto(&node).await
+    }
+
+    async fn rotate(&self, req: Request<pb::RotateNodeSecretRequest>) -> Result<pb::RegisterNodeResponse> {
+        let admin = self.0.auth.user(req.metadata(), Role::Admin).await?;
+        let mut node = self.load(&req.get_ref().id).await?;
+        let secret = crypto::new_node_secret(&node.id);
+        node.secret_hash = crypto::hash_secret(&secret);
+        node.updated_at = self.0.clock.now();
+        let actor = format!("user:{}", admin.email);
+        self.0.stores.nodes.update_node(&node, &self.0.audit(&actor, "node.secret.rotate", &node.id, "")).await?;
+        Ok(pb::RegisterNodeResponse { node: Some(self.to_proto(&node).await?), api_secret: secret })
+    }
+
+    async fn lifecycle(&self, req: Request<pb::SetNodeLifecycleRequest>) -> Result<pb::Node> {
+        let user = self.0.auth.user(req.metadata(), Role::Operator).await?;
+        let r = req.into_inner();
+        let action = LifecycleAction::from_proto("action", r.action)?;
+        let reason = r.reason.trim();
+        if reason.is_empty() {
+            return Err(Error::invalid("reason", "required: say why; it is kept in the audit log"));
+        }
+        if reason.len() > 500 {
+            return Err(Error::invalid("reason", "at most 500 characters"));
+        }
+        let node = self.load(&r.node_id).await?;
+        let to = action.apply(node.desired_state)?;
+        let boot_id = match to {
+            DesiredState::Shutdown => self.0.stores.presence.get_presence(&node.id).await?.map(|p| p.boot_id),
+            _ => None,
+        };
+        let actor = format!("user:{}", user.email);
+        let audit = self.0.audit(&actor, action.audit_action(), &node.id, reason);
+        let updated = self.0.stores.nodes.set_desired_state(&node.id, node.desired_state, to, boot_id, &audit).await?;
+        tracing::info!(node_id = %node.id, actor = %actor, to = to.as_str(), reason, "node lifecycle changed");
+        self.0.publish(ClusterEvent::NodeChanged(node.id.clone()));
+        self.to_proto(&updated).await
+    }
+
+    async fn heartbeat(&self, req: Request<pb::HeartbeatRequest>) -> Result<pb::HeartbeatResponse> {
+        let principal = self.0.auth.principal(req.metadata()).await;
+        let hb = req.into_inner();
+        let reject = |reason: &'static str| {
+            self.0.metrics.heartbeat_rejections.get_or_create(&label("reason", reason)).inc();
+        };
+        let node = match principal {
+            Ok(Principal::Node(n)) => n,
+            Ok(Principal::User(_)) => {
+                reject("not_a_node");
+                return Err(Error::permission_denied(
+                    "heartbeats come from nodes, authenticated with the node's API secret",
+                ));
+            }
+            Err(e) => {
+                reject("unauthenticated");
+                return Err(e);
+            }
+        };
+        if hb.node_id != node.id {
+            reject("wrong_node");
+            return Err(Error::permission_denied(format!(
+                "node_id {:?} does not match this secret, which belongs to node {}; a node may only heartbeat as itself",
+                hb.node_id, node.id
+            )));
+        }
+        if node.desired_state == DesiredState::Disabled {
+            reject("disabled");
+            return Err(Error::permission_denied(format!("node {} is disabled; its heartbeats are refused", node.id)));
+        }
+        let now = self.0.clock.now();
+        let presence = node::presence_from_heartbeat(&hb, now).inspect_err(|_| reject("invalid"))?;
+        if node.kind != NodeKind::Fleet && !presence.workers.is_empty() {
+            reject("invalid");
+            return Err(Error::invalid("workers", "only fleet nodes have worker slots"));
+        }
+        let mut desired = node.desired_state;
+        if desired == DesiredState::Shutdown && node.shutdown_boot_id.as_deref() != Some(presence.boot_id.as_str()) {
+            // A new run of the process: the shutdown it was asked for has happened.
+            let audit = self.0.audit(
+                &format!("node:{}", node.id),
+                "node.shutdown.completed",
+                &node.id,
+                "restarted with a new boot id",
+            );
+            match self
+                .0
+                .stores
+                .nodes
+                .set_desired_state(&node.id, DesiredState::Shutdown, DesiredState::Active, None, &audit)
+                .await
+            {
+                Ok(n) => desired = n.desired_state,
+                Err(e) if e.code == vox_domain::ErrorCode::FailedPrecondition => {}
+                Err(e) => return Err(e),
+            }
+        }
+        let previous = self.0.stores.presence.get_presence(&node.id).await?;
+        self.0.stores.presence.put_presence(&presence).await?;
+        let staleness = self.0.settings.node_staleness();
+        let changed = previous.is_none_or(|p| {
+            !p.is_fresh(now, staleness) || p.workers != presence.workers || p.boot_id != presence.boot_id
+        });
+        if changed || desired != node.desired_state {
+            self.0.publish(ClusterEvent::NodeChanged(node.id.clone()));
+        }
+        self.0.metrics.heartbeats.get_or_create(&label("kind", node.kind.as_str())).inc();
+        Ok(pb::HeartbeatResponse {
+            desired_state: desired.to_proto() as i32,
+            heartbeat_interval_ms: self.0.settings.heartbeat_interval_ms,
+            server_time: Some(time::to_proto(now)),
+            region_id: node.region_id.clone().unwrap_or_default(),
+        })
+    }
+}
+
+#[tonic::async_trait]
+impl NodeService for Nodes {
+    async fn register_node(&self, req: Request<pb::RegisterNodeRequest>) -> RpcResult<pb::RegisterNodeResponse> {
+        reply("RegisterNode", self.register(req).await)
+    }
+
+    async fn get_node(&self, req: Request<pb::GetNodeRequest>) -> RpcResult<pb::Node> {
+        let r = async {
+            self.0.auth.reader(req.metadata(), READERS).await?;
+            let n = self.load(&req.get_ref().id).await?;
+            self.to_proto(&n).await
+        };
+        reply("GetNode", r.await)
+    }
+
+    async fn list_nodes(&self, req: Request<pb::ListNodesRequest>) -> RpcResult<pb::ListNodesResponse> {
+        let r = async {
+            self.0.auth.reader(req.metadata(), READERS).await?;
+            let q = req.get_ref();
+            let filter = NodeFilter {
+                region_id: (!q.region_id.trim().is_empty()).then(|| q.region_id.trim().to_string()),
+                kind: if q.kind == 0 { None } else { Some(NodeKind::from_proto("kind", q.kind)?) },
+            };
+            let nodes = self.0.stores.nodes.list_nodes(&filter).await?;
+            let mut out = Vec::with_capacity(nodes.len());
+            for n in &nodes {
+                out.push(self.to_proto(n).await?);
+            }
+            Ok(pb::ListNodesResponse { nodes: out })
+        };
+        reply("ListNodes", r.await)
+    }
+
+    async fn update_node(&self, req: Request<pb::UpdateNodeRequest>) -> RpcResult<pb::Node> {
+        reply("UpdateNode", self.update(req).await)
+    }
+
+    async fn rotate_node_secret(
+        &self,
+        req: Request<pb::RotateNodeSecretRequest>,
+    ) -> RpcResult<pb::RegisterNodeResponse> {
+        reply("RotateNodeSecret", self.rotate(req).await)
+    }
+
+    async fn delete_node(&self, req: Request<pb::DeleteNodeRequest>) -> RpcResult<pb::DeleteNodeResponse> {
+        let r = async {
+            let admin = self.0.auth.user(req.metadata(), Role::Admin).await?;
+            let id = required_id("id", &req.get_ref().id)?;
+            let actor = format!("user:{}", admin.email);
+            self.0.stores.nodes.delete_node(&id, &self.0.audit(&actor, "node.delete", &id, "")).await?;
+            self.0.stores.presence.remove_presence(&id).await?;
+            self.0.publish(ClusterEvent::NodeChanged(id));
+            Ok(pb::DeleteNodeResponse {})
+        };
+        reply("DeleteNode", r.await)
+    }
+
+    async fn set_node_lifecycle(&self, req: Request<pb::SetNodeLifecycleRequest>) -> RpcResult<pb::Node> {
+        reply("SetNodeLifecycle", self.lifecycle(req).await)
+    }
+
+    async fn list_audit_events(
+        &self,
+        req: Request<pb::ListAuditEventsRequest>,
+    ) -> RpcResult<pb::ListAuditEventsResponse> {
+        let r = async {
+            self.0.auth.user(req.metadata(), Role::Viewer).await?;
+            let q = req.get_ref();
+            let n = limit("limit", q.limit, 100, 1000)?;
+            let target = (!q.target_id.trim().is_empty()).then(|| q.target_id.trim().to_string());
+            let events = self.0.stores.audit.list_audit(target.as_deref(), n).await?;
+            Ok(pb::ListAuditEventsResponse { events: events.iter().map(pb::AuditEvent::from).collect() })
+        };
+        reply("ListAuditEvents", r.await)
+    }
+
+    async fn heartbeat(&self, req: Request<pb::HeartbeatRequest>) -> RpcResult<pb::HeartbeatResponse> {
+        reply("Heartbeat", Nodes::heartbeat(self, req).await)
+    }
+}

@@ -1,0 +1,165 @@
+use std::sync::Arc;
+
+use tonic::Request;
+use vox_domain::user::{self, Role, User};
+use vox_domain::{Error, Result, ids, time};
+use vox_proto::backend::v1 as pb;
+use vox_proto::backend::v1::auth_service_server::AuthService;
+use vox_proto::backend::v1::user_service_server::UserService;
+
+use super::{RpcResult, reply, required_id};
+use crate::bridge::Bridge;
+use crate::crypto;
+
+#[derive(Debug, Clone)]
+pub struct Users(pub Arc<Bridge>);
+
+async fn hash(password: String) -> Result<String> {
+    tokio::task::spawn_blocking(move || crypto::hash_password(&password))
+        .await
+        .map_err(|e| Error::internal(format!("hash password: {e}")))?
+}
+
+/// Creates the first admin when there are no users yet. Returns the generated password
+/// when none was configured, for the caller to show exactly once.
+pub async fn ensure_admin(bridge: &Bridge) -> Result<Option<(String, String)>> {
+    if bridge.stores.users.count_users().await? > 0 {
+        return Ok(None);
+    }
+    let email = user::validate_email("admin email", &bridge.settings.admin_email)?;
+    let (password, generated) = match &bridge.settings.admin_password {
+        Some(p) => {
+            user::validate_password("admin password", p)?;
+            (p.clone(), false)
+        }
+        None => (ids::random_token(20), true),
+    };
+    let now = bridge.clock.now();
+    let admin = User {
+        id: ids::new_id(ids::USER),
+        email: email.clone(),
+        password_hash: hash(password.clone()).await?,
+        role: Role::Admin,
+        disabled: false,
+        created_at: now,
+        updated_at: now,
+    };
+    bridge.stores.users.insert_user(&admin).await?;
+    bridge.stores.audit.append_audit(&bridge.audit("system", "user.create", &admin.id, "first admin")).await?;
+    tracing::info!(email = %email, "created the first admin");
+    Ok(generated.then_some((email, password)))
+}
+
+impl Users {
+    async fn login(&self, req: Request<pb::LoginRequest>) -> Result<pb::LoginResponse> {
+        let r = req.into_inner();
+        let email = r.email.trim().to_ascii_lowercase();
+        let found = self.0.stores.users.get_user_by_email(&email).await?;
+        let phc = found.as_ref().map_or(crypto::decoy_password_hash().to_string(), |u| u.password_hash.clone());
+        let password = r.password;
+        let matches = tokio::task::spawn_blocking(move || crypto::password_matches(&password, &phc))
+            .await
+            .map_err(|e| Error::internal(format!("verify password: {e}")))?;
+        let user = match found {
+            Some(u) if matches && !u.disabled => u,
+            _ => {
+                tracing::info!(email = %email, "sign-in refused");
+                return Err(Error::unauthenticated("wrong email or password"));
+            }
+        };
+        let (token, expires) = self.0.auth.issue(&user, self.0.clock.now())?;
+        Ok(pb::LoginResponse {
+            access_token: token,
+            expires_at: Some(time::to_proto(expires)),
+            user: Some(pb::User::from(&user)),
+        })
+    }
+
+    async fn create(&self, req: Request<pb::CreateUserRequest>) -> Result<pb::User> {
+        let admin = self.0.auth.user(req.metadata(), Role::Admin).await?;
+        let r = req.into_inner();
+        let email = user::validate_email("email", &r.email)?;
+        user::validate_password("password", &r.password)?;
+        let role = Role::from_proto("role", r.role)?;
+        let now = self.0.clock.now();
+        let u = User {
+            id: ids::new_id(ids::USER),
+            email,
+            password_hash: hash(r.password).await?,
+            role,
+            disabled: false,
+            created_at: now,
+            updated_at: now,
+        };
+        self.0.stores.users.insert_user(&u).await?;
+        let actor = format!("user:{}", admin.email);
+        self.0.stores.audit.append_audit(&self.0.audit(&actor, "user.create", &u.id, role.as_str())).await?;
+        Ok(pb::User::from(&u))
+    }
+
+    async fn update(&self, req: Request<pb::UpdateUserRequest>) -> Result<pb::User> {
+        let admin = self.0.auth.user(req.metadata(), Role::Admin).await?;
+        let r = req.into_inner();
+        let id = required_id("id", &r.id)?;
+        let mut u = self.0.stores.users.get_user(&id).await?.ok_or_else(|| Error::not_found("user", &id))?;
+        if let Some(role) = r.role {
+            u.role = Role::from_proto("role", role)?;
+        }
+        if let Some(password) = r.password {
+            user::validate_password("password", &password)?;
+            u.password_hash = hash(password).await?;
+        }
+        if let Some(disabled) = r.disabled {
+            u.disabled = disabled;
+        }
+        u.updated_at = self.0.clock.now();
+        self.0.stores.users.update_user(&u).await?;
+        let actor = format!("user:{}", admin.email);
+        self.0.stores.audit.append_audit(&self.0.audit(&actor, "user.update", &u.id, "")).await?;
+        Ok(pb::User::from(&u))
+    }
+}
+
+#[tonic::async_trait]
+impl AuthService for Users {
+    async fn login(&self, req: Request<pb::LoginRequest>) -> RpcResult<pb::LoginResponse> {
+        reply("Login", Users::login(self, req).await)
+    }
+
+    async fn who_am_i(&self, req: Request<pb::WhoAmIRequest>) -> RpcResult<pb::User> {
+        let r = async { Ok(pb::User::from(&self.0.auth.user(req.metadata(), Role::Viewer).await?)) };
+        reply("WhoAmI", r.await)
+    }
+}
+
+#[tonic::async_trait]
+impl UserService for Users {
+    async fn create_user(&self, req: Request<pb::CreateUserRequest>) -> RpcResult<pb::User> {
+        reply("CreateUser", self.create(req).await)
+    }
+
+    async fn list_users(&self, req: Request<pb::ListUsersRequest>) -> RpcResult<pb::ListUsersResponse> {
+        let r = async {
+            self.0.auth.user(req.metadata(), Role::Admin).await?;
+            let users = self.0.stores.users.list_users().await?;
+            Ok(pb::ListUsersResponse { users: users.iter().map(pb::User::from).collect() })
+        };
+        reply("ListUsers", r.await)
+    }
+
+    async fn update_user(&self, req: Request<pb::UpdateUserRequest>) -> RpcResult<pb::User> {
+        reply("UpdateUser", self.update(req).await)
+    }
+
+    async fn delete_user(&self, req: Request<pb::DeleteUserRequest>) -> RpcResult<pb::DeleteUserResponse> {
+        let r = async {
+            let admin = self.0.auth.user(req.metadata(), Role::Admin).await?;
+            let id = required_id("id", &req.get_ref().id)?;
+            self.0.stores.users.delete_user(&id).await?;
+            let actor = format!("user:{}", admin.email);
+            self.0.stores.audit.append_audit(&self.0.audit(&actor, "user.delete", &id, "")).await?;
+            Ok(pb::DeleteUserResponse {})
+        };
+        reply("DeleteUser", r.await)
+    }
+}

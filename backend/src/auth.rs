@@ -1,0 +1,178 @@
+//! Who is calling: a signed-in user (JWT access token) or a registered node (its API
+//! secret), both as `authorization: Bearer <…>` metadata. Every RPC but Login needs one,
+//! and each RPC says which principals it accepts.
+
+use chrono::{DateTime, Duration, Utc};
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde::{Deserialize, Serialize};
+use vox_domain::node::{DesiredState, Node, NodeKind};
+use vox_domain::user::{Role, User};
+use vox_domain::{Error, Result};
+use vox_store::Stores;
+
+use crate::crypto;
+
+/// The caller of an RPC.
+#[derive(Debug, Clone)]
+pub enum Principal {
+    User(User),
+    Node(Node),
+}
+
+impl Principal {
+    /// How the audit log and call timelines name the caller.
+    pub fn actor(&self) -> String {
+        match self {
+            Principal::User(u) => format!("user:{}", u.email),
+            Principal::Node(n) => format!("node:{}", n.id),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Claims {
+    sub: String,
+    email: String,
+    role: String,
+    iat: i64,
+    exp: i64,
+    iss: String,
+}
+
+const ISSUER: &str = "voxbridge";
+
+/// Issues and checks credentials.
+#[derive(Clone)]
+pub struct Auth {
+    stores: Stores,
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+    token_ttl: Duration,
+}
+
+impl std::fmt::Debug for Auth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Auth(..)")
+    }
+}
+
+impl Auth {
+    pub fn new(stores: Stores, jwt_secret: &[u8], token_ttl: Duration) -> Self {
+        Auth {
+            stores,
+            encoding: EncodingKey::from_secret(jwt_secret),
+            decoding: DecodingKey::from_secret(jwt_secret),
+            token_ttl,
+        }
+    }
+
+    /// An access token for `user`, and when it expires.
+    pub fn issue(&self, user: &User, now: DateTime<Utc>) -> Result<(String, DateTime<Utc>)> {
+        let exp = now + self.token_ttl;
+        let claims = Claims {
+            sub: user.id.clone(),
+            email: user.email.clone(),
+            role: user.role.as_str().into(),
+            iat: now.timestamp(),
+            exp: exp.timestamp(),
+            iss: ISSUER.into(),
+        };
+        let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
+            .map_err(|e| Error::internal(format!("sign access token: {e}")))?;
+        Ok((token, exp))
+    }
+
+    /// Identifies the caller from its `authorization` metadata.
+    pub async fn principal(&self, metadata: &tonic::metadata::MetadataMap) -> Result<Principal> {
+        let header = metadata
+            .get("authorization")
+            .ok_or_else(|| {
+                Error::unauthenticated(
+                    "missing authorization metadata; send `authorization: Bearer <access token or node secret>`",
+                )
+            })?
+            .to_str()
+            .map_err(|_| Error::unauthenticated("authorization metadata is not text"))?;
+        let token = header
+            .strip_prefix("Bearer ")
+            .or_else(|| header.strip_prefix("bearer "))
+            .ok_or_else(|| Error::unauthenticated("authorization must be `Bearer <access token or node secret>`"))?
+            .trim();
+        if let Some(node_id) = crypto::node_id_of_secret(token) {
+            let node = self.stores.nodes.get_node(node_id).await?;
+            return match node {
+                Some(n) if crypto::secret_matches(token, &n.secret_hash) => Ok(Principal::Node(n)),
+                _ => Err(Error::unauthenticated(
+                    "the node secret is not valid; copy it again from registration or rotate it",
+                )),
+            };
+        }
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.set_issuer(&[ISSUER]);
+        let claims = jsonwebtoken::decode::<Claims>(token, &self.decoding, &validation)
+            .map_err(|_| Error::unauthenticated("the access token is invalid or expired; sign in again"))?
+            .claims;
+        match self.stores.users.get_user(&claims.sub).await? {
+            Some(u) if !u.disabled => Ok(Principal::User(u)),
+            Some(_) => Err(Error::unauthenticated("this account is disabled")),
+            None => Err(Error::unauthenticated("this account no longer exists")),
+        }
+    }
+
+    /// A user with at least `min` role.
+    pub async fn user(&self, metadata: &tonic::metadata::MetadataMap, min: Role) -> Result<User> {
+        match self.principal(metadata).await? {
+            Principal::User(u) => require_role(u, min),
+            Principal::Node(n) => Err(Error::permission_denied(format!(
+                "node {} cannot call this; it needs a user with the {} role",
+                n.id,
+                min.as_str()
+            ))),
+        }
+    }
+
+    /// Any user, or a node of one of `kinds`.
+    pub async fn reader(&self, metadata: &tonic::metadata::MetadataMap, kinds: &[NodeKind]) -> Result<Principal> {
+        let p = self.principal(metadata).await?;
+        if let Principal::Node(n) = &p {
+            check_node(n, kinds)?;
+        }
+        Ok(p)
+    }
+
+    /// A user with at least `min` role, or a node of one of `kinds`.
+    pub async fn user_or_node(
+        &self,
+        metadata: &tonic::metadata::MetadataMap,
+        min: Role,
+        kinds: &[NodeKind],
+    ) -> Result<Principal> {
+        match self.principal(metadata).await? {
+            Principal::User(u) => require_role(u, min).map(Principal::User),
+            Principal::Node(n) => check_node(&n, kinds).map(|()| Principal::Node(n)),
+        }
+    }
+}
+
+fn require_role(u: User, min: Role) -> Result<User> {
+    if u.role >= min {
+        Ok(u)
+    } else {
+        Err(Error::permission_denied(format!(
+            "this needs the {} role; {} is {}",
+            min.as_str(),
+            u.email,
+            u.role.as_str()
+        )))
+    }
+}
+
+fn check_node(n: &Node, kinds: &[NodeKind]) -> Result<()> {
+    if n.desired_state == DesiredState::Disabled {
+        return Err(Error::permission_denied(format!("node {} is disabled", n.id)));
+    }
+    if !kinds.contains(&n.kind) {
+        return Err(Error::permission_denied(format!("a {} node cannot call this", n.kind.as_str())));
+    }
+    Ok(())
+}

@@ -1,0 +1,41 @@
+//! The state every RPC handler shares.
+
+use std::sync::Arc;
+
+use vox_domain::node::AuditEvent;
+use vox_domain::{Clock, ids};
+use vox_store::{ClusterEvent, Stores};
+
+use crate::auth::Auth;
+use crate::config::Settings;
+use crate::crypto::MasterKey;
+use crate::metrics::Metrics;
+
+#[derive(Debug)]
+pub struct Bridge {
+    pub stores: Stores,
+    pub clock: Arc<dyn Clock>,
+    pub settings: Arc<Settings>,
+    pub master_key: MasterKey,
+    pub auth: Auth,
+    pub metrics: Arc<Metrics>,
+    /// Flips to true when the server starts shutting down; long streams end on it.
+    pub shutdown: tokio::sync::watch::Receiver<bool>,
+}
+
+impl Bridge {
+    pub fn audit(&self, actor: &str, action: &str, target_id: &str, reason: &str) -> AuditEvent {
+        AuditEvent {
+            id: ids::new_id(ids::AUDIT),
+            at: self.clock.now(),
+            actor: actor.into(),
+            action: action.into(),
+            target_id: target_id.into(),
+            reason: reason.into(),
+        }
+    }
+
+    pub fn publish(&self, event: ClusterEvent) {
+        self.stores.events.publish(event);
+    }
+}

@@ -1,0 +1,139 @@
+//! Prometheus figures: heartbeats, leases, transitions, the reaper, every RPC, and the
+//! dashboard gauges (refreshed when scraped).
+
+use std::sync::atomic::AtomicU64;
+use std::time::Instant;
+
+use axum::extract::{Request, State};
+use axum::middleware::Next;
+use axum::response::Response;
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+
+type Labels = Vec<(&'static str, String)>;
+
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    pub heartbeats: Family<Labels, Counter>,
+    pub heartbeat_rejections: Family<Labels, Counter>,
+    pub calls_leased: Counter,
+    pub lease_rejections: Family<Labels, Counter>,
+    pub transitions: Family<Labels, Counter>,
+    pub transition_rejections: Family<Labels, Counter>,
+    pub reaped: Family<Labels, Counter>,
+    pub rpc_requests: Family<Labels, Counter>,
+    pub rpc_seconds: Family<Labels, Histogram>,
+    pub nodes_online: Family<Labels, Gauge>,
+    pub nodes_registered: Family<Labels, Gauge>,
+    pub worker_slots_free: Gauge,
+    pub worker_slots_total: Gauge,
+    pub calls_live: Gauge,
+    pub calls_processing: Gauge,
+    pub calls_pending_due: Gauge,
+    pub leader_term: Gauge<u64, AtomicU64>,
+}
+
+fn latency() -> Histogram {
+    Histogram::new([0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5])
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::with_prefix("voxbridge");
+        macro_rules! reg {
+            ($name:literal, $help:literal, $metric:expr) => {{
+                let m = $metric;
+                registry.register($name, $help, m.clone());
+                m
+            }};
+        }
+        Metrics {
+            heartbeats: reg!("heartbeats", "Heartbeats accepted, by node kind", Family::default()),
+            heartbeat_rejections: reg!("heartbeat_rejections", "Heartbeats refused, by reason", Family::default()),
+            calls_leased: reg!("calls_leased", "Calls leased to the dialler", Counter::default()),
+            lease_rejections: reg!("lease_rejections", "Lease requests refused, by gRPC code", Family::default()),
+            transitions: reg!("call_transitions", "Call transitions applied, by target state", Family::default()),
+            transition_rejections: reg!(
+                "call_transition_rejections",
+                "Call transitions refused, by gRPC code",
+                Family::default()
+            ),
+            reaped: reg!(
+                "calls_reaped",
+                "Calls moved on by the stale-call reaper, by the state they were stuck in",
+                Family::default()
+            ),
+            rpc_requests: reg!("rpc_requests", "RPCs served, by method and gRPC status code", Family::default()),
+            rpc_seconds: reg!(
+                "rpc_seconds",
+                "Time to the response headers of each RPC, by method",
+                Family::<Labels, Histogram>::new_with_constructor(latency)
+            ),
+            nodes_online: reg!("nodes_online", "Nodes with a fresh heartbeat, by kind", Family::default()),
+            nodes_registered: reg!(
+                "nodes_registered",
+                "Registered nodes that are not disabled, by kind",
+                Family::default()
+            ),
+            worker_slots_free: reg!(
+                "worker_slots_free",
+                "Idle worker slots on online, active fleet nodes",
+                Gauge::default()
+            ),
+            worker_slots_total: reg!("worker_slots_total", "Worker slots on online fleet nodes", Gauge::default()),
+            calls_live: reg!("calls_live", "Calls with a person on the line", Gauge::default()),
+            calls_processing: reg!(
+                "calls_processing",
+                "Calls leased, dialing, ringing, answered or attaching",
+                Gauge::default()
+            ),
+            calls_pending_due: reg!(
+                "calls_pending_due",
+                "Pending calls due now in running campaigns",
+                Gauge::default()
+            ),
+            leader_term: reg!("leader_term", "The dialler leadership fencing term", Gauge::<u64, AtomicU64>::default()),
+            registry,
+        }
+    }
+}
+
+impl Metrics {
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        if let Err(e) = encode(&mut out, &self.registry) {
+            tracing::error!(error = %e, "encode metrics");
+        }
+        out
+    }
+}
+
+pub fn label(key: &'static str, value: impl Into<String>) -> Labels {
+    vec![(key, value.into())]
+}
+
+/// Counts each gRPC call by method and status code and times it to its response headers.
+/// A status sent in trailers after a successful start counts as OK.
+pub async fn track_rpc(State(metrics): State<std::sync::Arc<Metrics>>, req: Request, next: Next) -> Response {
+    let path = req.uri().path().to_string();
+    let is_grpc = req.headers().get("content-type").is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"));
+    let start = Instant::now();
+    let response = next.run(req).await;
+    if is_grpc {
+        let code = response
+            .headers()
+            .get("grpc-status")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<i32>().ok())
+            .unwrap_or(0);
+        let code = format!("{:?}", tonic::Code::from_i32(code));
+        metrics.rpc_requests.get_or_create(&vec![("method", path.clone()), ("code", code)]).inc();
+        metrics.rpc_seconds.get_or_create(&label("method", path)).observe(start.elapsed().as_secs_f64());
+    }
+    response
+}
