@@ -248,4 +248,25 @@ impl CallService for Calls {
     async fn lease_calls(&self, req: Request<pb::LeaseCallsRequest>) -> RpcResult<pb::LeaseCallsResponse> {
         reply("LeaseCalls", self.lease(req).await)
     }
+
+    async fn set_call_recording(&self, req: Request<pb::SetCallRecordingRequest>) -> RpcResult<pb::Call> {
+        let r = async {
+            self.0.auth.user_or_node(req.metadata(), Role::Admin, &[NodeKind::Fleet]).await?;
+            let r = req.into_inner();
+            let id = required_id("call_id", &r.call_id)?;
+            let rec = r.recording.ok_or_else(|| Error::invalid("recording", "required"))?;
+            if rec.key.trim().is_empty() {
+                return Err(Error::invalid("recording.key", "required"));
+            }
+            let rec = Recording {
+                key: free_text("recording.key", &rec.key, 1024)?,
+                duration_ms: rec.duration_ms,
+                size_bytes: rec.size_bytes,
+            };
+            let c = self.0.stores.calls.set_recording(&id, &rec, self.0.clock.now()).await?;
+            self.0.publish(ClusterEvent::CallChanged(c.id.clone()));
+            Ok(call::call_to_proto(&c))
+        };
+        reply("SetCallRecording", r.await)
+    }
 }

@@ -3,7 +3,9 @@ use std::collections::BTreeMap;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use rusqlite::{Transaction, params, params_from_iter, types::Value};
-use vox_domain::call::{self, Applied, Call, CallEvent, CallState, Channel, Direction, StaleDeadlines, Transition};
+use vox_domain::call::{
+    self, Applied, Call, CallEvent, CallState, Channel, Direction, Recording, StaleDeadlines, Transition,
+};
 use vox_domain::campaign::{Campaign, CampaignStatus};
 use vox_domain::{Error, Result};
 use vox_store::{CallQuery, CallStore, CallTotals, LeaseRequest};
@@ -224,6 +226,24 @@ impl CallStore for SqliteStore {
                 *reaped.entry(c.state).or_default() += 1;
             }
             Ok(reaped.into_iter().collect())
+        })
+        .await
+    }
+
+    async fn set_recording(&self, call_id: &str, recording: &Recording, now: DateTime<Utc>) -> Result<Call> {
+        let (id, rec) = (call_id.to_string(), recording.clone());
+        self.tx(move |tx| {
+            let mut c = load_call(tx, &id)?;
+            let before = c.version;
+            c.recording = Some(rec);
+            c.updated_at = now;
+            c.version += 1;
+            tx.execute(
+                "UPDATE calls SET version = ?2, doc = ?3 WHERE id = ?1 AND version = ?4",
+                params![c.id, c.version as i64, to_doc(&c)?, before as i64],
+            )
+            .map_err(sql("set recording"))?;
+            Ok(c)
         })
         .await
     }

@@ -47,7 +47,7 @@ macro_rules! conformance_tests {
             audit_lists_newest_first_and_filters,
             campaign_status_follows_its_rules, add_numbers_reports_numbers_already_there,
             completing_a_campaign_cancels_its_pending_calls,
-            inbound_calls_round_trip, transitions_follow_the_state_machine_and_are_recorded,
+            inbound_calls_round_trip, transitions_follow_the_state_machine_and_are_recorded, recordings_attach_in_any_state,
             stale_fencing_terms_are_refused, lease_tokens_must_match,
             lease_calls_respects_status_due_time_and_max, concurrent_leasers_never_share_a_call,
             retries_are_scheduled_per_policy, expired_leases_return_to_pending_exactly_once,
@@ -613,6 +613,20 @@ pub async fn transitions_follow_the_state_machine_and_are_recorded(s: &Stores, n
     );
     let ghost = Transition { call_id: "ca_missing".into(), to: Some(Failed), ..Default::default() };
     assert_eq!(s.calls.transition_call(&ghost, now).await.unwrap_err().code, ErrorCode::NotFound);
+}
+
+pub async fn recordings_attach_in_any_state(s: &Stores, now: DateTime<Utc>) {
+    let mut call = inbound("rg_1", Channel::Phone, now);
+    call.state = CallState::Failed;
+    call.end_reason = "worker_lost".into();
+    s.calls.insert_call(&call, "node:gw").await.unwrap();
+    let rec = Recording { key: "recordings/ca.wav".into(), duration_ms: 4_000, size_bytes: 128_044 };
+    let later = now + Duration::seconds(30);
+    let updated = s.calls.set_recording(&call.id, &rec, later).await.unwrap();
+    assert_eq!(updated.recording.as_ref(), Some(&rec));
+    assert_eq!((updated.state, updated.version, updated.updated_at), (CallState::Failed, call.version + 1, later));
+    assert_eq!(s.calls.get_call(&call.id).await.unwrap(), Some(updated));
+    assert_eq!(s.calls.set_recording("ca_missing", &rec, later).await.unwrap_err().code, ErrorCode::NotFound);
 }
 
 pub async fn stale_fencing_terms_are_refused(s: &Stores, now: DateTime<Utc>) {

@@ -4,7 +4,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Duration, Utc};
 use futures::stream::BoxStream;
 use vox_domain::Result;
-use vox_domain::call::{Call, CallEvent, CallState, StaleDeadlines, Transition};
+use vox_domain::call::{Call, CallEvent, CallState, Recording, StaleDeadlines, Transition};
 use vox_domain::campaign::{Campaign, CampaignCounts, CampaignSpec, CampaignStatus};
 use vox_domain::node::{AuditEvent, DesiredState, Node, NodeKind, Presence};
 use vox_domain::phone::E164;
@@ -138,6 +138,8 @@ pub trait CallStore: Send + Sync {
     /// state they were stuck in. Each call is reaped exactly once even when reapers race.
     async fn reap_stale(&self, deadlines: &StaleDeadlines, now: DateTime<Utc>) -> Result<Vec<(CallState, u64)>>;
     async fn call_totals(&self, now: DateTime<Utc>) -> Result<CallTotals>;
+    /// Points the call at its recording, in any state; bumps the version. NotFound.
+    async fn set_recording(&self, call_id: &str, recording: &Recording, now: DateTime<Utc>) -> Result<Call>;
 }
 
 /// The dialler's leadership lease.

@@ -16,7 +16,10 @@ use anyhow::{Context, bail};
 pub struct ServerProcess {
     name: String,
     child: Option<Child>,
+    /// The TCP address, when the process listens on TCP.
     pub addr: SocketAddr,
+    /// Where it listens, as it reported it: http://host:port or unix:///path.
+    pub endpoint: String,
     pub stdout_path: PathBuf,
     pub stderr_path: PathBuf,
 }
@@ -31,14 +34,90 @@ impl ServerProcess {
         envs: &[(&str, String)],
         log_dir: &Path,
     ) -> anyhow::Result<Self> {
+        let mut p = Self::start_listening(name, bin, args, envs, log_dir).await?;
+        let client = reqwest::Client::new();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(r) = client.get(format!("{}/health", p.url())).send().await
+                && r.status().is_success()
+            {
+                return Ok(p);
+            }
+            if let Some(status) = p.try_exit()? {
+                bail!("{name} exited with {status} before becoming healthy:\n{}", p.logs());
+            }
+            if Instant::now() > deadline {
+                bail!("{name} was not healthy within 30 s:\n{}", p.logs());
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Starts `bin` with `args` plus `--address-file` and waits (up to 30 s) until it
+    /// wrote its address (`host:port`, `http://host:port` or `unix:///path`) and accepts
+    /// connections there: for gRPC-only servers.
+    pub async fn start_listening(
+        name: &str,
+        bin: &Path,
+        args: &[String],
+        envs: &[(&str, String)],
+        log_dir: &Path,
+    ) -> anyhow::Result<Self> {
         let address_file = log_dir.join(format!("{name}.addr"));
         let _ = std::fs::remove_file(&address_file);
+        let mut all: Vec<String> = args.to_vec();
+        all.push("--address-file".into());
+        all.push(address_file.display().to_string());
+        let mut p = Self::spawn(name, bin, &all, envs, log_dir)?;
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(text) = std::fs::read_to_string(&address_file)
+                && !text.trim().is_empty()
+            {
+                let text = text.trim().to_string();
+                let connected = if let Some(path) = text.strip_prefix("unix://") {
+                    tokio::net::UnixStream::connect(path).await.is_ok()
+                } else {
+                    let hostport = text.strip_prefix("http://").unwrap_or(&text);
+                    match hostport.parse::<SocketAddr>() {
+                        Ok(addr) => {
+                            p.addr = addr;
+                            tokio::net::TcpStream::connect(addr).await.is_ok()
+                        }
+                        Err(_) => bail!("{name} wrote an address that is not host:port or unix://: {text:?}"),
+                    }
+                };
+                if connected {
+                    p.endpoint = if text.starts_with("unix://") || text.starts_with("http") {
+                        text
+                    } else {
+                        format!("http://{text}")
+                    };
+                    return Ok(p);
+                }
+            }
+            if let Some(status) = p.try_exit()? {
+                bail!("{name} exited with {status} before listening:\n{}", p.logs());
+            }
+            if Instant::now() > deadline {
+                bail!("{name} was not listening within 30 s:\n{}", p.logs());
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Starts `bin` and returns at once: for processes with no listener of their own.
+    pub fn spawn(
+        name: &str,
+        bin: &Path,
+        args: &[String],
+        envs: &[(&str, String)],
+        log_dir: &Path,
+    ) -> anyhow::Result<Self> {
         let stdout_path = log_dir.join(format!("{name}.out"));
         let stderr_path = log_dir.join(format!("{name}.err"));
         let mut cmd = Command::new(bin);
         cmd.args(args)
-            .arg("--address-file")
-            .arg(&address_file)
             .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()))
             .stdin(Stdio::null())
             .stdout(std::fs::File::create(&stdout_path).context("create stdout log")?)
@@ -47,42 +126,26 @@ impl ServerProcess {
             cmd.env(k, v);
         }
         let child = cmd.spawn().with_context(|| format!("start {}", bin.display()))?;
-        let mut process = ServerProcess {
+        Ok(ServerProcess {
             name: name.into(),
             child: Some(child),
             addr: ([127, 0, 0, 1], 0).into(),
+            endpoint: String::new(),
             stdout_path,
             stderr_path,
-        };
+        })
+    }
 
-        let deadline = Instant::now() + Duration::from_secs(30);
-        let addr = loop {
-            if let Ok(text) = std::fs::read_to_string(&address_file)
-                && let Ok(addr) = text.trim().parse::<SocketAddr>()
-            {
-                break addr;
-            }
-            if let Some(status) = process.try_exit()? {
-                bail!("{name} exited with {status} before listening:\n{}", process.logs());
-            }
-            if Instant::now() > deadline {
-                bail!("{name} did not report an address within 30 s:\n{}", process.logs());
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        };
-        process.addr = addr;
-        let client = reqwest::Client::new();
+    /// Waits up to `within` for the process to exit by itself.
+    pub async fn wait_exit(&mut self, within: Duration) -> anyhow::Result<std::process::ExitStatus> {
+        let deadline = Instant::now() + within;
         loop {
-            if let Ok(r) = client.get(format!("{}/health", process.url())).send().await
-                && r.status().is_success()
-            {
-                return Ok(process);
-            }
-            if let Some(status) = process.try_exit()? {
-                bail!("{name} exited with {status} before becoming healthy:\n{}", process.logs());
+            if let Some(status) = self.try_exit()? {
+                self.child = None;
+                return Ok(status);
             }
             if Instant::now() > deadline {
-                bail!("{name} was not healthy within 30 s:\n{}", process.logs());
+                bail!("{} still running after {within:?}:\n{}", self.name, self.logs());
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
@@ -144,6 +207,27 @@ impl Drop for ServerProcess {
             eprintln!("{}", self.logs());
         }
     }
+}
+
+/// The path of a workspace binary, built first (a no-op when it is up to date), so a
+/// test of one package can start another package's binary.
+pub fn workspace_binary(package: &str, bin: &str) -> PathBuf {
+    static BUILT: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+    // Test binaries live in <target>/<profile>/deps/.
+    let exe = std::env::current_exe().expect("current test executable");
+    let profile_dir = exe.parent().and_then(Path::parent).expect("a test binary under <target>/<profile>/deps");
+    let target_dir = profile_dir.parent().expect("a target dir");
+    let mut built = BUILT.lock().unwrap_or_else(|p| p.into_inner());
+    if !built.iter().any(|b| b == bin) {
+        let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+            .args(["build", "--quiet", "-p", package, "--bin", bin])
+            .env("CARGO_TARGET_DIR", target_dir)
+            .status()
+            .unwrap_or_else(|e| panic!("cannot run cargo to build {bin}: {e}"));
+        assert!(status.success(), "building {bin} for this test failed");
+        built.push(bin.to_string());
+    }
+    profile_dir.join(bin)
 }
 
 /// Finds a program the tests need on PATH, or fails naming the install script.

@@ -1,0 +1,35 @@
+//! voxcore, a Vox fleet worker: one process holds one call slot (the seeds'
+//! `MAX_CONCURRENT_CALLS`, 1 in production) on its own Unix socket or TCP port.
+//!
+//! A gateway reserves the slot for a call (`Reserve`; a busy worker answers
+//! RESOURCE_EXHAUSTED before any side effect, a draining one UNAVAILABLE), then opens the
+//! bidirectional media stream. The worker runs the call's agent ([`agents`]), records
+//! both sides to a stereo WAV in its spool ([`recording`]), hangs up dead calls
+//! ([`session`] watchdogs), reports the call's progress to voxbridge, and uploads the
+//! recording when the call ends ([`spool`]), finishing at the next start whatever a
+//! crash interrupted. [`host`] runs N workers on a machine and heartbeats them.
+
+pub mod agents;
+pub mod config;
+pub mod host;
+pub mod recording;
+pub mod session;
+pub mod slots;
+pub mod spool;
+pub mod worker;
+
+/// Resolves when the process is asked to stop (SIGTERM or Ctrl-C).
+pub async fn shutdown_signal() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = term => {}
+    }
+}

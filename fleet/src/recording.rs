@@ -1,0 +1,146 @@
+//! A call's recording while it runs: caller on the left channel, agent on the right,
+//! written to `<spool>/<call id>.wav` beside a small JSON ticket that says where the
+//! recording goes. The two sides arrive at their own pace; whichever runs more than
+//! 200 ms ahead has the other padded with silence, so the channels stay aligned.
+
+use std::collections::VecDeque;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+use vox_audio::wav::{StereoWavWriter, WavInfo};
+
+/// What the uploader needs to finish a recording, kept on disk beside the WAV.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Ticket {
+    pub call_id: String,
+    /// Object key in the region's storage.
+    pub key: String,
+    /// False until the WAV header is final; a crash leaves it false.
+    pub finished: bool,
+}
+
+impl Ticket {
+    pub fn wav_path(spool: &Path, call_id: &str) -> PathBuf {
+        spool.join(format!("{call_id}.wav"))
+    }
+
+    pub fn path(spool: &Path, call_id: &str) -> PathBuf {
+        spool.join(format!("{call_id}.json"))
+    }
+
+    /// Writes the ticket durably (write beside, sync, rename).
+    pub fn save(&self, spool: &Path) -> std::io::Result<()> {
+        let path = Ticket::path(spool, &self.call_id);
+        let tmp = path.with_extension("json.tmp");
+        let body = serde_json::to_vec(self).map_err(std::io::Error::other)?;
+        {
+            let mut f = std::fs::File::create(&tmp)?;
+            std::io::Write::write_all(&mut f, &body)?;
+            f.sync_all()?;
+        }
+        std::fs::rename(tmp, path)
+    }
+}
+
+/// The object key of a call's recording: recordings/<yyyy>/<mm>/<dd>/<call id>.wav.
+pub fn recording_key(call_id: &str, at: chrono::DateTime<chrono::Utc>) -> String {
+    format!("recordings/{}/{call_id}.wav", at.format("%Y/%m/%d"))
+}
+
+#[derive(Debug)]
+pub struct CallRecorder {
+    writer: StereoWavWriter,
+    ticket: Ticket,
+    spool: PathBuf,
+    caller: VecDeque<i16>,
+    agent: VecDeque<i16>,
+    max_skew: usize,
+    last_flush: Instant,
+}
+
+impl CallRecorder {
+    pub fn start(spool: &Path, call_id: &str, sample_rate: u32) -> std::io::Result<Self> {
+        std::fs::create_dir_all(spool)?;
+        let ticket =
+            Ticket { call_id: call_id.to_string(), key: recording_key(call_id, chrono::Utc::now()), finished: false };
+        ticket.save(spool)?;
+        let writer = StereoWavWriter::create(&Ticket::wav_path(spool, call_id), sample_rate)?;
+        Ok(CallRecorder {
+            writer,
+            ticket,
+            spool: spool.to_path_buf(),
+            caller: VecDeque::new(),
+            agent: VecDeque::new(),
+            max_skew: (sample_rate / 5) as usize,
+            last_flush: Instant::now(),
+        })
+    }
+
+    pub fn caller(&mut self, samples: &[i16]) -> std::io::Result<()> {
+        self.caller.extend(samples);
+        self.pump()
+    }
+
+    pub fn agent(&mut self, samples: &[i16]) -> std::io::Result<()> {
+        self.agent.extend(samples);
+        self.pump()
+    }
+
+    fn pump(&mut self) -> std::io::Result<()> {
+        let (c, a) = (self.caller.len(), self.agent.len());
+        if c > a + self.max_skew {
+            self.agent.extend(std::iter::repeat_n(0, c - a - self.max_skew));
+        } else if a > c + self.max_skew {
+            self.caller.extend(std::iter::repeat_n(0, a - c - self.max_skew));
+        }
+        let n = self.caller.len().min(self.agent.len());
+        if n > 0 {
+            let left: Vec<i16> = self.caller.drain(..n).collect();
+            let right: Vec<i16> = self.agent.drain(..n).collect();
+            self.writer.write(&left, &right)?;
+        }
+        if self.last_flush.elapsed() >= Duration::from_secs(1) {
+            self.writer.flush()?;
+            self.last_flush = Instant::now();
+        }
+        Ok(())
+    }
+
+    /// Writes what is left (padding the shorter side), fixes the header and marks the
+    /// ticket finished.
+    pub fn finish(mut self) -> std::io::Result<(Ticket, WavInfo)> {
+        let n = self.caller.len().max(self.agent.len());
+        self.caller.resize(n, 0);
+        self.agent.resize(n, 0);
+        let left: Vec<i16> = self.caller.drain(..).collect();
+        let right: Vec<i16> = self.agent.drain(..).collect();
+        self.writer.write(&left, &right)?;
+        let info = self.writer.finish()?;
+        self.ticket.finished = true;
+        self.ticket.save(&self.spool)?;
+        Ok((self.ticket, info))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn channels_stay_aligned_when_one_side_is_silent() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut r = CallRecorder::start(dir.path(), "ca_x", 8000).unwrap();
+        // One second of caller audio, the agent silent throughout.
+        for _ in 0..50 {
+            r.caller(&[500; 160]).unwrap();
+        }
+        let (ticket, info) = r.finish().unwrap();
+        assert!(ticket.finished);
+        assert_eq!(info.duration_ms, 1000);
+        let saved: Ticket = serde_json::from_slice(&std::fs::read(Ticket::path(dir.path(), "ca_x")).unwrap()).unwrap();
+        assert_eq!(saved, ticket);
+        assert!(ticket.key.starts_with("recordings/") && ticket.key.ends_with("/ca_x.wav"));
+    }
+}

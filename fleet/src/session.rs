@@ -1,0 +1,228 @@
+//! One call's media session on a worker: relays audio and events between the gateway's
+//! stream and the agent, records both sides, enforces the watchdogs, and reports the
+//! call's progress to voxbridge (`attaching → in_progress` at start, `completed` or
+//! `failed` with a reason at the end).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tokio::time::{Instant, sleep_until};
+use tonic::{Status, Streaming};
+use vox_proto::backend::v1 as bpb;
+use vox_proto::fleet::v1::{self as pb, media_in, media_out};
+
+use crate::agents::{self, AgentContext, AgentInput, AgentOutput};
+use crate::recording::CallRecorder;
+use crate::slots::Reservation;
+use crate::worker::Worker;
+
+/// The call's audio format, checked before the session starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Mulaw,
+    Pcm16 { sample_rate: u32 },
+}
+
+impl Format {
+    pub fn from_proto(f: Option<&pb::AudioFormat>) -> Result<Format, Status> {
+        let f = f.ok_or_else(|| Status::invalid_argument("start.format: required"))?;
+        match (pb::AudioEncoding::try_from(f.encoding), f.sample_rate) {
+            (Ok(pb::AudioEncoding::Mulaw), 0 | 8000) => Ok(Format::Mulaw),
+            (Ok(pb::AudioEncoding::Pcm16le), rate @ (8000 | 16000)) => Ok(Format::Pcm16 { sample_rate: rate }),
+            _ => Err(Status::invalid_argument(
+                "start.format: use AUDIO_ENCODING_MULAW at 8000 Hz or AUDIO_ENCODING_PCM16LE at 8000 or 16000 Hz",
+            )),
+        }
+    }
+
+    pub fn sample_rate(self) -> u32 {
+        match self {
+            Format::Mulaw => 8000,
+            Format::Pcm16 { sample_rate } => sample_rate,
+        }
+    }
+
+    fn to_proto(self) -> pb::AudioFormat {
+        match self {
+            Format::Mulaw => pb::AudioFormat { encoding: pb::AudioEncoding::Mulaw as i32, sample_rate: 8000 },
+            Format::Pcm16 { sample_rate } => {
+                pb::AudioFormat { encoding: pb::AudioEncoding::Pcm16le as i32, sample_rate }
+            }
+        }
+    }
+
+    fn decode(self, payload: &[u8]) -> Vec<i16> {
+        match self {
+            Format::Mulaw => vox_audio::mulaw::decode(payload),
+            Format::Pcm16 { .. } => vox_audio::pcm16le_to_samples(payload),
+        }
+    }
+
+    fn encode(self, samples: &[i16]) -> Vec<u8> {
+        match self {
+            Format::Mulaw => vox_audio::mulaw::encode(samples),
+            Format::Pcm16 { .. } => vox_audio::samples_to_pcm16le(samples),
+        }
+    }
+}
+
+/// How a call ended, and the call state that records it.
+fn final_state(reason: &str) -> bpb::CallState {
+    if reason == "caller_hangup" || reason.starts_with("agent_hangup") || reason == "watchdog:max_duration" {
+        bpb::CallState::Completed
+    } else {
+        bpb::CallState::Failed
+    }
+}
+
+type Out = mpsc::Sender<Result<pb::MediaOut, Status>>;
+
+async fn send(out: &Out, event: media_out::Event) -> bool {
+    out.send(Ok(pb::MediaOut { event: Some(event) })).await.is_ok()
+}
+
+async fn report(worker: &Worker, call_id: &str, to: bpb::CallState, reason: &str) {
+    let Some(bridge) = &worker.bridge else { return };
+    let req = bpb::TransitionCallRequest {
+        call_id: call_id.to_string(),
+        to_state: to as i32,
+        reason: reason.to_string(),
+        node_id: bridge.node_id().to_string(),
+        worker_index: worker.index,
+        ..Default::default()
+    };
+    if let Err(s) = bridge.calls().transition_call(req).await {
+        tracing::warn!(call_id, to = ?to, code = ?s.code(), error = s.message(), "could not report the call's progress");
+    }
+}
+
+pub async fn run(
+    worker: Arc<Worker>,
+    start: pb::MediaStart,
+    format: Format,
+    reservation: Reservation,
+    mut inbound: Streaming<pb::MediaIn>,
+    out: Out,
+) {
+    let call_id = start.call_id.clone();
+    let rate = format.sample_rate();
+    let frame = vox_audio::samples_per_frame(rate);
+
+    report(&worker, &call_id, bpb::CallState::InProgress, "media_started").await;
+    let mut recorder = match CallRecorder::start(&worker.common.spool_dir, &call_id, rate) {
+        Ok(r) => Some(r),
+        Err(e) => {
+            tracing::error!(call_id, error = %e, "cannot write the recording; the call goes on unrecorded");
+            None
+        }
+    };
+    let started = pb::MediaStarted { worker_index: worker.index, format: Some(format.to_proto()) };
+    if !send(&out, media_out::Event::Started(started)).await {
+        return finish(&worker, &call_id, recorder, "stream_lost").await;
+    }
+    let agent_settings = reservation.request.agent.clone().unwrap_or_default();
+    let (agent_in, mut agent_out) = agents::spawn(AgentContext {
+        call_id: call_id.clone(),
+        sample_rate: rate,
+        settings: agent_settings,
+        store: Arc::clone(&worker.store),
+    });
+
+    let no_media = Duration::from_secs(u64::from(worker.common.no_media_timeout_seconds.max(1)));
+    let max_call = Instant::now() + Duration::from_secs(u64::from(worker.common.max_call_seconds.max(1)));
+    let mut media_deadline = Instant::now() + no_media;
+    let mut out_seq: u64 = 0;
+    let max_payload = rate as usize * 2; // a second of 16-bit audio: far beyond one frame
+
+    let reason: String = loop {
+        tokio::select! {
+            msg = inbound.message() => match msg {
+                Ok(Some(pb::MediaIn { event: Some(event) })) => match event {
+                    media_in::Event::Audio(a) => {
+                        if a.payload.len() > max_payload {
+                            tracing::warn!(call_id, bytes = a.payload.len(), "dropped an oversize audio frame");
+                            continue;
+                        }
+                        media_deadline = Instant::now() + no_media;
+                        let samples = format.decode(&a.payload);
+                        if let Some(r) = recorder.as_mut() && let Err(e) = r.caller(&samples) {
+                            tracing::error!(call_id, error = %e, "recording write failed; recording stops");
+                            recorder = None;
+                        }
+                        let _ = agent_in.try_send(AgentInput::Audio(samples));
+                    }
+                    media_in::Event::Dtmf(d) => {
+                        let _ = agent_in.send(AgentInput::Dtmf(d.digit)).await;
+                    }
+                    media_in::Event::Mark(m) => {
+                        let _ = agent_in.send(AgentInput::MarkPlayed(m.name)).await;
+                    }
+                    media_in::Event::Hangup(h) => {
+                        break if h.reason.is_empty() { "caller_hangup".to_string() } else { h.reason };
+                    }
+                    media_in::Event::Start(_) => tracing::warn!(call_id, "ignored a second start on a running call"),
+                },
+                Ok(Some(pb::MediaIn { event: None })) => {}
+                Ok(None) => break "caller_hangup".to_string(),
+                Err(s) => {
+                    tracing::warn!(call_id, error = s.message(), "media stream from the gateway broke");
+                    break "stream_lost".to_string();
+                }
+            },
+            event = agent_out.recv() => match event {
+                Some(AgentOutput::Audio(samples)) => {
+                    for chunk in samples.chunks(frame) {
+                        if let Some(r) = recorder.as_mut() && let Err(e) = r.agent(chunk) {
+                            tracing::error!(call_id, error = %e, "recording write failed; recording stops");
+                            recorder = None;
+                        }
+                        let audio = pb::AudioFrame { payload: format.encode(chunk), timestamp_ms: out_seq * 20, sequence: out_seq };
+                        out_seq += 1;
+                        if !send(&out, media_out::Event::Audio(audio)).await {
+                            break;
+                        }
+                    }
+                }
+                Some(AgentOutput::Mark(name)) => { send(&out, media_out::Event::Mark(pb::Mark { name })).await; }
+                Some(AgentOutput::Clear) => { send(&out, media_out::Event::Clear(pb::Clear {})).await; }
+                Some(AgentOutput::Hangup(reason)) => {
+                    send(&out, media_out::Event::Hangup(pb::Hangup { reason: reason.clone() })).await;
+                    break reason;
+                }
+                None => break "agent_hangup:stopped".to_string(),
+            },
+            _ = sleep_until(media_deadline) => {
+                tracing::warn!(call_id, seconds = no_media.as_secs(), "no inbound media; hanging up the phantom call");
+                send(&out, media_out::Event::Hangup(pb::Hangup { reason: "watchdog:no_media".into() })).await;
+                break "watchdog:no_media".to_string();
+            }
+            _ = sleep_until(max_call) => {
+                send(&out, media_out::Event::Hangup(pb::Hangup { reason: "watchdog:max_duration".into() })).await;
+                break "watchdog:max_duration".to_string();
+            }
+            _ = out.closed() => break "stream_lost".to_string(),
+        }
+    };
+    drop(agent_in);
+    drop(out);
+    finish(&worker, &call_id, recorder, &reason).await;
+}
+
+async fn finish(worker: &Worker, call_id: &str, recorder: Option<CallRecorder>, reason: &str) {
+    tracing::info!(call_id, reason, "call ended");
+    worker.slots.end_call(call_id);
+    if let Some(r) = recorder {
+        match tokio::task::spawn_blocking(move || r.finish()).await {
+            Ok(Ok((_, info))) => {
+                tracing::info!(call_id, duration_ms = info.duration_ms, "recording finished");
+                worker.uploader.queue(call_id);
+            }
+            Ok(Err(e)) => {
+                tracing::error!(call_id, error = %e, "could not finish the recording; it is repaired at the next start")
+            }
+            Err(e) => tracing::error!(call_id, error = %e, "recording task failed"),
+        }
+    }
+    report(worker, call_id, final_state(reason), reason).await;
+}

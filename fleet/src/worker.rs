@@ -1,0 +1,211 @@
+//! One worker process: its slots, its gRPC service (`vox.fleet.v1.WorkerService` plus
+//! health and reflection) on a Unix socket or TCP, and its drain/exit behaviour.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use futures::Stream;
+use tokio::sync::mpsc;
+use tonic::{Request, Response, Status, Streaming};
+use vox_blob::{BlobStore, LocalDirStore};
+use vox_node::{Bridge, NodeSecret};
+use vox_proto::fleet::v1::worker_service_server::{WorkerService, WorkerServiceServer};
+use vox_proto::fleet::v1::{self as pb, media_in};
+
+use crate::config::{CommonArgs, WorkerArgs, socket_path};
+use crate::session::{self, Format};
+use crate::slots::Slots;
+use crate::spool::Uploader;
+
+#[derive(Debug)]
+pub struct Worker {
+    pub index: u32,
+    pub slots: Slots,
+    pub common: CommonArgs,
+    pub store: Arc<dyn BlobStore>,
+    pub bridge: Option<Bridge>,
+    pub uploader: Uploader,
+}
+
+/// voxbridge from the settings, if configured; both URL and secret or neither.
+pub fn bridge_from(common: &CommonArgs) -> anyhow::Result<Option<Bridge>> {
+    match (&common.bridge_url, &common.node_secret) {
+        (Some(url), Some(secret)) => {
+            let secret =
+                NodeSecret::parse("--node-secret (VOX_NODE_SECRET)", secret).map_err(|e| anyhow::anyhow!(e.message))?;
+            Ok(Some(Bridge::new(url, secret).map_err(|e| anyhow::anyhow!(e.message))?))
+        }
+        (None, None) => Ok(None),
+        (Some(_), None) => anyhow::bail!(
+            "--bridge-url is set but --node-secret (VOX_NODE_SECRET) is not; give the fleet node's API secret"
+        ),
+        (None, Some(_)) => anyhow::bail!("--node-secret is set but --bridge-url (VOX_BRIDGE_URL) is not"),
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Service(Arc<Worker>);
+
+type MediaStream = Pin<Box<dyn Stream<Item = Result<pb::MediaOut, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl WorkerService for Service {
+    async fn reserve(&self, req: Request<pb::ReserveRequest>) -> Result<Response<pb::ReserveResponse>, Status> {
+        let r = req.into_inner();
+        if r.call_id.trim().is_empty() || r.call_id.len() > 64 {
+            return Err(Status::invalid_argument("call_id: required, at most 64 characters"));
+        }
+        let asked = if r.ttl_ms == 0 { 5000 } else { r.ttl_ms };
+        let ttl = Duration::from_millis(u64::from(asked.min(self.0.common.max_reservation_ms)));
+        let reservation = self.0.slots.reserve(r, ttl)?;
+        tracing::info!(call_id = %reservation.call_id, worker = self.0.index, "slot reserved");
+        let expires = chrono::Utc::now() + chrono::Duration::from_std(ttl).unwrap_or_default();
+        Ok(Response::new(pb::ReserveResponse {
+            reservation_id: reservation.id,
+            expires_at: Some(vox_domain::time::to_proto(expires)),
+            worker_index: self.0.index,
+        }))
+    }
+
+    async fn release(&self, req: Request<pb::ReleaseRequest>) -> Result<Response<pb::ReleaseResponse>, Status> {
+        self.0.slots.release(&req.get_ref().reservation_id);
+        Ok(Response::new(pb::ReleaseResponse {}))
+    }
+
+    type MediaStream = MediaStream;
+
+    async fn media(&self, req: Request<Streaming<pb::MediaIn>>) -> Result<Response<MediaStream>, Status> {
+        let mut inbound = req.into_inner();
+        let first = tokio::time::timeout(Duration::from_secs(5), inbound.message())
+            .await
+            .map_err(|_| Status::deadline_exceeded("no start message within 5 s"))??;
+        let Some(pb::MediaIn { event: Some(media_in::Event::Start(start)) }) = first else {
+            return Err(Status::invalid_argument("the first media message must be `start`"));
+        };
+        let format = Format::from_proto(start.format.as_ref())?;
+        let reservation = self.0.slots.start_call(&start.reservation_id, &start.call_id)?;
+        let (tx, rx) = mpsc::channel(64);
+        tokio::spawn(session::run(Arc::clone(&self.0), start, format, reservation, inbound, tx));
+        Ok(Response::new(Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx))))
+    }
+
+    async fn status(&self, _req: Request<pb::StatusRequest>) -> Result<Response<pb::WorkerStatus>, Status> {
+        Ok(Response::new(self.0.slots.status(self.0.index)))
+    }
+
+    async fn drain(&self, req: Request<pb::DrainRequest>) -> Result<Response<pb::WorkerStatus>, Status> {
+        let exit = req.get_ref().exit_when_idle;
+        self.0.slots.drain(exit);
+        tracing::info!(worker = self.0.index, exit_when_idle = exit, "draining");
+        Ok(Response::new(self.0.slots.status(self.0.index)))
+    }
+
+    async fn resume(&self, _req: Request<pb::ResumeRequest>) -> Result<Response<pb::WorkerStatus>, Status> {
+        self.0.slots.resume()?;
+        tracing::info!(worker = self.0.index, "taking calls again");
+        Ok(Response::new(self.0.slots.status(self.0.index)))
+    }
+}
+
+enum Listener {
+    Tcp(tokio::net::TcpListener),
+    Unix(tokio::net::UnixListener, std::path::PathBuf),
+}
+
+/// Runs one worker until it is told to stop: on `shutdown` (SIGTERM) or a drain with
+/// exit_when_idle, it takes no new call, finishes the ones it holds, then exits.
+pub async fn run(args: WorkerArgs, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&args.common.spool_dir)
+        .with_context(|| format!("create spool dir {}", args.common.spool_dir.display()))?;
+    std::fs::create_dir_all(&args.common.recordings_dir)
+        .with_context(|| format!("create recordings dir {}", args.common.recordings_dir.display()))?;
+    let bridge = bridge_from(&args.common)?;
+    let store: Arc<dyn BlobStore> = Arc::new(LocalDirStore::new(&args.common.recordings_dir));
+    let uploader = Uploader::start(args.common.spool_dir.clone(), Arc::clone(&store), bridge.clone());
+    let worker = Arc::new(Worker {
+        index: args.index,
+        slots: Slots::new(args.common.max_concurrent_calls),
+        common: args.common.clone(),
+        store,
+        bridge,
+        uploader,
+    });
+
+    let (listener, url) = match args.listen {
+        Some(addr) => {
+            let l = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("bind {addr}"))?;
+            let url = format!("http://{}", l.local_addr()?);
+            (Listener::Tcp(l), url)
+        }
+        None => {
+            std::fs::create_dir_all(&args.socket_dir)
+                .with_context(|| format!("create socket dir {}", args.socket_dir.display()))?;
+            let path = socket_path(&args.socket_dir, args.index);
+            // A socket file left by a killed worker would make bind fail.
+            let _ = std::fs::remove_file(&path);
+            let l = tokio::net::UnixListener::bind(&path).with_context(|| format!("bind {}", path.display()))?;
+            let url = format!("unix://{}", path.display());
+            (Listener::Unix(l, path), url)
+        }
+    };
+    if let Some(file) = &args.address_file {
+        std::fs::write(file, &url).with_context(|| format!("write {}", file.display()))?;
+    }
+    tracing::info!(worker = args.index, %url, max_calls = args.common.max_concurrent_calls, "voxcore worker listening");
+
+    // Reservations that never see media are dropped (watchdog: reservation unused).
+    let expiry = {
+        let worker = Arc::clone(&worker);
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_millis(250)).await;
+                for r in worker.slots.expire() {
+                    tracing::warn!(call_id = %r.call_id, worker = worker.index, reason = "watchdog:reservation_unused", "reservation expired unused");
+                }
+            }
+        })
+    };
+
+    let (health, health_svc) = tonic_health::server::health_reporter();
+    health.set_serving::<WorkerServiceServer<Service>>().await;
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(vox_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .with_service_name("vox.fleet.v1.WorkerService")
+        .with_service_name("grpc.health.v1.Health")
+        .build_v1()?;
+
+    let stopping = {
+        let worker = Arc::clone(&worker);
+        async move {
+            tokio::select! {
+                () = shutdown => {
+                    tracing::info!(worker = worker.index, "asked to stop: finishing current calls first");
+                    worker.slots.drain(true);
+                }
+                () = worker.slots.exit_requested_and_idle() => {}
+            }
+            worker.slots.exit_requested_and_idle().await;
+            health.set_not_serving::<WorkerServiceServer<Service>>().await;
+        }
+    };
+    let router = tonic::transport::Server::builder()
+        .add_service(health_svc)
+        .add_service(reflection)
+        .add_service(WorkerServiceServer::new(Service(Arc::clone(&worker))));
+    match listener {
+        Listener::Tcp(l) => {
+            router.serve_with_incoming_shutdown(tokio_stream::wrappers::TcpListenerStream::new(l), stopping).await?;
+        }
+        Listener::Unix(l, path) => {
+            router.serve_with_incoming_shutdown(tokio_stream::wrappers::UnixListenerStream::new(l), stopping).await?;
+            let _ = std::fs::remove_file(path);
+        }
+    }
+    expiry.abort();
+    tracing::info!(worker = args.index, "voxcore worker stopped");
+    Ok(())
+}
