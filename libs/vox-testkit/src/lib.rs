@@ -209,25 +209,26 @@ impl Drop for ServerProcess {
     }
 }
 
-/// The path of a workspace binary, built first (a no-op when it is up to date), so a
-/// test of one package can start another package's binary.
+/// The path of another package's binary in this target dir. A workspace test run
+/// (`cargo nextest run --workspace`) builds every binary with the workspace's features;
+/// when it is missing (one package tested alone), it is built here, once.
 pub fn workspace_binary(package: &str, bin: &str) -> PathBuf {
-    static BUILT: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+    static BUILD: std::sync::Mutex<()> = std::sync::Mutex::new(());
     // Test binaries live in <target>/<profile>/deps/.
     let exe = std::env::current_exe().expect("current test executable");
     let profile_dir = exe.parent().and_then(Path::parent).expect("a test binary under <target>/<profile>/deps");
     let target_dir = profile_dir.parent().expect("a target dir");
-    let mut built = BUILT.lock().unwrap_or_else(|p| p.into_inner());
-    if !built.iter().any(|b| b == bin) {
+    let path = profile_dir.join(bin);
+    let _once = BUILD.lock().unwrap_or_else(|p| p.into_inner());
+    if !path.is_file() {
         let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
             .args(["build", "--quiet", "-p", package, "--bin", bin])
             .env("CARGO_TARGET_DIR", target_dir)
             .status()
             .unwrap_or_else(|e| panic!("cannot run cargo to build {bin}: {e}"));
         assert!(status.success(), "building {bin} for this test failed");
-        built.push(bin.to_string());
     }
-    profile_dir.join(bin)
+    path
 }
 
 /// Finds a program the tests need on PATH, or fails naming the install script.
