@@ -1,0 +1,87 @@
+//! The gateway's side of voxbridge: one shared gRPC channel, the caller's bearer token
+//! forwarded as `authorization` metadata, and a deadline on every unary call.
+
+use std::future::Future;
+use std::time::Duration;
+
+use tonic::transport::Channel;
+use vox_proto::backend::v1 as pb;
+
+use crate::error::{ApiError, ApiResult};
+use crate::extract::Bearer;
+
+/// voxbridge as the handlers reach it. Cheap to clone: the channel is shared.
+#[derive(Debug, Clone)]
+pub struct Bridge {
+    channel: Channel,
+    timeout: Duration,
+}
+
+impl Bridge {
+    pub fn new(channel: Channel, timeout: Duration) -> Self {
+        Bridge { channel, timeout }
+    }
+
+    /// `msg` carrying the caller's token and the unary deadline (sent as `grpc-timeout`,
+    /// so voxbridge stops working on it too).
+    pub fn request<T>(&self, auth: &Bearer, msg: T) -> tonic::Request<T> {
+        let mut req = self.stream_request(auth, msg);
+        req.set_timeout(self.timeout);
+        req
+    }
+
+    /// `msg` carrying the caller's token and no deadline, for server streams.
+    pub fn stream_request<T>(&self, auth: &Bearer, msg: T) -> tonic::Request<T> {
+        let mut req = tonic::Request::new(msg);
+        req.metadata_mut().insert("authorization", auth.metadata());
+        req
+    }
+
+    /// `msg` without credentials (sign-in).
+    pub fn anonymous<T>(&self, msg: T) -> tonic::Request<T> {
+        let mut req = tonic::Request::new(msg);
+        req.set_timeout(self.timeout);
+        req
+    }
+
+    /// Waits for a unary reply at most the deadline; a late reply counts as unreachable.
+    pub async fn unary<T>(
+        &self,
+        call: impl Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+    ) -> ApiResult<T> {
+        self.within_deadline(call).await.map(tonic::Response::into_inner)
+    }
+
+    /// Runs `call` under the unary deadline (also used to open a stream).
+    pub async fn within_deadline<T>(&self, call: impl Future<Output = Result<T, tonic::Status>>) -> ApiResult<T> {
+        match tokio::time::timeout(self.timeout, call).await {
+            Ok(r) => r.map_err(ApiError::from),
+            Err(_) => Err(ApiError::unreachable(format!("no answer within {} s", self.timeout.as_secs_f32()))),
+        }
+    }
+
+    pub fn auth(&self) -> pb::auth_service_client::AuthServiceClient<Channel> {
+        pb::auth_service_client::AuthServiceClient::new(self.channel.clone())
+    }
+    pub fn users(&self) -> pb::user_service_client::UserServiceClient<Channel> {
+        pb::user_service_client::UserServiceClient::new(self.channel.clone())
+    }
+    pub fn regions(&self) -> pb::region_service_client::RegionServiceClient<Channel> {
+        pb::region_service_client::RegionServiceClient::new(self.channel.clone())
+    }
+    pub fn nodes(&self) -> pb::node_service_client::NodeServiceClient<Channel> {
+        pb::node_service_client::NodeServiceClient::new(self.channel.clone())
+    }
+    pub fn campaigns(&self) -> pb::campaign_service_client::CampaignServiceClient<Channel> {
+        pb::campaign_service_client::CampaignServiceClient::new(self.channel.clone())
+    }
+    pub fn calls(&self) -> pb::call_service_client::CallServiceClient<Channel> {
+        pb::call_service_client::CallServiceClient::new(self.channel.clone())
+    }
+    pub fn dashboard(&self) -> pb::dashboard_service_client::DashboardServiceClient<Channel> {
+        pb::dashboard_service_client::DashboardServiceClient::new(self.channel.clone())
+    }
+    pub fn jobs(&self) -> pb::job_service_client::JobServiceClient<Channel> {
+        pb::job_service_client::JobServiceClient::new(self.channel.clone())
+    }
+}

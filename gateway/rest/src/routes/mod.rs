@@ -1,0 +1,72 @@
+//! The handlers, one file per resource, and the table that mounts them under `/api/v1`.
+
+pub mod auth;
+pub mod calls;
+pub mod campaigns;
+pub mod dashboard;
+pub mod jobs;
+pub mod nodes;
+pub mod numbers;
+pub mod regions;
+pub mod users;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{Method, Uri};
+use axum::routing::{MethodRouter, get, patch, post, put};
+
+use crate::bridge::Bridge;
+use crate::error::ApiError;
+use crate::{JSON_BODY_LIMIT, UPLOAD_BODY_LIMIT, openapi};
+
+/// A wrong method on a known path answers the JSON error shape too.
+fn route(methods: MethodRouter<Bridge>) -> MethodRouter<Bridge> {
+    methods.fallback(|method: Method, uri: Uri| async move { ApiError::method_not_allowed(&method, uri.path()) })
+}
+
+/// Every route of the API. The body limit applies to all of them but the numbers upload,
+/// whose own limit, set closer to its handler, wins.
+pub fn routes() -> Router<Bridge> {
+    Router::new()
+        .route("/api/v1/openapi.json", route(get(openapi::document)))
+        .route("/api/v1/auth/login", route(post(auth::login)))
+        .route("/api/v1/auth/me", route(get(auth::me)))
+        .route("/api/v1/users", route(get(users::list).post(users::create)))
+        .route("/api/v1/users/{id}", route(patch(users::update).delete(users::delete)))
+        .route("/api/v1/regions", route(get(regions::list).post(regions::create)))
+        .route("/api/v1/regions/{id}", route(get(regions::get).patch(regions::update).delete(regions::delete)))
+        .route("/api/v1/regions/{id}/storage", route(put(regions::set_storage)))
+        .route("/api/v1/nodes", route(get(nodes::list).post(nodes::register)))
+        .route("/api/v1/nodes/{id}", route(get(nodes::get).patch(nodes::update).delete(nodes::delete)))
+        .route("/api/v1/nodes/{id}/rotate-secret", route(post(nodes::rotate_secret)))
+        .route("/api/v1/nodes/{id}/lifecycle", route(post(nodes::lifecycle)))
+        .route("/api/v1/audit", route(get(nodes::audit)))
+        .route("/api/v1/campaigns", route(get(campaigns::list).post(campaigns::create)))
+        .route("/api/v1/campaigns/{id}", route(get(campaigns::get).put(campaigns::replace)))
+        .route("/api/v1/campaigns/{id}/start", route(post(campaigns::start)))
+        .route("/api/v1/campaigns/{id}/pause", route(post(campaigns::pause)))
+        .route("/api/v1/campaigns/{id}/complete", route(post(campaigns::complete)))
+        .route(
+            "/api/v1/campaigns/{id}/numbers",
+            route(post(numbers::add).layer(DefaultBodyLimit::max(UPLOAD_BODY_LIMIT))),
+        )
+        .route("/api/v1/calls", route(get(calls::list)))
+        .route("/api/v1/calls/{id}", route(get(calls::get)))
+        .route("/api/v1/calls/{id}/events", route(get(calls::events)))
+        .route("/api/v1/calls/{id}/cancel", route(post(calls::cancel)))
+        .route("/api/v1/dashboard", route(get(dashboard::get)))
+        .route("/api/v1/dashboard/stream", route(get(dashboard::stream)))
+        .route("/api/v1/jobs/cleanup", route(post(jobs::cleanup)))
+        // Not a fallback: voxgate merges this router into its own, which has its own.
+        .route("/api/v1/{*rest}", any_unknown())
+        .layer(DefaultBodyLimit::max(JSON_BODY_LIMIT))
+}
+
+fn any_unknown() -> MethodRouter<Bridge> {
+    axum::routing::any(|method: Method, uri: Uri| async move {
+        ApiError::new(
+            vox_domain::ErrorCode::NotFound,
+            format!("no route {method} {}; see /api/v1/openapi.json", uri.path()),
+        )
+    })
+}

@@ -1,0 +1,58 @@
+//! voxgate's settings: clap flags, each with an environment name.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::Parser;
+
+/// The Vox edge: carrier media streams, the fleet routes and the console REST API.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "voxgate", version, about)]
+pub struct Args {
+    /// HTTP/WSS listen address.
+    #[arg(long, env = "VOX_GATEWAY_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+
+    /// Write the bound address here once listening (for tests and scripts).
+    #[arg(long, env = "VOX_ADDRESS_FILE")]
+    pub address_file: Option<PathBuf>,
+
+    /// voxbridge's gRPC URL, e.g. http://127.0.0.1:7070.
+    #[arg(long, env = "VOX_BRIDGE_URL")]
+    pub bridge_url: String,
+
+    /// This gateway node's API secret from registration (vxn.<node id>.<secret>).
+    #[arg(long, env = "VOX_NODE_SECRET", hide_env_values = true)]
+    pub node_secret: String,
+
+    /// Worker URLs to use besides the fleet voxbridge knows, comma-separated
+    /// (unix:///run/vox/voxcore_1.sock,http://10.0.0.5:7101): the seeds' FLEET_URLS.
+    #[arg(long, env = "FLEET_URLS", value_delimiter = ',')]
+    pub fleet_urls: Vec<String>,
+
+    /// Twilio account auth token: media stream requests must carry a valid
+    /// X-Twilio-Signature made with it. Without it the Twilio route refuses every stream.
+    #[arg(long, env = "TWILIO_AUTH_TOKEN", hide_env_values = true)]
+    pub twilio_auth_token: Option<String>,
+
+    /// The public base URL carriers use to reach this gateway (wss://voice.example.com),
+    /// for signature checks behind proxies. Default: taken from each request's Host.
+    #[arg(long, env = "VOX_PUBLIC_URL")]
+    pub public_url: Option<String>,
+
+    /// How long a worker reservation waits for its media stream, milliseconds.
+    #[arg(long, env = "VOX_RESERVATION_TTL_MS", default_value_t = 5000)]
+    pub reservation_ttl_ms: u32,
+
+    /// Largest WebSocket message accepted from a carrier, bytes.
+    #[arg(long, env = "VOX_MAX_FRAME_BYTES", default_value_t = 64 * 1024)]
+    pub max_frame_bytes: usize,
+
+    /// Close a media stream that sends nothing for this long, seconds.
+    #[arg(long, env = "VOX_IDLE_TIMEOUT_SECONDS", default_value_t = 30)]
+    pub idle_timeout_seconds: u64,
+
+    /// "pretty" or "json".
+    #[arg(long, env = "VOX_LOG_FORMAT", default_value = "pretty")]
+    pub log_format: String,
+}

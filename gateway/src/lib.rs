@@ -1,0 +1,150 @@
+//! voxgate, the Vox edge: HTTP/WSS on one port for carrier media streams (Twilio Media
+//! Streams today, one adapter per dialect in [`media`]), the seeds' fleet routes
+//! (`GET /health`, `GET /health/fleet`), the console REST API (`voxgate-rest`, under
+//! `/api/v1`) and `/metrics`. It picks worker slots by least load ([`fleet`]) and holds
+//! a call's slot for the whole call.
+//!
+//! WebSocket routes answer only real upgrades (`Connection: upgrade` and
+//! `Upgrade: websocket`); everything else is plain HTTP, so a POST never meets a
+//! WebSocket handler (the seeds' 422 incident).
+
+pub mod config;
+pub mod fleet;
+pub mod media;
+pub mod metrics;
+mod routes;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use anyhow::Context;
+use vox_node::{Bridge, NodeSecret};
+use vox_proto::backend::v1 as bpb;
+use vox_proto::fleet::v1::worker_service_client::WorkerServiceClient;
+
+use crate::config::Args;
+use crate::fleet::Fleet;
+use crate::metrics::Metrics;
+
+/// What every request handler shares.
+#[derive(Debug)]
+pub struct Gate {
+    pub args: Args,
+    pub bridge: Bridge,
+    pub fleet: Arc<Fleet>,
+    pub metrics: Metrics,
+    /// Maintenance, shutdown or disable from voxbridge: no new streams.
+    pub draining: AtomicBool,
+}
+
+impl vox_node::heartbeat::HeartbeatSource for Gate {
+    async fn slots(&self) -> Vec<bpb::WorkerSlot> {
+        Vec::new()
+    }
+
+    async fn desired(&self, state: bpb::DesiredState) {
+        let drain = state != bpb::DesiredState::Active;
+        if self.draining.swap(drain, Ordering::SeqCst) != drain {
+            tracing::info!(desired = ?state, "gateway {}", if drain { "stops taking new streams" } else { "takes streams again" });
+        }
+    }
+}
+
+/// Refreshes the fleet from voxbridge and the static worker list.
+async fn refresh(gate: &Gate, statics: &[(String, WorkerServiceClient<tonic::transport::Channel>)]) {
+    let req = bpb::ListNodesRequest { region_id: String::new(), kind: bpb::NodeKind::Fleet as i32 };
+    match gate.bridge.nodes().list_nodes(req).await {
+        Ok(r) => gate.fleet.apply_nodes(&r.into_inner().nodes),
+        Err(s) => {
+            tracing::warn!(code = ?s.code(), error = s.message(), "cannot read the fleet from voxbridge; keeping the last view")
+        }
+    }
+    for (url, client) in statics {
+        let mut c = client.clone();
+        let status =
+            tokio::time::timeout(Duration::from_millis(800), c.status(vox_proto::fleet::v1::StatusRequest {})).await;
+        let status = status.ok().and_then(Result::ok).map(tonic::Response::into_inner);
+        gate.fleet.apply_static(url, client, status.as_ref());
+    }
+    gate.metrics.slots_free.set(i64::from(gate.fleet.available()));
+    gate.metrics.slots_total.set(i64::from(gate.fleet.total()));
+}
+
+/// Serves voxgate on `listener` until `shutdown` resolves.
+pub async fn run(
+    args: Args,
+    listener: tokio::net::TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let secret = NodeSecret::parse("--node-secret (VOX_NODE_SECRET)", &args.node_secret)
+        .map_err(|e| anyhow::anyhow!(e.message))?;
+    let bridge = Bridge::new(&args.bridge_url, secret).map_err(|e| anyhow::anyhow!(e.message))?;
+    let mut statics = Vec::new();
+    for url in args.fleet_urls.iter().filter(|u| !u.trim().is_empty()) {
+        let channel =
+            vox_node::channel::connect_lazy(url.trim()).map_err(|e| anyhow::anyhow!("FLEET_URLS: {}", e.message))?;
+        statics.push((url.trim().to_string(), WorkerServiceClient::new(channel)));
+    }
+    let rest_channel = tonic::transport::Endpoint::from_shared(args.bridge_url.clone())
+        .context("--bridge-url")?
+        .connect_timeout(Duration::from_secs(3))
+        .connect_lazy();
+    let gate = Arc::new(Gate {
+        args,
+        bridge: bridge.clone(),
+        fleet: Arc::new(Fleet::default()),
+        metrics: Metrics::default(),
+        draining: AtomicBool::new(false),
+    });
+
+    // Learn the fleet (and who is busy) before taking traffic.
+    refresh(&gate, &statics).await;
+    let refresher = {
+        let gate = Arc::clone(&gate);
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_secs(2)).await;
+                refresh(&gate, &statics).await;
+            }
+        })
+    };
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let beat = tokio::spawn(vox_node::heartbeat::run(
+        bridge,
+        vox_node::new_boot_id(),
+        env!("CARGO_PKG_VERSION"),
+        Arc::clone(&gate),
+        stop_rx,
+    ));
+
+    let app =
+        routes::router(Arc::clone(&gate)).merge(voxgate_rest::router(voxgate_rest::RestConfig::new(rest_channel)));
+    let addr = listener.local_addr()?;
+    if let Some(file) = &gate.args.address_file {
+        std::fs::write(file, addr.to_string()).with_context(|| format!("write {}", file.display()))?;
+    }
+    tracing::info!(%addr, slots = gate.fleet.total(), "voxgate listening");
+    axum::serve(listener, app).with_graceful_shutdown(shutdown).await.context("serve")?;
+    let _ = stop_tx.send(true);
+    refresher.abort();
+    beat.abort();
+    Ok(())
+}
+
+/// Resolves when the process is asked to stop (SIGTERM or Ctrl-C).
+pub async fn shutdown_signal() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = term => {}
+    }
+}

@@ -1,0 +1,10 @@
+use anyhow::Context;
+use clap::Parser;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = voxgate::config::Args::parse();
+    vox_telemetry::init(&args.log_format);
+    let listener = tokio::net::TcpListener::bind(args.listen).await.with_context(|| format!("bind {}", args.listen))?;
+    voxgate::run(args, listener, voxgate::shutdown_signal()).await
+}

@@ -1,0 +1,267 @@
+//! Connects one carrier media stream to one worker, for the whole call.
+//!
+//! The slot was claimed before the WebSocket was accepted. After the carrier's `start`
+//! names the call, the gateway checks the call is answered, reserves the worker (moving
+//! to the next slot on RESOURCE_EXHAUSTED), moves the call to `attaching`, opens the
+//! worker's media stream and relays both ways. The worker reports `in_progress` and the
+//! end of the call; the gateway reports only what the worker cannot: `abandoned` when no
+//! slot is free and `failed` (`worker_lost`) when the worker's stream breaks.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::extract::ws::{CloseFrame, Message, WebSocket, close_code};
+use futures::{SinkExt, StreamExt};
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use vox_proto::backend::v1 as bpb;
+use vox_proto::fleet::v1::{self as pb, media_in, media_out};
+
+use super::{CarrierEvent, Encoding, GatewayEvent, StreamStart, twilio};
+use crate::Gate;
+use crate::fleet::{Claim, Refusal};
+use crate::metrics::label;
+
+type Sink = futures::stream::SplitSink<WebSocket, Message>;
+
+async fn close(sink: &mut Sink, code: u16, reason: &str) {
+    tracing::info!(code, reason, "closing media stream");
+    let frame = CloseFrame { code, reason: reason.chars().take(120).collect::<String>().into() };
+    let _ = sink.send(Message::Close(Some(frame))).await;
+    let _ = sink.close().await;
+}
+
+async fn transition(
+    gate: &Gate,
+    call_id: &str,
+    to: bpb::CallState,
+    reason: &str,
+    claim: Option<&Claim>,
+) -> Result<(), tonic::Status> {
+    let req = bpb::TransitionCallRequest {
+        call_id: call_id.to_string(),
+        to_state: to as i32,
+        reason: reason.to_string(),
+        node_id: claim.map(|c| c.node_id.clone()).unwrap_or_default(),
+        worker_index: claim.map_or(0, |c| c.index),
+        ..Default::default()
+    };
+    gate.bridge.calls().transition_call(req).await.map(|_| ())
+}
+
+/// Runs a Twilio media stream to its end.
+pub async fn twilio_stream(gate: Arc<Gate>, socket: WebSocket, claim: Claim) {
+    gate.metrics.active_streams.inc();
+    let (mut sink, mut stream) = socket.split();
+    run(&gate, &mut sink, &mut stream, claim).await;
+    gate.metrics.active_streams.dec();
+}
+
+async fn next_event(
+    stream: &mut futures::stream::SplitStream<WebSocket>,
+    idle: Duration,
+) -> Result<CarrierEvent, (u16, String)> {
+    loop {
+        let msg = match tokio::time::timeout(idle, stream.next()).await {
+            Err(_) => return Err((close_code::AWAY, format!("no frame for {} s", idle.as_secs()))),
+            Ok(None) => return Ok(CarrierEvent::Stop),
+            Ok(Some(Err(e))) => return Err((close_code::PROTOCOL, format!("websocket error: {e}"))),
+            Ok(Some(Ok(m))) => m,
+        };
+        return match msg {
+            Message::Text(t) => twilio::parse(t.as_str()).map_err(|why| (close_code::POLICY, why)),
+            Message::Binary(_) => {
+                Err((close_code::UNSUPPORTED, "binary frames are not part of the Twilio protocol".into()))
+            }
+            Message::Close(_) => Ok(CarrierEvent::Stop),
+            Message::Ping(_) | Message::Pong(_) => continue,
+        };
+    }
+}
+
+async fn run(gate: &Gate, sink: &mut Sink, stream: &mut futures::stream::SplitStream<WebSocket>, claim: Claim) {
+    let idle = Duration::from_secs(gate.args.idle_timeout_seconds.max(1));
+    // The first frames: `connected`, then `start` naming the call.
+    let start: StreamStart = loop {
+        match next_event(stream, Duration::from_secs(10).min(idle)).await {
+            Ok(CarrierEvent::Connected) => continue,
+            Ok(CarrierEvent::Start(s)) => break s,
+            Ok(CarrierEvent::Stop) => return,
+            Ok(other) => return close(sink, close_code::POLICY, &format!("expected start, got {other:?}")).await,
+            Err((code, why)) => return close(sink, code, &why).await,
+        }
+    };
+    let Some(call_id) = start.call_id.clone() else {
+        gate.metrics.rejections.get_or_create(&label("reason", "no_call_id")).inc();
+        return close(sink, close_code::POLICY, "start.customParameters.call_id is missing").await;
+    };
+    if start.encoding != Encoding::Mulaw || start.sample_rate != 8000 {
+        return close(sink, close_code::POLICY, "Twilio streams must be audio/x-mulaw at 8000 Hz").await;
+    }
+    let call = match gate.bridge.calls().get_call(bpb::GetCallRequest { id: call_id.clone() }).await {
+        Ok(c) => c.into_inner(),
+        Err(s) if s.code() == tonic::Code::NotFound || s.code() == tonic::Code::InvalidArgument => {
+            gate.metrics.rejections.get_or_create(&label("reason", "unknown_call")).inc();
+            return close(sink, close_code::POLICY, &format!("unknown call id {call_id:?}")).await;
+        }
+        Err(s) => {
+            tracing::warn!(call_id, error = s.message(), "voxbridge did not answer for the call");
+            return close(sink, close_code::AGAIN, "the control plane is unreachable; try again").await;
+        }
+    };
+    if call.state() != bpb::CallState::Answered {
+        gate.metrics.rejections.get_or_create(&label("reason", "call_not_answered")).inc();
+        return close(sink, close_code::POLICY, &format!("call {call_id} is {:?}, not answered", call.state())).await;
+    }
+    let agent = match call.campaign_id.as_str() {
+        "" => None,
+        id => gate
+            .bridge
+            .campaigns()
+            .get_campaign(bpb::GetCampaignRequest { id: id.into() })
+            .await
+            .ok()
+            .and_then(|c| c.into_inner().spec)
+            .and_then(|s| s.agent),
+    };
+
+    // Reserve: the claimed slot first, then the next least-loaded ones.
+    let mut tried = HashSet::new();
+    let mut next = Some(claim);
+    let (claim, reservation) = loop {
+        let Some(c) = next.take().or_else(|| gate.fleet.claim(&tried)) else {
+            gate.metrics.rejections.get_or_create(&label("reason", "no_free_slot")).inc();
+            if let Err(s) = transition(gate, &call_id, bpb::CallState::Abandoned, "no_free_slot", None).await {
+                tracing::warn!(call_id, error = s.message(), "could not mark the call abandoned");
+            }
+            return close(sink, close_code::AGAIN, "no free worker slot; try again").await;
+        };
+        tried.insert(c.url.clone());
+        let req = pb::ReserveRequest {
+            call_id: call_id.clone(),
+            ttl_ms: gate.args.reservation_ttl_ms,
+            campaign_id: call.campaign_id.clone(),
+            region_id: call.region_id.clone(),
+            direction: call.direction,
+            channel: call.channel,
+            from_number: call.from_number.clone(),
+            to_number: call.to_number.clone(),
+            agent: agent.clone(),
+        };
+        let mut client = c.client.clone();
+        match client.reserve(req).await {
+            Ok(r) => break (c, r.into_inner()),
+            Err(s) => {
+                let why = match s.code() {
+                    tonic::Code::ResourceExhausted => Refusal::Busy,
+                    tonic::Code::Unavailable if s.message().contains("draining") => Refusal::Draining,
+                    _ => Refusal::Unreachable,
+                };
+                tracing::info!(call_id, worker = %c.url, refusal = ?why, "worker refused the reservation; trying the next slot");
+                gate.metrics
+                    .reservation_retries
+                    .get_or_create(&label("answer", format!("{why:?}").to_lowercase()))
+                    .inc();
+                gate.fleet.refused(&c.url, why);
+            }
+        }
+    };
+    gate.metrics.reservations.inc();
+    if let Err(s) = transition(gate, &call_id, bpb::CallState::Attaching, "slot_reserved", Some(&claim)).await {
+        let mut client = claim.client.clone();
+        let _ = client.release(pb::ReleaseRequest { reservation_id: reservation.reservation_id }).await;
+        return close(sink, close_code::POLICY, &format!("call {call_id} cannot attach: {}", s.message())).await;
+    }
+
+    let (to_worker, rx) = mpsc::channel::<pb::MediaIn>(256);
+    let start_msg = pb::MediaStart {
+        reservation_id: reservation.reservation_id.clone(),
+        call_id: call_id.clone(),
+        format: Some(pb::AudioFormat { encoding: pb::AudioEncoding::Mulaw as i32, sample_rate: 8000 }),
+        stream_id: start.stream_id.clone(),
+    };
+    let _ = to_worker.send(pb::MediaIn { event: Some(media_in::Event::Start(start_msg)) }).await;
+    let mut client = claim.client.clone();
+    let mut from_worker = match client.media(ReceiverStream::new(rx)).await {
+        Ok(r) => r.into_inner(),
+        Err(s) => {
+            tracing::warn!(call_id, error = s.message(), "worker refused the media stream");
+            let _ = transition(gate, &call_id, bpb::CallState::Failed, "worker_lost", Some(&claim)).await;
+            return close(sink, close_code::ERROR, "the worker could not take the call").await;
+        }
+    };
+    tracing::info!(call_id, worker = %claim.url, stream_id = %start.stream_id, "call attached");
+    let frames_in = gate.metrics.media_frames.get_or_create(&label("direction", "carrier_to_worker")).clone();
+    let frames_out = gate.metrics.media_frames.get_or_create(&label("direction", "worker_to_carrier")).clone();
+    let mut sequence = 0u64;
+    loop {
+        tokio::select! {
+            event = next_event(stream, idle) => {
+                let msg = match event {
+                    Ok(CarrierEvent::Audio { payload, timestamp_ms }) => {
+                        if payload.len() > gate.args.max_frame_bytes {
+                            hang_up(to_worker, &mut from_worker, "protocol_error").await;
+                            return close(sink, close_code::SIZE, "media frame too large").await;
+                        }
+                        sequence += 1;
+                        frames_in.inc();
+                        media_in::Event::Audio(pb::AudioFrame { payload, timestamp_ms, sequence })
+                    }
+                    Ok(CarrierEvent::Dtmf(digit)) => media_in::Event::Dtmf(pb::Dtmf { digit, duration_ms: 0 }),
+                    Ok(CarrierEvent::Mark(name)) => media_in::Event::Mark(pb::Mark { name }),
+                    Ok(CarrierEvent::Stop) => {
+                        hang_up(to_worker, &mut from_worker, "caller_hangup").await;
+                        return close(sink, close_code::NORMAL, "stream stopped").await;
+                    }
+                    Ok(CarrierEvent::Connected | CarrierEvent::Start(_)) => continue,
+                    Err((code, why)) => {
+                        hang_up(to_worker, &mut from_worker, "protocol_error").await;
+                        return close(sink, code, &why).await;
+                    }
+                };
+                let t = Instant::now();
+                if to_worker.send(pb::MediaIn { event: Some(msg) }).await.is_err() {
+                    continue; // the worker side is ending; its stream tells how
+                }
+                gate.metrics.relay_seconds.observe(t.elapsed().as_secs_f64());
+            }
+            out = from_worker.next() => match out {
+                Some(Ok(pb::MediaOut { event: Some(event) })) => {
+                    let out = match event {
+                        media_out::Event::Audio(a) => { frames_out.inc(); GatewayEvent::Audio(a.payload) }
+                        media_out::Event::Mark(m) => GatewayEvent::Mark(m.name),
+                        media_out::Event::Clear(_) => GatewayEvent::Clear,
+                        media_out::Event::Hangup(h) => return close(sink, close_code::NORMAL, &h.reason).await,
+                        media_out::Event::Started(_) | media_out::Event::Dtmf(_) => continue,
+                    };
+                    if sink.send(Message::text(twilio::render(&start.stream_id, &out))).await.is_err() {
+                        hang_up(to_worker, &mut from_worker, "caller_hangup").await;
+                        return;
+                    }
+                }
+                Some(Ok(_)) => {}
+                None => return close(sink, close_code::NORMAL, "call ended").await,
+                Some(Err(s)) => {
+                    tracing::warn!(call_id, worker = %claim.url, error = s.message(), "worker lost mid-call");
+                    gate.fleet.refused(&claim.url, Refusal::Unreachable);
+                    if let Err(e) = transition(gate, &call_id, bpb::CallState::Failed, "worker_lost", Some(&claim)).await {
+                        tracing::warn!(call_id, error = e.message(), "could not mark the call failed");
+                    }
+                    return close(sink, close_code::ERROR, "worker lost").await;
+                }
+            }
+        }
+    }
+}
+
+/// Tells the worker the call is over and waits (up to 5 s) for it to close its side, so
+/// the hangup is delivered rather than cut off with the stream.
+async fn hang_up(to_worker: mpsc::Sender<pb::MediaIn>, from_worker: &mut tonic::Streaming<pb::MediaOut>, reason: &str) {
+    let _ = to_worker
+        .send(pb::MediaIn { event: Some(media_in::Event::Hangup(pb::Hangup { reason: reason.into() })) })
+        .await;
+    drop(to_worker);
+    let _ = tokio::time::timeout(Duration::from_secs(5), async { while let Some(Ok(_)) = from_worker.next().await {} })
+        .await;
+}

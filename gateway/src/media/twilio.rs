@@ -1,0 +1,162 @@
+//! Twilio Media Streams, completely: `connected`, `start`, `media`, `dtmf`, `mark`,
+//! `stop` in; `media`, `mark`, `clear` out; and the `X-Twilio-Signature` check.
+//! The Vox call id arrives as the `call_id` custom parameter (TwiML
+//! `<Parameter name="call_id" value="…"/>`), since stream URLs carry no query string.
+
+use base64::Engine;
+use hmac::{Hmac, Mac};
+use serde_json::{Value, json};
+use sha1::Sha1;
+
+use super::{CarrierEvent, Encoding, GatewayEvent, StreamStart};
+
+const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
+
+/// Parses one text frame. The error says what is wrong, for the close reason.
+pub fn parse(text: &str) -> Result<CarrierEvent, String> {
+    let v: Value = serde_json::from_str(text).map_err(|e| format!("malformed JSON: {e}"))?;
+    let event = v.get("event").and_then(Value::as_str).ok_or("frame without an \"event\"")?;
+    let field = |obj: &Value, path: &str| -> Result<String, String> {
+        obj.pointer(path)
+            .and_then(Value::as_str)
+            .map(String::from)
+            .ok_or_else(|| format!("{event} frame without {path}"))
+    };
+    match event {
+        "connected" => Ok(CarrierEvent::Connected),
+        "start" => {
+            let encoding = v.pointer("/start/mediaFormat/encoding").and_then(Value::as_str).unwrap_or("audio/x-mulaw");
+            let sample_rate = v.pointer("/start/mediaFormat/sampleRate").and_then(Value::as_u64).unwrap_or(8000) as u32;
+            let encoding = match encoding {
+                "audio/x-mulaw" => Encoding::Mulaw,
+                "audio/x-l16" | "audio/l16" => Encoding::Pcm16le,
+                other => return Err(format!("unsupported media encoding {other:?}")),
+            };
+            Ok(CarrierEvent::Start(StreamStart {
+                stream_id: field(&v, "/start/streamSid").or_else(|_| field(&v, "/streamSid"))?,
+                carrier_call_id: field(&v, "/start/callSid").unwrap_or_default(),
+                call_id: v
+                    .pointer("/start/customParameters/call_id")
+                    .or_else(|| v.pointer("/start/customParameters/callId"))
+                    .and_then(Value::as_str)
+                    .map(String::from),
+                encoding,
+                sample_rate,
+            }))
+        }
+        "media" => {
+            let payload =
+                B64.decode(field(&v, "/media/payload")?).map_err(|_| "media payload is not base64".to_string())?;
+            let timestamp_ms =
+                v.pointer("/media/timestamp").and_then(Value::as_str).and_then(|t| t.parse().ok()).unwrap_or(0);
+            Ok(CarrierEvent::Audio { payload, timestamp_ms })
+        }
+        "dtmf" => Ok(CarrierEvent::Dtmf(field(&v, "/dtmf/digit")?)),
+        "mark" => Ok(CarrierEvent::Mark(field(&v, "/mark/name")?)),
+        "stop" => Ok(CarrierEvent::Stop),
+        other => Err(format!("unknown event {other:?}")),
+    }
+}
+
+/// One outgoing frame for the stream `stream_sid`.
+pub fn render(stream_sid: &str, event: &GatewayEvent) -> String {
+    match event {
+        GatewayEvent::Audio(payload) => {
+            json!({"event": "media", "streamSid": stream_sid, "media": {"payload": B64.encode(payload)}})
+        }
+        GatewayEvent::Mark(name) => json!({"event": "mark", "streamSid": stream_sid, "mark": {"name": name}}),
+        GatewayEvent::Clear => json!({"event": "clear", "streamSid": stream_sid}),
+    }
+    .to_string()
+}
+
+/// Twilio's request signature: base64(HMAC-SHA1(auth token, URL + sorted POST params)).
+pub fn signature(auth_token: &str, url: &str, params: &[(String, String)]) -> String {
+    let mut sorted: Vec<&(String, String)> = params.iter().collect();
+    sorted.sort();
+    let mut data = url.to_string();
+    for (k, v) in sorted {
+        data.push_str(k);
+        data.push_str(v);
+    }
+    let Ok(mut mac) = Hmac::<Sha1>::new_from_slice(auth_token.as_bytes()) else { return String::new() };
+    mac.update(data.as_bytes());
+    B64.encode(mac.finalize().into_bytes())
+}
+
+/// True when `given` matches the signature of any candidate URL (the public URL, or the
+/// wss:// and ws:// forms of the requested one). Constant-time per comparison.
+pub fn signature_valid(auth_token: &str, candidates: &[String], params: &[(String, String)], given: &str) -> bool {
+    candidates.iter().any(|url| {
+        let expected = signature(auth_token, url, params);
+        subtle::ConstantTimeEq::ct_eq(expected.as_bytes(), given.as_bytes()).into()
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn parses_the_documented_frames() {
+        assert_eq!(
+            parse(r#"{"event":"connected","protocol":"Call","version":"1.0.0"}"#).unwrap(),
+            CarrierEvent::Connected
+        );
+        let start = r#"{"event":"start","sequenceNumber":"1","streamSid":"MZ1","start":{"streamSid":"MZ1","accountSid":"AC1","callSid":"CA1","tracks":["inbound"],"customParameters":{"call_id":"ca_x"},"mediaFormat":{"encoding":"audio/x-mulaw","sampleRate":8000,"channels":1}}}"#;
+        let CarrierEvent::Start(s) = parse(start).unwrap() else { panic!() };
+        assert_eq!(
+            (s.stream_id.as_str(), s.carrier_call_id.as_str(), s.call_id.as_deref()),
+            ("MZ1", "CA1", Some("ca_x"))
+        );
+        let media = r#"{"event":"media","sequenceNumber":"3","streamSid":"MZ1","media":{"track":"inbound","chunk":"2","timestamp":"40","payload":"/////w=="}}"#;
+        assert_eq!(parse(media).unwrap(), CarrierEvent::Audio { payload: vec![0xFF; 4], timestamp_ms: 40 });
+        assert_eq!(
+            parse(r#"{"event":"dtmf","streamSid":"MZ1","dtmf":{"track":"inbound_track","digit":"7"}}"#).unwrap(),
+            CarrierEvent::Dtmf("7".into())
+        );
+        assert_eq!(
+            parse(r#"{"event":"mark","streamSid":"MZ1","mark":{"name":"m1"}}"#).unwrap(),
+            CarrierEvent::Mark("m1".into())
+        );
+        assert_eq!(
+            parse(r#"{"event":"stop","streamSid":"MZ1","stop":{"accountSid":"AC1","callSid":"CA1"}}"#).unwrap(),
+            CarrierEvent::Stop
+        );
+    }
+
+    #[test]
+    fn bad_frames_say_why() {
+        assert!(parse("{nope").unwrap_err().starts_with("malformed JSON"));
+        assert!(parse(r#"{"event":"dance"}"#).unwrap_err().contains("unknown event"));
+        assert!(parse(r#"{"event":"media","media":{"payload":"***"}}"#).unwrap_err().contains("base64"));
+        assert!(parse(r#"{"event":"dtmf"}"#).unwrap_err().contains("/dtmf/digit"));
+    }
+
+    #[test]
+    fn renders_outgoing_frames() {
+        let v: Value = serde_json::from_str(&render("MZ1", &GatewayEvent::Audio(vec![0xFF, 0x7F]))).unwrap();
+        assert_eq!(v["media"]["payload"], "/38=");
+        assert_eq!(v["streamSid"], "MZ1");
+        let v: Value = serde_json::from_str(&render("MZ1", &GatewayEvent::Clear)).unwrap();
+        assert_eq!(v["event"], "clear");
+    }
+
+    #[test]
+    fn signatures_follow_twilios_example() {
+        // Twilio's documented example (auth token 12345).
+        let params = [
+            ("CallSid", "CA1234567890ABCDE"),
+            ("Caller", "+12349013030"),
+            ("Digits", "1234"),
+            ("From", "+12349013030"),
+            ("To", "+18005551212"),
+        ]
+        .map(|(k, v)| (k.to_string(), v.to_string()));
+        let sig = signature("12345", "https://mycompany.com/myapp.php?foo=1&bar=2", &params);
+        assert_eq!(sig, "0/KCTR6DLpKmkAf8muzZqo1nDgQ=");
+        assert!(signature_valid("12345", &["https://mycompany.com/myapp.php?foo=1&bar=2".into()], &params, &sig));
+        assert!(!signature_valid("54321", &["https://mycompany.com/myapp.php?foo=1&bar=2".into()], &params, &sig));
+    }
+}

@@ -1,0 +1,72 @@
+//! voxgate's Prometheus figures.
+
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+
+type Labels = Vec<(&'static str, String)>;
+
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    pub slots_free: Gauge,
+    pub slots_total: Gauge,
+    pub reservations: Counter,
+    /// A worker refused (busy, draining, unreachable) and the next slot was tried.
+    pub reservation_retries: Family<Labels, Counter>,
+    /// Streams turned away, by reason.
+    pub rejections: Family<Labels, Counter>,
+    pub media_frames: Family<Labels, Counter>,
+    /// Time to hand one carrier frame to its worker.
+    pub relay_seconds: Histogram,
+    pub active_streams: Gauge,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::with_prefix("voxgate");
+        macro_rules! reg {
+            ($name:literal, $help:literal, $metric:expr) => {{
+                let m = $metric;
+                registry.register($name, $help, m.clone());
+                m
+            }};
+        }
+        Metrics {
+            slots_free: reg!("slots_free", "Worker slots free for a new call", Gauge::default()),
+            slots_total: reg!("slots_total", "Worker slots known", Gauge::default()),
+            reservations: reg!("reservations", "Worker slots reserved for calls", Counter::default()),
+            reservation_retries: reg!(
+                "reservation_retries",
+                "Reservations moved on to the next slot, by the worker's answer",
+                Family::default()
+            ),
+            rejections: reg!("rejections", "Media streams turned away, by reason", Family::default()),
+            media_frames: reg!("media_frames", "Media frames relayed, by direction", Family::default()),
+            relay_seconds: reg!(
+                "relay_seconds",
+                "Time to hand one carrier frame to its worker",
+                Histogram::new([0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1])
+            ),
+            active_streams: reg!("active_streams", "Media streams in progress", Gauge::default()),
+            registry,
+        }
+    }
+}
+
+impl Metrics {
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        if let Err(e) = encode(&mut out, &self.registry) {
+            tracing::error!(error = %e, "encode metrics");
+        }
+        out
+    }
+}
+
+pub fn label(key: &'static str, value: impl Into<String>) -> Labels {
+    vec![(key, value.into())]
+}

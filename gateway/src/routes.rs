@@ -1,0 +1,126 @@
+//! voxgate's own HTTP routes: the seeds' health routes, metrics and the carrier media
+//! streams.
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use axum::Router;
+use axum::extract::ws::WebSocketUpgrade;
+use axum::extract::{OriginalUri, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use serde_json::json;
+
+use crate::Gate;
+use crate::media::{relay, twilio};
+use crate::metrics::label;
+
+pub fn router(gate: Arc<Gate>) -> Router {
+    Router::new()
+        .route("/health", get(health))
+        .route("/health/fleet", get(health_fleet))
+        .route("/metrics", get(metrics))
+        .route("/media/twilio", get(twilio_media))
+        .with_state(gate)
+}
+
+fn problem(status: StatusCode, code: &str, message: &str) -> Response {
+    let mut r = (status, axum::Json(json!({"error": {"code": code, "message": message}}))).into_response();
+    if status == StatusCode::SERVICE_UNAVAILABLE {
+        r.headers_mut().insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
+    }
+    r
+}
+
+async fn health(State(gate): State<Arc<Gate>>) -> Response {
+    axum::Json(json!({
+        "status": "ok",
+        "draining": gate.draining.load(Ordering::SeqCst),
+        "fleet_available": gate.fleet.available(),
+        "worker_slots": gate.fleet.total(),
+        "version": env!("CARGO_PKG_VERSION"),
+    }))
+    .into_response()
+}
+
+/// Every worker with the seeds' field names, per host, and the free slots in all.
+async fn health_fleet(State(gate): State<Arc<Gate>>) -> Response {
+    let workers = gate.fleet.view();
+    let mut hosts: BTreeMap<String, (u32, u32, u32)> = BTreeMap::new();
+    for w in &workers {
+        let h = hosts.entry(if w.node_id.is_empty() { "static".into() } else { w.node_id.clone() }).or_default();
+        h.0 += w.worker_calls;
+        h.1 += w.worker_max;
+        if w.accepting {
+            h.2 += w.worker_max.saturating_sub(w.worker_calls);
+        }
+    }
+    let hosts: Vec<_> = hosts
+        .into_iter()
+        .map(|(node_id, (calls, max, free))| json!({"node_id": node_id, "worker_calls": calls, "worker_max": max, "fleet_available": free}))
+        .collect();
+    axum::Json(json!({"fleet_available": gate.fleet.available(), "hosts": hosts, "workers": workers})).into_response()
+}
+
+async fn metrics(State(gate): State<Arc<Gate>>) -> Response {
+    gate.metrics.slots_free.set(i64::from(gate.fleet.available()));
+    gate.metrics.slots_total.set(i64::from(gate.fleet.total()));
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], gate.metrics.render()).into_response()
+}
+
+/// The URLs Twilio may have signed for this request.
+fn signed_urls(gate: &Gate, headers: &HeaderMap, uri: &axum::http::Uri) -> Vec<String> {
+    let path = uri.path_and_query().map_or("/media/twilio", |p| p.as_str());
+    if let Some(base) = &gate.args.public_url {
+        return vec![format!("{}{path}", base.trim_end_matches('/'))];
+    }
+    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("");
+    vec![format!("wss://{host}{path}"), format!("ws://{host}{path}")]
+}
+
+async fn twilio_media(
+    State(gate): State<Arc<Gate>>,
+    OriginalUri(uri): OriginalUri,
+    headers: HeaderMap,
+    ws: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
+) -> Response {
+    let Ok(ws) = ws else {
+        return problem(
+            StatusCode::UPGRADE_REQUIRED,
+            "upgrade_required",
+            "this is a WebSocket route: connect with Connection: upgrade and Upgrade: websocket",
+        );
+    };
+    let reject = |reason: &str| gate.metrics.rejections.get_or_create(&label("reason", reason)).inc();
+    let Some(token) = &gate.args.twilio_auth_token else {
+        reject("not_configured");
+        return problem(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not_configured",
+            "Twilio streams are off: voxgate has no TWILIO_AUTH_TOKEN",
+        );
+    };
+    let given = headers.get("x-twilio-signature").and_then(|v| v.to_str().ok()).unwrap_or("");
+    if given.is_empty() || !twilio::signature_valid(token, &signed_urls(&gate, &headers, &uri), &[], given) {
+        reject("bad_signature");
+        return problem(
+            StatusCode::FORBIDDEN,
+            "bad_signature",
+            "X-Twilio-Signature is missing or does not match this URL and auth token",
+        );
+    }
+    if gate.draining.load(Ordering::SeqCst) {
+        reject("draining");
+        return problem(StatusCode::SERVICE_UNAVAILABLE, "draining", "this gateway is draining; use another");
+    }
+    // Claim a slot before accepting, so a full fleet answers 503 rather than a stream
+    // that cannot be served.
+    let Some(claim) = gate.fleet.claim(&HashSet::new()) else {
+        reject("no_free_slot");
+        return problem(StatusCode::SERVICE_UNAVAILABLE, "no_free_slot", "every worker slot is taken; retry shortly");
+    };
+    let max = gate.args.max_frame_bytes;
+    ws.max_message_size(max).max_frame_size(max).on_upgrade(move |socket| relay::twilio_stream(gate, socket, claim))
+}
