@@ -3,8 +3,6 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, reason = "test harness; a failure stops the test")]
 
 use std::path::PathBuf;
-use std::process::Command;
-use std::sync::OnceLock;
 
 use reqwest::{Method, RequestBuilder, Response, StatusCode};
 use serde_json::{Value, json};
@@ -16,31 +14,9 @@ pub const ADMIN_EMAIL: &str = "admin@vox.test";
 pub const ADMIN_PASSWORD: &str = "admin password for tests";
 pub const USER_PASSWORD: &str = "a long enough password";
 
-/// The voxbridge binary in this test binary's target dir (`<target>/debug/deps/<test>`
-/// → `<target>/debug/voxbridge`), built once per test process so it is never stale.
-fn voxbridge_bin() -> &'static PathBuf {
-    static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        let exe = std::env::current_exe().expect("current_exe");
-        let profile_dir =
-            exe.parent().and_then(|deps| deps.parent()).expect("test binary lives in <target>/<profile>/deps");
-        let target_dir = profile_dir.parent().expect("<target>/<profile> has a parent");
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| option_env!("CARGO").unwrap_or("cargo").to_string());
-        let status = Command::new(&cargo)
-            .args(["build", "-p", "voxbridge", "--quiet"])
-            .env("CARGO_TARGET_DIR", target_dir)
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .status()
-            .unwrap_or_else(|e| panic!("could not run `{cargo} build -p voxbridge`: {e}"));
-        assert!(
-            status.success(),
-            "`cargo build -p voxbridge` failed ({status}); these tests need the voxbridge binary in {}",
-            profile_dir.display()
-        );
-        let bin = profile_dir.join("voxbridge");
-        assert!(bin.is_file(), "built voxbridge but {} does not exist", bin.display());
-        bin
-    })
+/// The voxbridge binary of this workspace (built by the workspace test run, or here).
+fn voxbridge_bin() -> PathBuf {
+    vox_testkit::workspace_binary("voxbridge", "voxbridge")
 }
 
 /// voxbridge plus the REST API in front of it, and an admin's token.
@@ -64,7 +40,7 @@ pub async fn start() -> Api {
     ];
     let envs = [("VOX_ADMIN_EMAIL", ADMIN_EMAIL.to_string()), ("VOX_ADMIN_PASSWORD", ADMIN_PASSWORD.to_string())];
     let bin = tokio::task::spawn_blocking(voxbridge_bin).await.unwrap();
-    let bridge = ServerProcess::start("voxbridge", bin, &args, &envs, dir.path()).await.unwrap();
+    let bridge = ServerProcess::start("voxbridge", &bin, &args, &envs, dir.path()).await.unwrap();
     let channel = Channel::from_shared(bridge.url()).unwrap().connect_lazy();
     let app = router(RestConfig::new(channel));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
