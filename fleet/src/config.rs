@@ -37,6 +37,11 @@ pub struct WorkerArgs {
     #[arg(long, env = "VOX_WORKER_LISTEN")]
     pub listen: Option<SocketAddr>,
 
+    /// Finish the current call and exit when the parent process goes away (set by
+    /// `voxcore host` for the workers it starts, so a crashed host leaves no orphans).
+    #[arg(long, env = "VOX_EXIT_WITH_PARENT")]
+    pub exit_with_parent: bool,
+
     /// Write the worker's URL (unix:///… or http://…) here once listening.
     #[arg(long, env = "VOX_ADDRESS_FILE")]
     pub address_file: Option<PathBuf>,

@@ -106,6 +106,7 @@ async fn supervise(index: u32, args: HostArgs, stop: watch::Receiver<bool>) {
             .arg(index.to_string())
             .arg("--socket-dir")
             .arg(&args.socket_dir)
+            .arg("--exit-with-parent")
             .args(args.common.to_worker_args())
             .kill_on_drop(false);
         if let Some(secret) = &args.common.node_secret {

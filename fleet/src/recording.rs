@@ -100,7 +100,7 @@ impl CallRecorder {
             let right: Vec<i16> = self.agent.drain(..n).collect();
             self.writer.write(&left, &right)?;
         }
-        if self.last_flush.elapsed() >= Duration::from_secs(1) {
+        if self.last_flush.elapsed() >= Duration::from_millis(250) {
             self.writer.flush()?;
             self.last_flush = Instant::now();
         }

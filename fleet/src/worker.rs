@@ -169,6 +169,24 @@ pub async fn run(args: WorkerArgs, shutdown: impl Future<Output = ()> + Send + '
         })
     };
 
+    if args.exit_with_parent {
+        let worker = Arc::clone(&worker);
+        let parent = std::os::unix::process::parent_id();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                if std::os::unix::process::parent_id() != parent {
+                    tracing::warn!(
+                        worker = worker.index,
+                        "the host that started this worker is gone; finishing the call, then exiting"
+                    );
+                    worker.slots.drain(true);
+                    return;
+                }
+            }
+        });
+    }
+
     let (health, health_svc) = tonic_health::server::health_reporter();
     health.set_serving::<WorkerServiceServer<Service>>().await;
     let reflection = tonic_reflection::server::Builder::configure()

@@ -227,3 +227,53 @@ async fn a_fleet_host_heartbeats_follows_lifecycle_and_reports_calls() {
     let status = host.wait_exit(Duration::from_secs(15)).await.unwrap();
     assert!(status.success(), "{status}");
 }
+
+/// The pids of processes whose command line mentions `marker`.
+fn pids_with(marker: &str) -> Vec<u32> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else { continue };
+        let Ok(cmd) = std::fs::read(entry.path().join("cmdline")) else { continue };
+        let args: Vec<String> = cmd.split(|b| *b == 0).map(|a| String::from_utf8_lossy(a).to_string()).collect();
+        if args.get(1).is_some_and(|a| a == "worker") && args.iter().any(|a| a.contains(marker)) {
+            out.push(pid);
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn workers_do_not_outlive_a_crashed_host() {
+    let dir = tempfile::tempdir().unwrap();
+    let sockets = dir.path().join("sock");
+    let args: Vec<String> = vec![
+        "host".into(),
+        "--workers".into(),
+        "2".into(),
+        "--socket-dir".into(),
+        sockets.display().to_string(),
+        "--spool-dir".into(),
+        dir.path().join("spool").display().to_string(),
+        "--recordings-dir".into(),
+        dir.path().join("recordings").display().to_string(),
+        // No voxbridge: the host keeps retrying its heartbeat and runs its workers anyway.
+        "--bridge-url".into(),
+        "http://127.0.0.1:9".into(),
+    ];
+    let secret = "vxn.nd_0123456789abcdef.0123456789abcdefghjkmnpqrstvwxyz".to_string();
+    let mut host = ServerProcess::spawn(
+        "voxcore-host",
+        Path::new(env!("CARGO_BIN_EXE_voxcore")),
+        &args,
+        &[("VOX_NODE_SECRET", secret)],
+        dir.path(),
+    )
+    .unwrap();
+    let marker = sockets.display().to_string();
+    until("two workers running", async || {
+        (pids_with(&marker).len() == 2 && sockets.join("voxcore_2.sock").exists()).then_some(())
+    })
+    .await;
+    host.kill();
+    until("the orphaned workers gone", async || pids_with(&marker).is_empty().then_some(())).await;
+}

@@ -1,0 +1,280 @@
+//! A whole cluster for gateway tests: real voxbridge, real fleet hosts of voxcore
+//! workers, real voxgate, and a Twilio-protocol client over WebSocket.
+#![allow(dead_code, clippy::unwrap_used, reason = "shared by several test binaries; tests stop on failure")]
+
+use std::path::Path;
+use std::time::Duration;
+
+use futures::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tonic::Request;
+use tonic::transport::Channel;
+use vox_proto::backend::v1 as bpb;
+use vox_proto::common::v1 as common;
+use vox_testkit::ServerProcess;
+
+pub const TOKEN: &str = "twilio-test-auth-token";
+
+pub struct Cluster {
+    pub dir: tempfile::TempDir,
+    pub bridge: ServerProcess,
+    pub hosts: Vec<ServerProcess>,
+    /// The fleet node of each host, in order.
+    pub fleet_nodes: Vec<String>,
+    pub gate: ServerProcess,
+    pub channel: Channel,
+    pub admin: String,
+    pub region: String,
+}
+
+pub fn authed<T>(token: &str, msg: T) -> Request<T> {
+    let mut r = Request::new(msg);
+    r.metadata_mut().insert("authorization", format!("Bearer {token}").parse().unwrap());
+    r
+}
+
+pub async fn until<T>(what: &str, mut f: impl AsyncFnMut() -> Option<T>) -> T {
+    for _ in 0..200 {
+        if let Some(v) = f().await {
+            return v;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("timed out waiting for {what}");
+}
+
+/// One host of `workers` workers.
+pub async fn cluster(workers: u32) -> Cluster {
+    cluster_of(&[workers]).await
+}
+
+/// One fleet node and host per entry, each with that many workers.
+pub async fn cluster_of(hosts: &[u32]) -> Cluster {
+    let dir = tempfile::tempdir().unwrap();
+    let envs = [
+        ("VOX_ADMIN_EMAIL", "admin@vox.test".to_string()),
+        ("VOX_ADMIN_PASSWORD", "admin password for tests".to_string()),
+    ];
+    let bridge_args: Vec<String> = ["--listen", "127.0.0.1:0", "--heartbeat-interval-ms", "500", "--data-dir"]
+        .map(String::from)
+        .into_iter()
+        .chain([dir.path().join("bridge").display().to_string()])
+        .collect();
+    let bridge = ServerProcess::start(
+        "voxbridge",
+        &vox_testkit::workspace_binary("voxbridge", "voxbridge"),
+        &bridge_args,
+        &envs,
+        dir.path(),
+    )
+    .await
+    .unwrap();
+    let channel = Channel::from_shared(bridge.url()).unwrap().connect().await.unwrap();
+    let admin = bpb::auth_service_client::AuthServiceClient::new(channel.clone())
+        .login(bpb::LoginRequest { email: "admin@vox.test".into(), password: "admin password for tests".into() })
+        .await
+        .unwrap()
+        .into_inner()
+        .access_token;
+    let region = bpb::region_service_client::RegionServiceClient::new(channel.clone())
+        .create_region(authed(
+            &admin,
+            bpb::CreateRegionRequest { name: "us-east-1".into(), country: "US".into(), storage: None },
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .id;
+    let mut nodes = bpb::node_service_client::NodeServiceClient::new(channel.clone());
+    let register = async |nodes: &mut bpb::node_service_client::NodeServiceClient<Channel>, kind: bpb::NodeKind| {
+        nodes
+            .register_node(authed(
+                &admin,
+                bpb::RegisterNodeRequest {
+                    kind: kind as i32,
+                    region_id: region.clone(),
+                    endpoint: "http://127.0.0.1:1".into(),
+                    ..Default::default()
+                },
+            ))
+            .await
+            .unwrap()
+            .into_inner()
+    };
+    let mut host_processes = Vec::new();
+    let mut fleet_nodes = Vec::new();
+    for (h, workers) in hosts.iter().enumerate() {
+        let fleet = register(&mut nodes, bpb::NodeKind::Fleet).await;
+        let host_args: Vec<String> = vec![
+            "host".into(),
+            "--workers".into(),
+            workers.to_string(),
+            "--socket-dir".into(),
+            dir.path().join(format!("sock{h}")).display().to_string(),
+            "--spool-dir".into(),
+            dir.path().join(format!("spool{h}")).display().to_string(),
+            "--recordings-dir".into(),
+            dir.path().join("recordings").display().to_string(),
+            "--bridge-url".into(),
+            bridge.url(),
+        ];
+        let host = ServerProcess::spawn(
+            &format!("voxcore-host{h}"),
+            &vox_testkit::workspace_binary("voxcore", "voxcore"),
+            &host_args,
+            &[("VOX_NODE_SECRET", fleet.api_secret.clone())],
+            dir.path(),
+        )
+        .unwrap();
+        let fleet_id = fleet.node.unwrap().id;
+        until("the fleet online", async || {
+            let n = nodes
+                .get_node(authed(&admin, bpb::GetNodeRequest { id: fleet_id.clone() }))
+                .await
+                .unwrap()
+                .into_inner();
+            (n.online && n.workers.len() == *workers as usize).then_some(())
+        })
+        .await;
+        host_processes.push(host);
+        fleet_nodes.push(fleet_id);
+    }
+    let gateway = register(&mut nodes, bpb::NodeKind::Gateway).await;
+    let gate_args: Vec<String> = ["--listen", "127.0.0.1:0", "--log-format", "json", "--bridge-url"]
+        .map(String::from)
+        .into_iter()
+        .chain([bridge.url()])
+        .collect();
+    let gate_env = [("VOX_NODE_SECRET", gateway.api_secret.clone()), ("TWILIO_AUTH_TOKEN", TOKEN.to_string())];
+    let gate =
+        ServerProcess::start("voxgate", Path::new(env!("CARGO_BIN_EXE_voxgate")), &gate_args, &gate_env, dir.path())
+            .await
+            .unwrap();
+    let total: u32 = hosts.iter().sum();
+    let c = Cluster { dir, bridge, hosts: host_processes, fleet_nodes, gate, channel, admin, region };
+    until("the gateway sees every slot", async || (c.fleet_health().await["fleet_available"] == total).then_some(()))
+        .await;
+    c
+}
+
+impl Cluster {
+    pub async fn fleet_health(&self) -> Value {
+        reqwest::get(format!("{}/health/fleet", self.gate.url())).await.unwrap().json().await.unwrap()
+    }
+
+    pub async fn inbound_call(&self) -> String {
+        bpb::call_service_client::CallServiceClient::new(self.channel.clone())
+            .create_inbound_call(authed(
+                &self.admin,
+                bpb::CreateInboundCallRequest {
+                    region_id: self.region.clone(),
+                    channel: common::Channel::Phone as i32,
+                    from_number: "+14155550199".into(),
+                    to_number: "+14155550100".into(),
+                    provider_call_id: "CA-test".into(),
+                    campaign_id: String::new(),
+                },
+            ))
+            .await
+            .unwrap()
+            .into_inner()
+            .id
+    }
+
+    pub async fn call(&self, id: &str) -> bpb::Call {
+        bpb::call_service_client::CallServiceClient::new(self.channel.clone())
+            .get_call(authed(&self.admin, bpb::GetCallRequest { id: id.into() }))
+            .await
+            .unwrap()
+            .into_inner()
+    }
+
+    pub fn stream_url(&self) -> String {
+        format!("ws://{}/media/twilio", self.gate.addr)
+    }
+
+    /// Opens a signed Twilio media stream; Err(status) when the gateway refuses it.
+    pub async fn connect(&self, signature_token: &str) -> Result<Ws, (u16, Option<String>)> {
+        let url = self.stream_url();
+        let mut req = url.as_str().into_client_request().unwrap();
+        let sig = voxgate::media::twilio::signature(signature_token, &url, &[]);
+        req.headers_mut().insert("x-twilio-signature", sig.parse().unwrap());
+        match tokio_tungstenite::connect_async(req).await {
+            Ok((ws, _)) => Ok(ws),
+            Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => {
+                let retry = resp.headers().get("retry-after").map(|v| v.to_str().unwrap().to_string());
+                Err((resp.status().as_u16(), retry))
+            }
+            Err(e) => panic!("connect: {e}"),
+        }
+    }
+}
+
+pub type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+pub async fn send(ws: &mut Ws, v: Value) {
+    ws.send(Message::text(v.to_string())).await.unwrap();
+}
+
+pub async fn start(ws: &mut Ws, call_id: &str) {
+    send(ws, json!({"event": "connected", "protocol": "Call", "version": "1.0.0"})).await;
+    send(
+        ws,
+        json!({"event": "start", "sequenceNumber": "1", "streamSid": "MZ1", "start": {
+        "streamSid": "MZ1", "accountSid": "AC1", "callSid": "CA1", "tracks": ["inbound"],
+        "customParameters": {"call_id": call_id},
+        "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1}}}),
+    )
+    .await;
+}
+
+pub fn frame(i: usize) -> Vec<u8> {
+    vox_audio::mulaw::encode(&[(i as i16 % 50 - 25) * 600; 160])
+}
+
+pub async fn media(ws: &mut Ws, i: usize) {
+    use base64::Engine;
+    let payload = base64::engine::general_purpose::STANDARD.encode(frame(i));
+    send(ws, json!({"event": "media", "sequenceNumber": (i + 2).to_string(), "streamSid": "MZ1",
+        "media": {"track": "inbound", "chunk": (i + 1).to_string(), "timestamp": (i * 20).to_string(), "payload": payload}}))
+    .await;
+}
+
+/// The next text frame as JSON, or the close frame's (code, reason).
+pub async fn recv(ws: &mut Ws) -> Result<Value, (u16, String)> {
+    loop {
+        match tokio::time::timeout(Duration::from_secs(10), ws.next()).await.expect("gateway answered within 10 s") {
+            Some(Ok(Message::Text(t))) => return Ok(serde_json::from_str(t.as_str()).unwrap()),
+            Some(Ok(Message::Close(c))) => {
+                return Err(c.map(|c| (u16::from(c.code), c.reason.to_string())).unwrap_or((1005, String::new())));
+            }
+            Some(Ok(_)) => continue,
+            None => return Err((1006, "closed".into())),
+            Some(Err(e)) => return Err((1006, e.to_string())),
+        }
+    }
+}
+
+/// The pids of this cluster's worker processes with `index` (found in /proc).
+pub fn worker_pids(c: &Cluster, index: u32) -> Vec<u32> {
+    let marker = c.dir.path().display().to_string();
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else { continue };
+        let Ok(cmd) = std::fs::read(entry.path().join("cmdline")) else { continue };
+        let args: Vec<String> = cmd.split(|b| *b == 0).map(|a| String::from_utf8_lossy(a).to_string()).collect();
+        let is_worker = args.iter().any(|a| a == "worker") && args.iter().any(|a| a.contains(&marker));
+        let idx =
+            args.iter().position(|a| a == "--index").and_then(|i| args.get(i + 1)).and_then(|v| v.parse::<u32>().ok());
+        if is_worker && idx == Some(index) {
+            out.push(pid);
+        }
+    }
+    out
+}
+
+pub async fn stop(ws: &mut Ws) {
+    send(ws, json!({"event": "stop", "streamSid": "MZ1", "stop": {"accountSid": "AC1", "callSid": "CA1"}})).await;
+}

@@ -1,0 +1,75 @@
+//! voxctl's command line: one subcommand per operator task, each flag with an
+//! environment name.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// The Vox operator CLI.
+#[derive(Debug, Parser)]
+#[command(name = "voxctl", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+
+    /// Log format of voxctl's own messages (stderr): "pretty" or "json".
+    #[arg(long, env = "VOX_LOG_FORMAT", default_value = "pretty", global = true)]
+    pub log_format: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a whole cluster on this machine: voxbridge on embedded storage, a voxcore
+    /// host with N worker slots and voxgate, until Ctrl-C.
+    Up(UpArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct UpArgs {
+    /// Where everything lives: voxbridge's store, sockets, spool, recordings, logs and
+    /// the generated development credentials.
+    #[arg(long, env = "VOX_DATA_DIR", default_value = "vox-data")]
+    pub data_dir: PathBuf,
+
+    /// Worker slots (voxcore worker processes) on the local fleet host.
+    #[arg(long, env = "VOX_WORKERS", default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub workers: u32,
+
+    /// voxbridge's gRPC (and /health, /metrics) address; port 0 picks a free one.
+    #[arg(long, env = "VOX_BRIDGE_LISTEN", default_value = "127.0.0.1:7070")]
+    pub bridge_listen: SocketAddr,
+
+    /// voxgate's HTTP address (media streams, fleet health, REST API); port 0 picks a
+    /// free one.
+    #[arg(long, env = "VOX_GATEWAY_LISTEN", default_value = "127.0.0.1:8080")]
+    pub gateway_listen: SocketAddr,
+
+    /// Folder holding the voxbridge, voxcore and voxgate executables.
+    /// [default: the folder of this voxctl executable]
+    #[arg(long, env = "VOX_BIN_DIR")]
+    pub bin_dir: Option<PathBuf>,
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn up_defaults_are_the_documented_ones() {
+        let cli = Cli::try_parse_from(["voxctl", "up"]).unwrap();
+        let Command::Up(up) = cli.command;
+        assert_eq!(up.data_dir, PathBuf::from("vox-data"));
+        assert_eq!(up.workers, 4);
+        assert_eq!(up.bridge_listen.to_string(), "127.0.0.1:7070");
+        assert_eq!(up.gateway_listen.to_string(), "127.0.0.1:8080");
+        assert!(up.bin_dir.is_none());
+    }
+
+    #[test]
+    fn zero_workers_is_refused() {
+        let err = Cli::try_parse_from(["voxctl", "up", "--workers", "0"]).unwrap_err();
+        assert!(err.to_string().contains("--workers"), "{err}");
+    }
+}
