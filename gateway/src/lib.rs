@@ -10,6 +10,7 @@
 
 pub mod config;
 pub mod fleet;
+mod inbound;
 pub mod media;
 pub mod metrics;
 mod routes;

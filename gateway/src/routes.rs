@@ -23,10 +23,11 @@ pub fn router(gate: Arc<Gate>) -> Router {
         .route("/health/fleet", get(health_fleet))
         .route("/metrics", get(metrics))
         .route("/media/twilio", get(twilio_media))
+        .route("/twilio/voice", axum::routing::post(crate::inbound::twilio_voice))
         .with_state(gate)
 }
 
-fn problem(status: StatusCode, code: &str, message: &str) -> Response {
+pub(crate) fn problem(status: StatusCode, code: &str, message: &str) -> Response {
     let mut r = (status, axum::Json(json!({"error": {"code": code, "message": message}}))).into_response();
     if status == StatusCode::SERVICE_UNAVAILABLE {
         r.headers_mut().insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));

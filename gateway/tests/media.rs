@@ -148,3 +148,54 @@ async fn bad_input_gets_a_clear_answer_and_breaks_nothing() {
     let health: Value = reqwest::get(format!("{}/health", c.gate.url())).await.unwrap().json().await.unwrap();
     assert_eq!(health["status"], "ok");
 }
+
+#[tokio::test]
+async fn an_inbound_call_from_the_voice_webhook_reaches_a_worker() {
+    let c = cluster(1).await;
+    let url = format!("{}/twilio/voice", c.gate.url());
+    let params: Vec<(String, String)> = [
+        ("AccountSid", "AC1"),
+        ("CallSid", "CA-inbound-1"),
+        ("From", "+14155550199"),
+        ("To", "+14155550100"),
+        ("CallStatus", "ringing"),
+    ]
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .to_vec();
+    let http = reqwest::Client::new();
+    let signed = |token: &str| voxgate::media::twilio::signature(token, &url, &params);
+
+    let forged =
+        http.post(&url).header("x-twilio-signature", signed("wrong token")).form(&params).send().await.unwrap();
+    assert_eq!(forged.status(), 403);
+    let missing = http.post(&url).form(&params).send().await.unwrap();
+    assert_eq!(missing.status(), 403);
+
+    let reply = http.post(&url).header("x-twilio-signature", signed(TOKEN)).form(&params).send().await.unwrap();
+    assert_eq!(reply.status(), 200);
+    assert!(reply.headers()["content-type"].to_str().unwrap().starts_with("text/xml"));
+    let twiml = reply.text().await.unwrap();
+    let expected_stream = format!("<Stream url=\"ws://{}/media/twilio\">", c.gate.addr);
+    assert!(twiml.contains(&expected_stream), "{twiml}");
+    let call_id = twiml.split("name=\"call_id\" value=\"").nth(1).unwrap().split('"').next().unwrap().to_string();
+    let call = c.call(&call_id).await;
+    assert_eq!(
+        (call.state(), call.provider_call_id.as_str(), call.from_number.as_str()),
+        (bpb::CallState::Answered, "CA-inbound-1", "+14155550199")
+    );
+
+    // The carrier then streams the call as the TwiML says.
+    let mut ws = c.connect(TOKEN).await.unwrap();
+    start(&mut ws, &call_id).await;
+    media(&mut ws, 4).await;
+    assert_eq!(recv(&mut ws).await.unwrap()["event"], "media");
+    assert_eq!(c.call(&call_id).await.state(), bpb::CallState::InProgress);
+
+    // A webhook without the required fields, properly signed, is refused by name.
+    let partial: Vec<(String, String)> = vec![("From".into(), "+14155550199".into())];
+    let sig = voxgate::media::twilio::signature(TOKEN, &url, &partial);
+    let bad = http.post(&url).header("x-twilio-signature", sig).form(&partial).send().await.unwrap();
+    assert_eq!(bad.status(), 400);
+    let body: Value = bad.json().await.unwrap();
+    assert!(body["error"]["message"].as_str().unwrap().contains("CallSid"), "{body}");
+}

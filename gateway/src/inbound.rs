@@ -1,0 +1,131 @@
+//! Inbound phone calls from a carrier's voice webhook. Twilio `POST`s here when a number
+//! rings (configure the number's voice URL as `https://<gateway>/twilio/voice`, optionally
+//! with `?campaign_id=<id>` to choose the agent). The request signature is checked, the
+//! call is created in voxbridge (answered, inbound, in this gateway's region), and the
+//! reply is TwiML that connects the call's audio to this gateway's media route with the
+//! call id as a stream parameter, so the call reaches a worker with no hand-made id.
+
+use std::sync::Arc;
+
+use axum::extract::{OriginalUri, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use vox_proto::backend::v1 as bpb;
+use vox_proto::common::v1 as common;
+
+use crate::Gate;
+use crate::media::twilio;
+use crate::metrics::label;
+use crate::routes::problem;
+
+#[derive(Debug, Deserialize)]
+pub struct VoiceQuery {
+    campaign_id: Option<String>,
+}
+
+/// The URLs the carrier may have signed: the public URL, else the request's own, over
+/// https and http.
+fn signed_urls(gate: &Gate, headers: &HeaderMap, uri: &axum::http::Uri) -> Vec<String> {
+    let path = uri.path_and_query().map_or("/twilio/voice", |p| p.as_str());
+    if let Some(base) = &gate.args.public_url {
+        let base = base.trim_end_matches('/').replacen("wss://", "https://", 1).replacen("ws://", "http://", 1);
+        return vec![format!("{base}{path}")];
+    }
+    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("");
+    vec![format!("https://{host}{path}"), format!("http://{host}{path}")]
+}
+
+/// Where the carrier should stream the call's audio.
+fn stream_url(gate: &Gate, headers: &HeaderMap) -> String {
+    if let Some(base) = &gate.args.public_url {
+        let base = base.trim_end_matches('/').replacen("https://", "wss://", 1).replacen("http://", "ws://", 1);
+        return format!("{base}/media/twilio");
+    }
+    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("localhost");
+    format!("ws://{host}/media/twilio")
+}
+
+fn xml_escape(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;").replace('\'', "&apos;")
+}
+
+pub fn twiml_connect(stream_url: &str, call_id: &str) -> String {
+    format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Response><Connect><Stream url=\"{}\"><Parameter name=\"call_id\" value=\"{}\"/></Stream></Connect></Response>\n",
+        xml_escape(stream_url),
+        xml_escape(call_id)
+    )
+}
+
+pub async fn twilio_voice(
+    State(gate): State<Arc<Gate>>,
+    OriginalUri(uri): OriginalUri,
+    Query(query): Query<VoiceQuery>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    let reject = |reason: &str| gate.metrics.rejections.get_or_create(&label("reason", reason)).inc();
+    let Ok(params) = serde_urlencoded::from_bytes::<Vec<(String, String)>>(&body) else {
+        reject("bad_webhook");
+        return problem(
+            StatusCode::BAD_REQUEST,
+            "invalid_argument",
+            "the body is not application/x-www-form-urlencoded",
+        );
+    };
+    let Some(token) = &gate.args.twilio_auth_token else {
+        reject("not_configured");
+        return problem(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not_configured",
+            "Twilio webhooks are off: voxgate has no TWILIO_AUTH_TOKEN",
+        );
+    };
+    let given = headers.get("x-twilio-signature").and_then(|v| v.to_str().ok()).unwrap_or("");
+    if given.is_empty() || !twilio::signature_valid(token, &signed_urls(&gate, &headers, &uri), &params, given) {
+        reject("bad_signature");
+        return problem(
+            StatusCode::FORBIDDEN,
+            "bad_signature",
+            "X-Twilio-Signature is missing or does not match this URL, body and auth token",
+        );
+    }
+    let param = |name: &str| params.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+    let (Some(call_sid), Some(to)) = (param("CallSid"), param("To")) else {
+        reject("bad_webhook");
+        return problem(StatusCode::BAD_REQUEST, "invalid_argument", "CallSid and To are required");
+    };
+    let req = bpb::CreateInboundCallRequest {
+        region_id: String::new(),
+        channel: common::Channel::Phone as i32,
+        from_number: param("From").unwrap_or_else(|| "anonymous".into()),
+        to_number: to,
+        provider_call_id: call_sid.clone(),
+        campaign_id: query.campaign_id.unwrap_or_default(),
+    };
+    let call = match gate.bridge.calls().create_inbound_call(req).await {
+        Ok(c) => c.into_inner(),
+        Err(s) => {
+            let code = vox_domain::ErrorCode::from_grpc(s.code());
+            tracing::warn!(call_sid, error = s.message(), "inbound call refused");
+            let status = StatusCode::from_u16(code.http_status()).unwrap_or(StatusCode::BAD_GATEWAY);
+            return problem(status, "inbound_refused", s.message());
+        }
+    };
+    tracing::info!(call_id = %call.id, call_sid, "inbound call answered");
+    ([(header::CONTENT_TYPE, "text/xml; charset=utf-8")], twiml_connect(&stream_url(&gate, &headers), &call.id))
+        .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn twiml_connects_the_stream_with_the_call_id() {
+        let xml = twiml_connect("wss://gw.example.com/media/twilio", "ca_1\"x");
+        assert!(xml.contains("<Connect><Stream url=\"wss://gw.example.com/media/twilio\">"));
+        assert!(xml.contains("<Parameter name=\"call_id\" value=\"ca_1&quot;x\"/>"));
+    }
+}
