@@ -14,6 +14,7 @@ mod inbound;
 pub mod media;
 pub mod metrics;
 mod routes;
+mod web_sessions;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -38,6 +39,10 @@ pub struct Gate {
     pub metrics: Metrics,
     /// Maintenance, shutdown or disable from voxbridge: no new streams.
     pub draining: AtomicBool,
+    /// Web session tokens waiting for their streams.
+    pub web_sessions: media::web::Sessions,
+    /// voxbridge without the node's credentials, for calls made with a user's token.
+    pub rest_channel: tonic::transport::Channel,
 }
 
 impl vox_node::heartbeat::HeartbeatSource for Gate {
@@ -98,6 +103,8 @@ pub async fn run(
         fleet: Arc::new(Fleet::default()),
         metrics: Metrics::default(),
         draining: AtomicBool::new(false),
+        web_sessions: media::web::Sessions::default(),
+        rest_channel: rest_channel.clone(),
     });
 
     // Learn the fleet (and who is busy) before taking traffic.

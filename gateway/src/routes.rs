@@ -24,6 +24,8 @@ pub fn router(gate: Arc<Gate>) -> Router {
         .route("/metrics", get(metrics))
         .route("/media/twilio", get(twilio_media))
         .route("/twilio/voice", axum::routing::post(crate::inbound::twilio_voice))
+        .route("/web/sessions", axum::routing::post(crate::web_sessions::create))
+        .route("/media/web", get(crate::web_sessions::stream))
         .with_state(gate)
 }
 
@@ -123,5 +125,7 @@ async fn twilio_media(
         return problem(StatusCode::SERVICE_UNAVAILABLE, "no_free_slot", "every worker slot is taken; retry shortly");
     };
     let max = gate.args.max_frame_bytes;
-    ws.max_message_size(max).max_frame_size(max).on_upgrade(move |socket| relay::twilio_stream(gate, socket, claim))
+    ws.max_message_size(max)
+        .max_frame_size(max)
+        .on_upgrade(move |socket| relay::carrier_stream(gate, socket, claim, Box::new(twilio::Twilio::default())))
 }

@@ -199,3 +199,51 @@ async fn an_inbound_call_from_the_voice_webhook_reaches_a_worker() {
     let body: Value = bad.json().await.unwrap();
     assert!(body["error"]["message"].as_str().unwrap().contains("CallSid"), "{body}");
 }
+
+#[tokio::test]
+async fn a_browser_session_streams_pcm_with_a_single_use_token() {
+    use futures::StreamExt;
+    let c = cluster(1).await;
+    let http = reqwest::Client::new();
+    let url = format!("{}/web/sessions", c.gate.url());
+    assert_eq!(http.post(&url).send().await.unwrap().status(), 401);
+    let opened: Value = http
+        .post(&url)
+        .bearer_auth(&c.admin)
+        .json(&json!({"sample_rate": 16000}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let ws_url = opened["ws_url"].as_str().unwrap().to_string();
+    let call_id = opened["call_id"].as_str().unwrap().to_string();
+    assert!(ws_url.starts_with(&format!("ws://{}/media/web?token=vws_", c.gate.addr)), "{opened}");
+
+    let (mut ws, _) = tokio_tungstenite::connect_async(ws_url.as_str()).await.unwrap();
+    let pcm: Vec<u8> = (0..320i16).flat_map(|i| (i * 50).to_le_bytes()).collect();
+    ws.send(Message::Binary(pcm.clone().into())).await.unwrap();
+    let echoed = loop {
+        match ws.next().await.unwrap().unwrap() {
+            Message::Binary(b) => break b.to_vec(),
+            _ => continue,
+        }
+    };
+    assert_eq!(echoed, pcm, "20 ms of 16 kHz PCM back unchanged");
+    ws.send(Message::text(r#"{"event":"dtmf","digit":"2"}"#)).await.unwrap();
+    let mark = recv(&mut ws).await.unwrap();
+    assert_eq!((mark["event"].as_str(), mark["name"].as_str()), (Some("mark"), Some("dtmf-2")));
+    let call = c.call(&call_id).await;
+    assert_eq!((call.state(), call.channel), (bpb::CallState::InProgress, vox_proto::common::v1::Channel::Web as i32));
+
+    // The token opened its session once.
+    let reuse = tokio_tungstenite::connect_async(ws_url.as_str()).await.unwrap_err();
+    assert!(matches!(reuse, tokio_tungstenite::tungstenite::Error::Http(ref r) if r.status() == 401), "{reuse:?}");
+    ws.send(Message::text(r#"{"event":"stop"}"#)).await.unwrap();
+    assert_eq!(recv(&mut ws).await.unwrap_err().0, 1000);
+    until("the web call completed", async || {
+        (c.call(&call_id).await.state() == bpb::CallState::Completed).then_some(())
+    })
+    .await;
+}

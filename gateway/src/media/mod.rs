@@ -5,6 +5,19 @@
 
 pub mod relay;
 pub mod twilio;
+pub mod web;
+
+use axum::extract::ws::Message;
+
+/// One carrier dialect: how its WebSocket frames map to the internal model.
+pub trait Dialect: Send {
+    /// One frame in: an event, nothing (pings, keep-alives), or why the stream must close
+    /// (a WebSocket close code and a reason a person can act on).
+    fn parse(&mut self, msg: Message) -> Result<Option<CarrierEvent>, (u16, String)>;
+    /// The stream's start is known (for dialects that echo its ids back).
+    fn started(&mut self, _start: &StreamStart) {}
+    fn render(&self, event: &GatewayEvent) -> Message;
+}
 
 /// What a carrier stream says, in the gateway's own terms.
 #[derive(Debug, Clone, PartialEq)]

@@ -18,7 +18,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use vox_proto::backend::v1 as bpb;
 use vox_proto::fleet::v1::{self as pb, media_in, media_out};
 
-use super::{CarrierEvent, Encoding, GatewayEvent, StreamStart, twilio};
+use super::{CarrierEvent, Dialect, Encoding, GatewayEvent, StreamStart};
 use crate::Gate;
 use crate::fleet::{Claim, Refusal};
 use crate::metrics::label;
@@ -50,17 +50,51 @@ async fn transition(
     gate.bridge.calls().transition_call(req).await.map(|_| ())
 }
 
-/// Runs a Twilio media stream to its end.
-pub async fn twilio_stream(gate: Arc<Gate>, socket: WebSocket, claim: Claim) {
+/// Runs a carrier stream whose first frames name the call (Twilio's `start`).
+pub async fn carrier_stream(gate: Arc<Gate>, socket: WebSocket, claim: Claim, mut dialect: Box<dyn Dialect>) {
     gate.metrics.active_streams.inc();
     let (mut sink, mut stream) = socket.split();
-    run(&gate, &mut sink, &mut stream, claim).await;
+    let idle = Duration::from_secs(gate.args.idle_timeout_seconds.max(1));
+    let start: Option<StreamStart> = loop {
+        match next_event(&mut stream, Duration::from_secs(10).min(idle), dialect.as_mut()).await {
+            Ok(CarrierEvent::Connected) => continue,
+            Ok(CarrierEvent::Start(s)) => break Some(s),
+            Ok(CarrierEvent::Stop) => break None,
+            Ok(other) => {
+                close(&mut sink, close_code::POLICY, &format!("expected start, got {other:?}")).await;
+                break None;
+            }
+            Err((code, why)) => {
+                close(&mut sink, code, &why).await;
+                break None;
+            }
+        }
+    };
+    if let Some(start) = start {
+        dialect.started(&start);
+        run(&gate, &mut sink, &mut stream, claim, dialect.as_mut(), start).await;
+    }
+    gate.metrics.active_streams.dec();
+}
+
+/// Runs a stream whose call was settled before it connected (web sessions).
+pub async fn known_stream(
+    gate: Arc<Gate>,
+    socket: WebSocket,
+    claim: Claim,
+    mut dialect: Box<dyn Dialect>,
+    start: StreamStart,
+) {
+    gate.metrics.active_streams.inc();
+    let (mut sink, mut stream) = socket.split();
+    run(&gate, &mut sink, &mut stream, claim, dialect.as_mut(), start).await;
     gate.metrics.active_streams.dec();
 }
 
 async fn next_event(
     stream: &mut futures::stream::SplitStream<WebSocket>,
     idle: Duration,
+    dialect: &mut dyn Dialect,
 ) -> Result<CarrierEvent, (u16, String)> {
     loop {
         let msg = match tokio::time::timeout(idle, stream.next()).await {
@@ -69,36 +103,35 @@ async fn next_event(
             Ok(Some(Err(e))) => return Err((close_code::PROTOCOL, format!("websocket error: {e}"))),
             Ok(Some(Ok(m))) => m,
         };
-        return match msg {
-            Message::Text(t) => twilio::parse(t.as_str()).map_err(|why| (close_code::POLICY, why)),
-            Message::Binary(_) => {
-                Err((close_code::UNSUPPORTED, "binary frames are not part of the Twilio protocol".into()))
-            }
-            Message::Close(_) => Ok(CarrierEvent::Stop),
-            Message::Ping(_) | Message::Pong(_) => continue,
-        };
+        if let Some(event) = dialect.parse(msg)? {
+            return Ok(event);
+        }
     }
 }
 
-async fn run(gate: &Gate, sink: &mut Sink, stream: &mut futures::stream::SplitStream<WebSocket>, claim: Claim) {
+async fn run(
+    gate: &Gate,
+    sink: &mut Sink,
+    stream: &mut futures::stream::SplitStream<WebSocket>,
+    claim: Claim,
+    dialect: &mut dyn Dialect,
+    start: StreamStart,
+) {
     let idle = Duration::from_secs(gate.args.idle_timeout_seconds.max(1));
-    // The first frames: `connected`, then `start` naming the call.
-    let start: StreamStart = loop {
-        match next_event(stream, Duration::from_secs(10).min(idle)).await {
-            Ok(CarrierEvent::Connected) => continue,
-            Ok(CarrierEvent::Start(s)) => break s,
-            Ok(CarrierEvent::Stop) => return,
-            Ok(other) => return close(sink, close_code::POLICY, &format!("expected start, got {other:?}")).await,
-            Err((code, why)) => return close(sink, code, &why).await,
-        }
-    };
     let Some(call_id) = start.call_id.clone() else {
         gate.metrics.rejections.get_or_create(&label("reason", "no_call_id")).inc();
         return close(sink, close_code::POLICY, "start.customParameters.call_id is missing").await;
     };
-    if start.encoding != Encoding::Mulaw || start.sample_rate != 8000 {
-        return close(sink, close_code::POLICY, "Twilio streams must be audio/x-mulaw at 8000 Hz").await;
-    }
+    let format = match (start.encoding, start.sample_rate) {
+        (Encoding::Mulaw, 8000) => pb::AudioFormat { encoding: pb::AudioEncoding::Mulaw as i32, sample_rate: 8000 },
+        (Encoding::Pcm16le, rate @ (8000 | 16000)) => {
+            pb::AudioFormat { encoding: pb::AudioEncoding::Pcm16le as i32, sample_rate: rate }
+        }
+        _ => {
+            return close(sink, close_code::POLICY, "audio must be mu-law at 8000 Hz or 16-bit PCM at 8000 or 16000 Hz")
+                .await;
+        }
+    };
     let call = match gate.bridge.calls().get_call(bpb::GetCallRequest { id: call_id.clone() }).await {
         Ok(c) => c.into_inner(),
         Err(s) if s.code() == tonic::Code::NotFound || s.code() == tonic::Code::InvalidArgument => {
@@ -178,7 +211,7 @@ async fn run(gate: &Gate, sink: &mut Sink, stream: &mut futures::stream::SplitSt
     let start_msg = pb::MediaStart {
         reservation_id: reservation.reservation_id.clone(),
         call_id: call_id.clone(),
-        format: Some(pb::AudioFormat { encoding: pb::AudioEncoding::Mulaw as i32, sample_rate: 8000 }),
+        format: Some(format),
         stream_id: start.stream_id.clone(),
     };
     let _ = to_worker.send(pb::MediaIn { event: Some(media_in::Event::Start(start_msg)) }).await;
@@ -197,7 +230,7 @@ async fn run(gate: &Gate, sink: &mut Sink, stream: &mut futures::stream::SplitSt
     let mut sequence = 0u64;
     loop {
         tokio::select! {
-            event = next_event(stream, idle) => {
+            event = next_event(stream, idle, dialect) => {
                 let msg = match event {
                     Ok(CarrierEvent::Audio { payload, timestamp_ms }) => {
                         if payload.len() > gate.args.max_frame_bytes {
@@ -235,7 +268,7 @@ async fn run(gate: &Gate, sink: &mut Sink, stream: &mut futures::stream::SplitSt
                         media_out::Event::Hangup(h) => return close(sink, close_code::NORMAL, &h.reason).await,
                         media_out::Event::Started(_) | media_out::Event::Dtmf(_) => continue,
                     };
-                    if sink.send(Message::text(twilio::render(&start.stream_id, &out))).await.is_err() {
+                    if sink.send(dialect.render(&out)).await.is_err() {
                         hang_up(to_worker, &mut from_worker, "caller_hangup").await;
                         return;
                     }

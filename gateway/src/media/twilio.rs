@@ -8,7 +8,36 @@ use hmac::{Hmac, Mac};
 use serde_json::{Value, json};
 use sha1::Sha1;
 
-use super::{CarrierEvent, Encoding, GatewayEvent, StreamStart};
+use axum::extract::ws::{Message, close_code};
+
+use super::{CarrierEvent, Dialect, Encoding, GatewayEvent, StreamStart};
+
+/// The Twilio dialect over one stream.
+#[derive(Debug, Default)]
+pub struct Twilio {
+    stream_sid: String,
+}
+
+impl Dialect for Twilio {
+    fn parse(&mut self, msg: Message) -> Result<Option<CarrierEvent>, (u16, String)> {
+        match msg {
+            Message::Text(t) => parse(t.as_str()).map(Some).map_err(|why| (close_code::POLICY, why)),
+            Message::Binary(_) => {
+                Err((close_code::UNSUPPORTED, "binary frames are not part of the Twilio protocol".into()))
+            }
+            Message::Close(_) => Ok(Some(CarrierEvent::Stop)),
+            Message::Ping(_) | Message::Pong(_) => Ok(None),
+        }
+    }
+
+    fn started(&mut self, start: &StreamStart) {
+        self.stream_sid = start.stream_id.clone();
+    }
+
+    fn render(&self, event: &GatewayEvent) -> Message {
+        Message::text(render(&self.stream_sid, event))
+    }
+}
 
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
 
