@@ -52,6 +52,14 @@ pub struct Args {
     #[arg(long, env = "VOX_IDLE_TIMEOUT_SECONDS", default_value_t = 30)]
     pub idle_timeout_seconds: u64,
 
+    /// Requests per second one client address may make (a burst of twice that is allowed).
+    #[arg(long, env = "VOX_RATE_LIMIT_PER_SECOND", default_value_t = 200)]
+    pub rate_limit_per_second: u32,
+
+    /// Sign-in attempts per minute one client address may make.
+    #[arg(long, env = "VOX_LOGIN_ATTEMPTS_PER_MINUTE", default_value_t = 10)]
+    pub login_attempts_per_minute: u32,
+
     /// "pretty" or "json".
     #[arg(long, env = "VOX_LOG_FORMAT", default_value = "pretty")]
     pub log_format: String,

@@ -11,6 +11,7 @@
 pub mod config;
 pub mod fleet;
 mod inbound;
+mod limits;
 pub mod media;
 pub mod metrics;
 mod routes;
@@ -127,14 +128,19 @@ pub async fn run(
         stop_rx,
     ));
 
-    let app =
-        routes::router(Arc::clone(&gate)).merge(voxgate_rest::router(voxgate_rest::RestConfig::new(rest_channel)));
+    let limits = Arc::new(limits::Limits::new(gate.args.rate_limit_per_second, gate.args.login_attempts_per_minute));
+    let app = routes::router(Arc::clone(&gate))
+        .merge(voxgate_rest::router(voxgate_rest::RestConfig::new(rest_channel)))
+        .layer(axum::middleware::from_fn_with_state(limits, limits::enforce));
     let addr = listener.local_addr()?;
     if let Some(file) = &gate.args.address_file {
         std::fs::write(file, addr.to_string()).with_context(|| format!("write {}", file.display()))?;
     }
     tracing::info!(%addr, slots = gate.fleet.total(), "voxgate listening");
-    axum::serve(listener, app).with_graceful_shutdown(shutdown).await.context("serve")?;
+    axum::serve(listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>())
+        .with_graceful_shutdown(shutdown)
+        .await
+        .context("serve")?;
     let _ = stop_tx.send(true);
     refresher.abort();
     beat.abort();

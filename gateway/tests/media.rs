@@ -247,3 +247,21 @@ async fn a_browser_session_streams_pcm_with_a_single_use_token() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn sign_in_attempts_are_rate_limited_per_address() {
+    let c = cluster(1).await;
+    let http = reqwest::Client::new();
+    let url = format!("{}/api/v1/auth/login", c.gate.url());
+    let attempt = || http.post(&url).json(&json!({"email": "admin@vox.test", "password": "guess guess guess"})).send();
+    for _ in 0..10 {
+        assert_eq!(attempt().await.unwrap().status(), 401, "a wrong password is a plain refusal");
+    }
+    let limited = attempt().await.unwrap();
+    assert_eq!(limited.status(), 429);
+    assert_eq!(limited.headers()["retry-after"], "1");
+    let body: Value = limited.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "rate_limited");
+    // Other routes are not held up by it.
+    assert_eq!(reqwest::get(format!("{}/health", c.gate.url())).await.unwrap().status(), 200);
+}

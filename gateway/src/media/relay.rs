@@ -128,8 +128,12 @@ async fn run(
             pb::AudioFormat { encoding: pb::AudioEncoding::Pcm16le as i32, sample_rate: rate }
         }
         _ => {
-            return close(sink, close_code::POLICY, "audio must be mu-law at 8000 Hz or 16-bit PCM at 8000 or 16000 Hz")
-                .await;
+            return close(
+                sink,
+                close_code::POLICY,
+                "audio must be mu-law at 8000 Hz or 16-bit PCM at 8000 or 16000 Hz",
+            )
+            .await;
         }
     };
     let call = match gate.bridge.calls().get_call(bpb::GetCallRequest { id: call_id.clone() }).await {
