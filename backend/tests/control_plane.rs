@@ -590,3 +590,23 @@ async fn production_mode_names_what_is_missing() {
     }
     assert!(!dir.path().join("jwt.secret").exists(), "production mode generates no secrets");
 }
+
+#[tokio::test]
+async fn identify_names_users_and_nodes() {
+    let b = common::start(&[]).await;
+    let region = b.create_region("us-east-1").await;
+    let (node, secret) = b.register(pb::NodeKind::Dialler, &region.id).await;
+    let mut auth = pb::auth_service_client::AuthServiceClient::new(b.channel.clone());
+    let me = auth.identify(authed(&b.admin, pb::IdentifyRequest {})).await.unwrap().into_inner();
+    assert!(matches!(me.principal, Some(pb::identity::Principal::User(ref u)) if u.email == ADMIN_EMAIL));
+    let it = auth.identify(authed(&secret, pb::IdentifyRequest {})).await.unwrap().into_inner();
+    let Some(pb::identity::Principal::Node(n)) = it.principal else { panic!("a node: {it:?}") };
+    assert_eq!((n.id.as_str(), n.kind), (node.id.as_str(), pb::NodeKind::Dialler as i32));
+    assert_eq!(
+        auth.identify(authed("vxn.nd_0123456789abcdef.0123456789abcdefghjkmnpqrstvwxyz", pb::IdentifyRequest {}))
+            .await
+            .unwrap_err()
+            .code(),
+        Code::Unauthenticated
+    );
+}

@@ -26,6 +26,7 @@ pub fn router(gate: Arc<Gate>) -> Router {
         .route("/twilio/voice", axum::routing::post(crate::inbound::twilio_voice))
         .route("/web/sessions", axum::routing::post(crate::web_sessions::create))
         .route("/media/web", get(crate::web_sessions::stream))
+        .route("/attach", axum::routing::post(crate::web_sessions::attach))
         .with_state(gate)
 }
 

@@ -30,44 +30,90 @@ pub struct NewSession {
     sample_rate: Option<u32>,
 }
 
-pub async fn create(State(gate): State<Arc<Gate>>, headers: HeaderMap, body: axum::body::Bytes) -> Response {
+/// Who the request's bearer is, as voxbridge says; or the response to send.
+async fn identify(gate: &Gate, headers: &HeaderMap) -> Result<bpb::identity::Principal, Response> {
     let Some(bearer) =
         headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).filter(|v| v.starts_with("Bearer "))
     else {
-        return problem(
+        return Err(problem(
             StatusCode::UNAUTHORIZED,
             "unauthenticated",
-            "send Authorization: Bearer <access token> of an operator",
-        );
+            "send Authorization: Bearer <access token or node secret>",
+        ));
     };
-    let req: NewSession = if body.is_empty() {
-        NewSession::default()
-    } else {
-        match serde_json::from_slice(&body) {
-            Ok(r) => r,
-            Err(e) => return problem(StatusCode::BAD_REQUEST, "invalid_argument", &format!("body: {e}")),
-        }
+    let mut req = tonic::Request::new(bpb::IdentifyRequest {});
+    let Ok(value) = bearer.parse() else {
+        return Err(problem(StatusCode::UNAUTHORIZED, "unauthenticated", "the authorization header is not valid"));
     };
-    let sample_rate = req.sample_rate.unwrap_or(16000);
-    if sample_rate != 8000 && sample_rate != 16000 {
-        return problem(StatusCode::BAD_REQUEST, "invalid_argument", "sample_rate: 8000 or 16000");
-    }
-    // Who is asking: voxbridge checks the user's token.
-    let mut who = tonic::Request::new(bpb::WhoAmIRequest {});
-    match bearer.parse() {
-        Ok(v) => {
-            who.metadata_mut().insert("authorization", v);
-        }
-        Err(_) => return problem(StatusCode::UNAUTHORIZED, "unauthenticated", "the authorization header is not valid"),
-    }
-    let channel = gate.rest_channel.clone();
-    let user = match bpb::auth_service_client::AuthServiceClient::new(channel).who_am_i(who).await {
-        Ok(u) => u.into_inner(),
+    req.metadata_mut().insert("authorization", value);
+    match bpb::auth_service_client::AuthServiceClient::new(gate.rest_channel.clone()).identify(req).await {
+        Ok(r) => r
+            .into_inner()
+            .principal
+            .ok_or_else(|| problem(StatusCode::UNAUTHORIZED, "unauthenticated", "unknown caller")),
         Err(s) => {
             let code = vox_domain::ErrorCode::from_grpc(s.code());
             let status = StatusCode::from_u16(code.http_status()).unwrap_or(StatusCode::UNAUTHORIZED);
-            return problem(status, "unauthenticated", s.message());
+            Err(problem(status, "unauthenticated", s.message()))
         }
+    }
+}
+
+fn parse_body<T: serde::de::DeserializeOwned + Default>(body: &[u8]) -> Result<T, Response> {
+    if body.is_empty() {
+        return Ok(T::default());
+    }
+    serde_json::from_slice(body)
+        .map_err(|e| problem(StatusCode::BAD_REQUEST, "invalid_argument", &format!("body: {e}")))
+}
+
+fn check_rate(rate: Option<u32>) -> Result<u32, Response> {
+    match rate.unwrap_or(16000) {
+        r @ (8000 | 16000) => Ok(r),
+        _ => Err(problem(StatusCode::BAD_REQUEST, "invalid_argument", "sample_rate: 8000 or 16000")),
+    }
+}
+
+/// The session's stream URL, on the public URL when one is set.
+fn ws_url(gate: &Gate, headers: &HeaderMap, token: &str) -> String {
+    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("localhost");
+    let base = gate
+        .args
+        .public_url
+        .as_deref()
+        .map(|b| b.trim_end_matches('/').replacen("https://", "wss://", 1).replacen("http://", "ws://", 1));
+    format!("{}/media/web?token={token}", base.unwrap_or_else(|| format!("ws://{host}")))
+}
+
+fn session_reply(status: StatusCode, gate: &Gate, headers: &HeaderMap, call_id: &str, sample_rate: u32) -> Response {
+    let token = gate.web_sessions.issue(call_id, sample_rate, TOKEN_TTL);
+    let url = ws_url(gate, headers, &token);
+    (
+        status,
+        axum::Json(json!({"call_id": call_id, "token": token, "ws_url": url, "sample_rate": sample_rate, "expires_in_seconds": TOKEN_TTL.as_secs()})),
+    )
+        .into_response()
+}
+
+pub async fn create(State(gate): State<Arc<Gate>>, headers: HeaderMap, body: axum::body::Bytes) -> Response {
+    let principal = match identify(&gate, &headers).await {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    let req: NewSession = match parse_body(&body) {
+        Ok(r) => r,
+        Err(r) => return r,
+    };
+    let sample_rate = match check_rate(req.sample_rate) {
+        Ok(r) => r,
+        Err(r) => return r,
+    };
+    let bpb::identity::Principal::User(user) = principal else {
+        return problem(
+            StatusCode::FORBIDDEN,
+            "permission_denied",
+            "web sessions are opened with a user's access token",
+        );
     };
     if user.role() == bpb::Role::Viewer {
         return problem(StatusCode::FORBIDDEN, "permission_denied", "opening web sessions needs the operator role");
@@ -88,19 +134,66 @@ pub async fn create(State(gate): State<Arc<Gate>>, headers: HeaderMap, body: axu
             return problem(status, "invalid_argument", s.message());
         }
     };
-    let token = gate.web_sessions.issue(&call.id, sample_rate, TOKEN_TTL);
-    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("localhost");
-    let base = gate
-        .args
-        .public_url
-        .as_deref()
-        .map(|b| b.trim_end_matches('/').replacen("https://", "wss://", 1).replacen("http://", "ws://", 1));
-    let ws_url = format!("{}/media/web?token={token}", base.unwrap_or_else(|| format!("ws://{host}")));
-    (
-        StatusCode::CREATED,
-        axum::Json(json!({"call_id": call.id, "token": token, "ws_url": ws_url, "sample_rate": sample_rate, "expires_in_seconds": TOKEN_TTL.as_secs()})),
-    )
-        .into_response()
+    session_reply(StatusCode::CREATED, &gate, &headers, &call.id, sample_rate)
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AttachRequest {
+    call_id: String,
+    sample_rate: Option<u32>,
+}
+
+/// `POST /attach`: the seeds' route for attaching an answered call to a free worker,
+/// for calls whose audio reaches Vox through a media bridge rather than a carrier stream.
+/// A dialler node or an operator asks; the answer is a single-use stream token, or 503
+/// with Retry-After when every slot is taken.
+pub async fn attach(State(gate): State<Arc<Gate>>, headers: HeaderMap, body: axum::body::Bytes) -> Response {
+    let principal = match identify(&gate, &headers).await {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    let allowed = match &principal {
+        bpb::identity::Principal::User(u) => u.role() != bpb::Role::Viewer,
+        bpb::identity::Principal::Node(n) => n.kind == bpb::NodeKind::Dialler as i32,
+    };
+    if !allowed {
+        return problem(StatusCode::FORBIDDEN, "permission_denied", "attaching calls is for diallers and operators");
+    }
+    let req: AttachRequest = match parse_body(&body) {
+        Ok(r) => r,
+        Err(r) => return r,
+    };
+    if req.call_id.trim().is_empty() {
+        return problem(StatusCode::BAD_REQUEST, "invalid_argument", "call_id: required");
+    }
+    let sample_rate = match check_rate(req.sample_rate) {
+        Ok(r) => r,
+        Err(r) => return r,
+    };
+    if gate.draining.load(std::sync::atomic::Ordering::SeqCst) {
+        return problem(StatusCode::SERVICE_UNAVAILABLE, "draining", "this gateway is draining; use another");
+    }
+    if gate.fleet.available() == 0 {
+        gate.metrics.rejections.get_or_create(&label("reason", "no_free_slot")).inc();
+        return problem(StatusCode::SERVICE_UNAVAILABLE, "no_free_slot", "every worker slot is taken; retry shortly");
+    }
+    let call = match gate.bridge.calls().get_call(bpb::GetCallRequest { id: req.call_id.clone() }).await {
+        Ok(c) => c.into_inner(),
+        Err(s) => {
+            let code = vox_domain::ErrorCode::from_grpc(s.code());
+            let status = StatusCode::from_u16(code.http_status()).unwrap_or(StatusCode::BAD_GATEWAY);
+            return problem(status, "not_found", s.message());
+        }
+    };
+    if call.state() != bpb::CallState::Answered {
+        return problem(
+            StatusCode::PRECONDITION_FAILED,
+            "failed_precondition",
+            &format!("call {} is {:?}, not answered", call.id, call.state()),
+        );
+    }
+    session_reply(StatusCode::OK, &gate, &headers, &call.id, sample_rate)
 }
 
 #[derive(Debug, Deserialize)]

@@ -265,3 +265,58 @@ async fn sign_in_attempts_are_rate_limited_per_address() {
     // Other routes are not held up by it.
     assert_eq!(reqwest::get(format!("{}/health", c.gate.url())).await.unwrap().status(), 200);
 }
+
+#[tokio::test]
+async fn attach_gives_a_dialler_a_stream_for_an_answered_call() {
+    use futures::StreamExt;
+    let c = cluster(1).await;
+    let mut nodes = bpb::node_service_client::NodeServiceClient::new(c.channel.clone());
+    let dialler = nodes
+        .register_node(authed(
+            &c.admin,
+            bpb::RegisterNodeRequest {
+                kind: bpb::NodeKind::Dialler as i32,
+                endpoint: "http://127.0.0.1:8090".into(),
+                ..Default::default()
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    let http = reqwest::Client::new();
+    let url = format!("{}/attach", c.gate.url());
+    let call_id = c.inbound_call().await;
+    assert_eq!(http.post(&url).json(&json!({"call_id": call_id})).send().await.unwrap().status(), 401);
+    let bad = http.post(&url).bearer_auth(&dialler.api_secret).json(&json!({"call": call_id})).send().await.unwrap();
+    assert_eq!(bad.status(), 400, "an unknown field is named");
+
+    let attached: Value = http
+        .post(&url)
+        .bearer_auth(&dialler.api_secret)
+        .json(&json!({"call_id": call_id, "sample_rate": 8000}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let (mut ws, _) = tokio_tungstenite::connect_async(attached["ws_url"].as_str().unwrap()).await.unwrap();
+    let pcm: Vec<u8> = (0..160i16).flat_map(|i| (i * 90).to_le_bytes()).collect();
+    ws.send(Message::Binary(pcm.clone().into())).await.unwrap();
+    let back = loop {
+        if let Message::Binary(b) = ws.next().await.unwrap().unwrap() {
+            break b.to_vec();
+        }
+    };
+    assert_eq!(back, pcm);
+    assert_eq!(c.call(&call_id).await.state(), bpb::CallState::InProgress);
+
+    // The call is no longer answered, and the only slot is busy.
+    let again =
+        http.post(&url).bearer_auth(&dialler.api_secret).json(&json!({"call_id": call_id})).send().await.unwrap();
+    assert!(again.status() == 412 || again.status() == 503, "{}", again.status());
+    let other = c.inbound_call().await;
+    let full = http.post(&url).bearer_auth(&dialler.api_secret).json(&json!({"call_id": other})).send().await.unwrap();
+    assert_eq!(full.status(), 503);
+    assert_eq!(full.headers()["retry-after"], "1");
+}

@@ -8,6 +8,7 @@ use vox_proto::backend::v1::auth_service_server::AuthService;
 use vox_proto::backend::v1::user_service_server::UserService;
 
 use super::{RpcResult, reply, required_id};
+use crate::auth::Principal;
 use crate::bridge::Bridge;
 use crate::crypto;
 
@@ -129,6 +130,26 @@ impl AuthService for Users {
     async fn who_am_i(&self, req: Request<pb::WhoAmIRequest>) -> RpcResult<pb::User> {
         let r = async { Ok(pb::User::from(&self.0.auth.user(req.metadata(), Role::Viewer).await?)) };
         reply("WhoAmI", r.await)
+    }
+
+    async fn identify(&self, req: Request<pb::IdentifyRequest>) -> RpcResult<pb::Identity> {
+        let r = async {
+            let principal = match self.0.auth.principal(req.metadata()).await? {
+                Principal::User(u) => pb::identity::Principal::User(pb::User::from(&u)),
+                Principal::Node(n) => {
+                    if n.desired_state == vox_domain::node::DesiredState::Disabled {
+                        return Err(Error::permission_denied(format!("node {} is disabled", n.id)));
+                    }
+                    pb::identity::Principal::Node(pb::NodeIdentity {
+                        id: n.id.clone(),
+                        kind: n.kind.to_proto() as i32,
+                        region_id: n.region_id.clone().unwrap_or_default(),
+                    })
+                }
+            };
+            Ok(pb::Identity { principal: Some(principal) })
+        };
+        reply("Identify", r.await)
     }
 }
 
