@@ -35,6 +35,14 @@ pub struct Args {
     #[arg(long, env = "TWILIO_AUTH_TOKEN", hide_env_values = true)]
     pub twilio_auth_token: Option<String>,
 
+    /// LiveKit API key: webhooks (`POST /livekit/dispatch`) must be signed by it.
+    #[arg(long, env = "LIVEKIT_API_KEY")]
+    pub livekit_api_key: Option<String>,
+
+    /// LiveKit API secret that signs webhooks.
+    #[arg(long, env = "LIVEKIT_API_SECRET", hide_env_values = true)]
+    pub livekit_api_secret: Option<String>,
+
     /// The public base URL carriers use to reach this gateway (wss://voice.example.com),
     /// for signature checks behind proxies. Default: taken from each request's Host.
     #[arg(long, env = "VOX_PUBLIC_URL")]

@@ -12,6 +12,7 @@ pub mod config;
 pub mod fleet;
 mod inbound;
 mod limits;
+mod livekit;
 pub mod media;
 pub mod metrics;
 mod routes;

@@ -27,6 +27,7 @@ pub fn router(gate: Arc<Gate>) -> Router {
         .route("/web/sessions", axum::routing::post(crate::web_sessions::create))
         .route("/media/web", get(crate::web_sessions::stream))
         .route("/attach", axum::routing::post(crate::web_sessions::attach))
+        .route("/livekit/dispatch", axum::routing::post(crate::livekit::dispatch))
         .with_state(gate)
 }
 

@@ -320,3 +320,60 @@ async fn attach_gives_a_dialler_a_stream_for_an_answered_call() {
     assert_eq!(full.status(), 503);
     assert_eq!(full.headers()["retry-after"], "1");
 }
+
+/// A webhook as LiveKit signs it: a JWT whose sha256 claim is the body's digest.
+fn livekit_auth(key: &str, secret: &str, body: &str) -> String {
+    use base64::Engine;
+    use sha2::Digest;
+    let digest = base64::engine::general_purpose::STANDARD.encode(sha2::Sha256::digest(body.as_bytes()));
+    let claims = json!({"iss": key, "sha256": digest, "exp": chrono::Utc::now().timestamp() + 300});
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &claims,
+        &jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()),
+    )
+    .unwrap()
+}
+
+#[tokio::test]
+async fn livekit_dispatch_verifies_the_webhook_and_creates_the_inbound_call() {
+    let c = cluster(1).await;
+    let url = format!("{}/livekit/dispatch", c.gate.url());
+    let http = reqwest::Client::new();
+    let body = json!({
+        "event": "participant_joined",
+        "room": {"name": "sip-room-1"},
+        "participant": {"identity": "sip_+14155550199", "kind": "SIP", "attributes": {
+            "sip.callID": "SCL_abc123", "sip.phoneNumber": "+14155550199", "sip.trunkPhoneNumber": "+14155550100"}}
+    })
+    .to_string();
+    let post = |auth: String, body: String| {
+        http.post(&url)
+            .header("content-type", "application/webhook+json")
+            .header("authorization", auth)
+            .body(body)
+            .send()
+    };
+
+    let forged = post(livekit_auth(LIVEKIT_KEY, "not the secret", &body), body.clone()).await.unwrap();
+    assert_eq!(forged.status(), 401);
+    let tampered = post(livekit_auth(LIVEKIT_KEY, LIVEKIT_SECRET, &body), body.replace("+14155550199", "+19999999999"))
+        .await
+        .unwrap();
+    assert_eq!(tampered.status(), 401, "a body that is not the one signed is refused");
+
+    let ok = post(livekit_auth(LIVEKIT_KEY, LIVEKIT_SECRET, &body), body.clone()).await.unwrap();
+    assert_eq!(ok.status(), 200);
+    let reply: Value = ok.json().await.unwrap();
+    assert_eq!(reply["handled"], true);
+    let call = c.call(reply["call_id"].as_str().unwrap()).await;
+    assert_eq!(
+        (call.state(), call.provider_call_id.as_str(), call.from_number.as_str(), call.to_number.as_str()),
+        (bpb::CallState::Answered, "SCL_abc123", "+14155550199", "+14155550100")
+    );
+
+    let other = json!({"event": "room_finished", "room": {"name": "sip-room-1"}}).to_string();
+    let ack: Value =
+        post(livekit_auth(LIVEKIT_KEY, LIVEKIT_SECRET, &other), other.clone()).await.unwrap().json().await.unwrap();
+    assert_eq!(ack["handled"], false);
+}

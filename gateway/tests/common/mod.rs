@@ -16,6 +16,8 @@ use vox_proto::common::v1 as common;
 use vox_testkit::ServerProcess;
 
 pub const TOKEN: &str = "twilio-test-auth-token";
+pub const LIVEKIT_KEY: &str = "APItestkey";
+pub const LIVEKIT_SECRET: &str = "livekit-test-secret-of-some-length";
 
 pub struct Cluster {
     pub dir: tempfile::TempDir,
@@ -147,7 +149,12 @@ pub async fn cluster_of(hosts: &[u32]) -> Cluster {
         .into_iter()
         .chain([bridge.url()])
         .collect();
-    let gate_env = [("VOX_NODE_SECRET", gateway.api_secret.clone()), ("TWILIO_AUTH_TOKEN", TOKEN.to_string())];
+    let gate_env = [
+        ("VOX_NODE_SECRET", gateway.api_secret.clone()),
+        ("TWILIO_AUTH_TOKEN", TOKEN.to_string()),
+        ("LIVEKIT_API_KEY", LIVEKIT_KEY.to_string()),
+        ("LIVEKIT_API_SECRET", LIVEKIT_SECRET.to_string()),
+    ];
     let gate =
         ServerProcess::start("voxgate", Path::new(env!("CARGO_BIN_EXE_voxgate")), &gate_args, &gate_env, dir.path())
             .await

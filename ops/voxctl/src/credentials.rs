@@ -49,8 +49,7 @@ impl Credentials {
     /// New random credentials: a 24-character alphanumeric password and a Twilio-shaped
     /// token (32 lower-case hex digits).
     pub fn generate(rng: &mut impl Rng) -> Self {
-        let admin_password: String =
-            (0..24).map(|_| char::from(rng.sample(rand::distr::Alphanumeric))).collect();
+        let admin_password: String = (0..24).map(|_| char::from(rng.sample(rand::distr::Alphanumeric))).collect();
         let twilio_auth_token: String = (0..16).map(|_| format!("{:02x}", rng.random::<u8>())).collect();
         Credentials { admin_email: ADMIN_EMAIL.into(), admin_password, twilio_auth_token }
     }
@@ -76,10 +75,7 @@ impl Credentials {
             || credentials.admin_password.is_empty()
             || credentials.twilio_auth_token.is_empty()
         {
-            bail!(
-                "{} has an empty value; it needs admin_email, admin_password and twilio_auth_token",
-                path.display()
-            );
+            bail!("{} has an empty value; it needs admin_email, admin_password and twilio_auth_token", path.display());
         }
         Ok(credentials)
     }

@@ -1,0 +1,157 @@
+//! What a one-machine cluster needs inside voxbridge before its nodes start: the region
+//! `local`, the fleet node `local-fleet` and the gateway node `local-gateway` in it, and
+//! a fresh API secret for each node on every run (so no node secret is ever stored by
+//! voxctl). Everything is looked up first, so a second run creates nothing new.
+
+use anyhow::{Context, bail};
+use tonic::transport::Channel;
+use tonic::{Code, Request};
+use vox_proto::backend::v1 as pb;
+
+pub const REGION_NAME: &str = "local";
+pub const REGION_COUNTRY: &str = "US";
+pub const FLEET_NODE_NAME: &str = "local-fleet";
+pub const FLEET_NODE_ENDPOINT: &str = "http://127.0.0.1:5002";
+pub const GATEWAY_NODE_NAME: &str = "local-gateway";
+
+/// A node voxctl runs, with the API secret its process gets through `VOX_NODE_SECRET`.
+pub struct NodeCredentials {
+    pub id: String,
+    pub secret: String,
+}
+
+impl std::fmt::Debug for NodeCredentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NodeCredentials").field("id", &self.id).field("secret", &"(redacted)").finish()
+    }
+}
+
+/// The cluster's nodes, ready for their processes.
+#[derive(Debug)]
+pub struct Nodes {
+    pub region_id: String,
+    pub fleet: NodeCredentials,
+    pub gateway: NodeCredentials,
+}
+
+/// An admin session on voxbridge.
+#[derive(Debug, Clone)]
+pub struct Admin {
+    channel: Channel,
+    token: String,
+}
+
+impl Admin {
+    /// Signs in as the admin. A refused password gets an explanation: it is the one in
+    /// the credentials file, so the file and the store disagree.
+    pub async fn login(bridge_url: &str, email: &str, password: &str, credentials_hint: &str) -> anyhow::Result<Self> {
+        let channel = Channel::from_shared(bridge_url.to_string())
+            .with_context(|| format!("voxbridge url {bridge_url:?}"))?
+            .connect()
+            .await
+            .with_context(|| format!("connect to voxbridge at {bridge_url}"))?;
+        let mut auth = pb::auth_service_client::AuthServiceClient::new(channel.clone());
+        let reply = auth.login(pb::LoginRequest { email: email.into(), password: password.into() }).await;
+        match reply {
+            Ok(r) => Ok(Admin { channel, token: r.into_inner().access_token }),
+            Err(s) if s.code() == Code::Unauthenticated => bail!(
+                "voxbridge refused the admin {email} with the password in {credentials_hint}: the store in this data \
+                 dir was made with another password. Put the original one back in that file, or remove the data dir \
+                 to start over (this deletes everything in it)"
+            ),
+            Err(s) => Err(anyhow::anyhow!("{}: {}", s.code(), s.message())).context("sign in to voxbridge"),
+        }
+    }
+
+    fn authed<T>(&self, msg: T) -> anyhow::Result<Request<T>> {
+        let mut r = Request::new(msg);
+        let value = format!("Bearer {}", self.token).parse().context("an access token fit for a header")?;
+        r.metadata_mut().insert("authorization", value);
+        Ok(r)
+    }
+
+    fn regions(&self) -> pb::region_service_client::RegionServiceClient<Channel> {
+        pb::region_service_client::RegionServiceClient::new(self.channel.clone())
+    }
+
+    fn nodes(&self) -> pb::node_service_client::NodeServiceClient<Channel> {
+        pb::node_service_client::NodeServiceClient::new(self.channel.clone())
+    }
+
+    /// Ensures the region and both nodes, and issues fresh secrets for the nodes.
+    /// `gateway_endpoint` is where the gateway will listen (it may still say port 0; see
+    /// [`Admin::set_endpoint`]).
+    pub async fn prepare(&self, gateway_endpoint: &str) -> anyhow::Result<Nodes> {
+        let region_id = self.ensure_region().await?;
+        let fleet = self.ensure_node(&region_id, pb::NodeKind::Fleet, FLEET_NODE_NAME, FLEET_NODE_ENDPOINT).await?;
+        let gateway = self.ensure_node(&region_id, pb::NodeKind::Gateway, GATEWAY_NODE_NAME, gateway_endpoint).await?;
+        Ok(Nodes { region_id, fleet, gateway })
+    }
+
+    async fn ensure_region(&self) -> anyhow::Result<String> {
+        let list = self.regions().list_regions(self.authed(pb::ListRegionsRequest {})?).await.map_err(status)?;
+        if let Some(r) = list.into_inner().regions.into_iter().find(|r| r.name == REGION_NAME) {
+            return Ok(r.id);
+        }
+        let req = pb::CreateRegionRequest { name: REGION_NAME.into(), country: REGION_COUNTRY.into(), storage: None };
+        let region = self.regions().create_region(self.authed(req)?).await.map_err(status).context("create region")?;
+        let id = region.into_inner().id;
+        tracing::info!(region_id = %id, name = REGION_NAME, "created region");
+        Ok(id)
+    }
+
+    async fn ensure_node(
+        &self,
+        region_id: &str,
+        kind: pb::NodeKind,
+        name: &str,
+        endpoint: &str,
+    ) -> anyhow::Result<NodeCredentials> {
+        let req = pb::ListNodesRequest { region_id: region_id.into(), kind: kind as i32 };
+        let list = self.nodes().list_nodes(self.authed(req)?).await.map_err(status).context("list nodes")?;
+        let Some(node) = list.into_inner().nodes.into_iter().find(|n| n.name == name) else {
+            let req = pb::RegisterNodeRequest {
+                kind: kind as i32,
+                region_id: region_id.into(),
+                name: name.into(),
+                endpoint: endpoint.into(),
+                sip_port: 0,
+            };
+            let r = self.nodes().register_node(self.authed(req)?).await.map_err(status);
+            let r = r.with_context(|| format!("register node {name}"))?.into_inner();
+            let id = r.node.map(|n| n.id).context("RegisterNode answered without the node")?;
+            tracing::info!(node_id = %id, name, "registered node");
+            return Ok(NodeCredentials { id, secret: r.api_secret });
+        };
+        if node.desired_state == pb::DesiredState::Disabled as i32 {
+            bail!(
+                "node {name} ({}) is disabled, permanently, so it cannot run; delete it \
+                 (NodeService/DeleteNode) and run voxctl up again to register it anew",
+                node.id
+            );
+        }
+        if node.desired_state == pb::DesiredState::Maintenance as i32 {
+            tracing::warn!(node_id = %node.id, name, "node is in maintenance and takes no calls until resumed");
+        }
+        let r =
+            self.nodes().rotate_node_secret(self.authed(pb::RotateNodeSecretRequest { id: node.id.clone() })?).await;
+        let r = r.map_err(status).with_context(|| format!("rotate the secret of node {name}"))?.into_inner();
+        Ok(NodeCredentials { id: node.id, secret: r.api_secret })
+    }
+
+    /// Points a node at where its process really listens (known only once it runs).
+    pub async fn set_endpoint(&self, node_id: &str, endpoint: &str) -> anyhow::Result<()> {
+        let node = self.nodes().get_node(self.authed(pb::GetNodeRequest { id: node_id.into() })?).await;
+        if node.map_err(status).context("get node")?.into_inner().endpoint == endpoint {
+            return Ok(());
+        }
+        let req =
+            pb::UpdateNodeRequest { id: node_id.into(), name: None, endpoint: Some(endpoint.into()), sip_port: None };
+        self.nodes().update_node(self.authed(req)?).await.map_err(status).context("update node endpoint")?;
+        Ok(())
+    }
+}
+
+fn status(s: tonic::Status) -> anyhow::Error {
+    anyhow::anyhow!("voxbridge answered {}: {}", s.code(), s.message())
+}

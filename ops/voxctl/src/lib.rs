@@ -1,0 +1,30 @@
+//! voxctl, the Vox operator CLI. Each subcommand is one operator task; today there is
+//! `voxctl up`, which runs a whole cluster on one machine with embedded storage and
+//! zero setup: voxbridge (the control plane), a voxcore host with N worker slots and
+//! voxgate (the edge), wired together, health-checked, and stopped in order on Ctrl-C.
+//!
+//! Secrets: node API secrets are rotated on every `up` and reach the processes only
+//! through their environment, never argv or disk. The one exception to "no secrets on
+//! disk" is `<data>/credentials.toml` (mode 0600), a development convenience holding the
+//! first admin's password and the Twilio auth token, so they survive restarts.
+//!
+//! Machine-readable stdout lines for scripts and tests: `VOX_CHILD <name> <pid>` as each
+//! process starts, and `VOX_READY bridge=<url> gateway=<url>` once everything is healthy.
+
+pub mod bootstrap;
+pub mod children;
+pub mod config;
+pub mod credentials;
+pub mod preflight;
+pub mod ready;
+pub mod signals;
+pub mod up;
+
+use config::{Cli, Command};
+
+/// Runs the parsed command line to completion.
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Up(args) => up::run(args).await,
+    }
+}
