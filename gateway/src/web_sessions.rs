@@ -59,19 +59,23 @@ async fn identify(gate: &Gate, headers: &HeaderMap) -> Result<bpb::identity::Pri
     }
 }
 
-fn parse_body<T: serde::de::DeserializeOwned + Default>(body: &[u8]) -> Result<T, Response> {
+/// The JSON body (empty means all defaults), or why it is not acceptable.
+fn parse_body<T: serde::de::DeserializeOwned + Default>(body: &[u8]) -> Result<T, String> {
     if body.is_empty() {
         return Ok(T::default());
     }
-    serde_json::from_slice(body)
-        .map_err(|e| problem(StatusCode::BAD_REQUEST, "invalid_argument", &format!("body: {e}")))
+    serde_json::from_slice(body).map_err(|e| format!("body: {e}"))
 }
 
-fn check_rate(rate: Option<u32>) -> Result<u32, Response> {
+fn check_rate(rate: Option<u32>) -> Result<u32, String> {
     match rate.unwrap_or(16000) {
         r @ (8000 | 16000) => Ok(r),
-        _ => Err(problem(StatusCode::BAD_REQUEST, "invalid_argument", "sample_rate: 8000 or 16000")),
+        _ => Err("sample_rate: 8000 or 16000".into()),
     }
+}
+
+fn bad_request(message: &str) -> Response {
+    problem(StatusCode::BAD_REQUEST, "invalid_argument", message)
 }
 
 /// The session's stream URL, on the public URL when one is set.
@@ -102,11 +106,11 @@ pub async fn create(State(gate): State<Arc<Gate>>, headers: HeaderMap, body: axu
     };
     let req: NewSession = match parse_body(&body) {
         Ok(r) => r,
-        Err(r) => return r,
+        Err(why) => return bad_request(&why),
     };
     let sample_rate = match check_rate(req.sample_rate) {
         Ok(r) => r,
-        Err(r) => return r,
+        Err(why) => return bad_request(&why),
     };
     let bpb::identity::Principal::User(user) = principal else {
         return problem(
@@ -162,14 +166,14 @@ pub async fn attach(State(gate): State<Arc<Gate>>, headers: HeaderMap, body: axu
     }
     let req: AttachRequest = match parse_body(&body) {
         Ok(r) => r,
-        Err(r) => return r,
+        Err(why) => return bad_request(&why),
     };
     if req.call_id.trim().is_empty() {
-        return problem(StatusCode::BAD_REQUEST, "invalid_argument", "call_id: required");
+        return bad_request("call_id: required");
     }
     let sample_rate = match check_rate(req.sample_rate) {
         Ok(r) => r,
-        Err(r) => return r,
+        Err(why) => return bad_request(&why),
     };
     if gate.draining.load(std::sync::atomic::Ordering::SeqCst) {
         return problem(StatusCode::SERVICE_UNAVAILABLE, "draining", "this gateway is draining; use another");
