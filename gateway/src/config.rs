@@ -35,6 +35,14 @@ pub struct Args {
     #[arg(long, env = "TWILIO_AUTH_TOKEN", hide_env_values = true)]
     pub twilio_auth_token: Option<String>,
 
+    /// LiveKit server URL (https://… or http://…), for widget tokens and SIP dial-out.
+    #[arg(long, env = "LIVEKIT_URL")]
+    pub livekit_url: Option<String>,
+
+    /// LiveKit outbound SIP trunk that `POST /livekit/dialout` dials through.
+    #[arg(long, env = "LIVEKIT_SIP_TRUNK_ID")]
+    pub livekit_sip_trunk_id: Option<String>,
+
     /// LiveKit API key: webhooks (`POST /livekit/dispatch`) must be signed by it.
     #[arg(long, env = "LIVEKIT_API_KEY")]
     pub livekit_api_key: Option<String>,

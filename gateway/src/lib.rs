@@ -45,6 +45,8 @@ pub struct Gate {
     pub web_sessions: media::web::Sessions,
     /// voxbridge without the node's credentials, for calls made with a user's token.
     pub rest_channel: tonic::transport::Channel,
+    /// Outgoing HTTP (LiveKit's API).
+    pub http: reqwest::Client,
 }
 
 impl vox_node::heartbeat::HeartbeatSource for Gate {
@@ -107,6 +109,7 @@ pub async fn run(
         draining: AtomicBool::new(false),
         web_sessions: media::web::Sessions::default(),
         rest_channel: rest_channel.clone(),
+        http: reqwest::Client::new(),
     });
 
     // Learn the fleet (and who is busy) before taking traffic.

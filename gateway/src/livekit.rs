@@ -1,3 +1,5 @@
+//! The seeds' LiveKit routes.
+//!
 //! `POST /livekit/dispatch`: LiveKit's webhook, which is how inbound SIP calls on a
 //! LiveKit trunk reach Vox (the seeds' "missing webhook = a silent, cancelled room").
 //!
@@ -7,6 +9,17 @@
 //! voxbridge (caller, called number and SIP call id from the participant's attributes);
 //! the reply names the call, which a media bridge then attaches with `POST /attach`.
 //! Other events are acknowledged and logged.
+//!
+//! `POST /livekit/widget`: a web widget session: a web call in voxbridge and a LiveKit
+//! access token for the browser to join the call's room.
+//!
+//! `POST /livekit/dialout`: dials a call's number through the LiveKit SIP trunk
+//! (`CreateSIPParticipant`, Twirp over HTTP, with a JWT carrying the `sip.call` grant)
+//! into the call's room, and returns LiveKit's answer (participant and SIP call id).
+//!
+//! What these routes do not do: carry the room's audio. A LiveKit media bridge (a room
+//! participant that relays audio) uses `POST /attach` to reach a worker; Vox does not
+//! ship one yet.
 
 use std::sync::Arc;
 
@@ -149,4 +162,204 @@ mod tests {
         assert!(verify("APIkey", "secret", &token, br#"{"event":"room_finished"}"#).unwrap_err().contains("sha256"));
         assert!(verify("APIkey", "secret", "", body).is_err());
     }
+}
+
+/// A LiveKit access token (JWT, HS256) for `identity` with the given grants.
+pub fn access_token(
+    api_key: &str,
+    api_secret: &str,
+    identity: &str,
+    grants: serde_json::Map<String, Value>,
+    ttl_seconds: i64,
+) -> Result<String, String> {
+    let now = chrono::Utc::now().timestamp();
+    let mut claims = serde_json::Map::new();
+    claims.insert("iss".into(), json!(api_key));
+    claims.insert("sub".into(), json!(identity));
+    claims.insert("nbf".into(), json!(now));
+    claims.insert("exp".into(), json!(now + ttl_seconds));
+    claims.extend(grants);
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(Algorithm::HS256),
+        &Value::Object(claims),
+        &jsonwebtoken::EncodingKey::from_secret(api_secret.as_bytes()),
+    )
+    .map_err(|e| format!("sign LiveKit token: {e}"))
+}
+
+struct LiveKit<'a> {
+    url: &'a str,
+    key: &'a str,
+    secret: &'a str,
+}
+
+fn configured(gate: &Gate) -> Result<LiveKit<'_>, Response> {
+    match (&gate.args.livekit_url, &gate.args.livekit_api_key, &gate.args.livekit_api_secret) {
+        (Some(url), Some(key), Some(secret)) => Ok(LiveKit { url: url.trim_end_matches('/'), key, secret }),
+        _ => Err(problem(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not_configured",
+            "LiveKit is off: set LIVEKIT_URL, LIVEKIT_API_KEY and LIVEKIT_API_SECRET",
+        )),
+    }
+}
+
+/// Who may use the widget and dial-out routes: operators, and diallers for dial-out.
+async fn caller_allowed(gate: &Gate, headers: &HeaderMap, diallers: bool) -> Result<(), Response> {
+    match crate::web_sessions::identify(gate, headers).await? {
+        bpb::identity::Principal::User(u) if u.role() != bpb::Role::Viewer => Ok(()),
+        bpb::identity::Principal::Node(n) if diallers && n.kind == bpb::NodeKind::Dialler as i32 => Ok(()),
+        _ => Err(problem(
+            StatusCode::FORBIDDEN,
+            "permission_denied",
+            "this needs an operator (or, for dial-out, a dialler node)",
+        )),
+    }
+}
+
+fn room_for(call_id: &str) -> String {
+    format!("vox-{call_id}")
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WidgetRequest {
+    campaign_id: Option<String>,
+    /// Shown to other participants; default "caller".
+    display_name: Option<String>,
+}
+
+pub async fn widget(State(gate): State<Arc<Gate>>, headers: HeaderMap, body: axum::body::Bytes) -> Response {
+    let lk = match configured(&gate) {
+        Ok(l) => l,
+        Err(r) => return r,
+    };
+    if let Err(r) = caller_allowed(&gate, &headers, false).await {
+        return r;
+    }
+    let req: WidgetRequest = if body.is_empty() {
+        WidgetRequest::default()
+    } else {
+        match serde_json::from_slice(&body) {
+            Ok(r) => r,
+            Err(e) => return problem(StatusCode::BAD_REQUEST, "invalid_argument", &format!("body: {e}")),
+        }
+    };
+    let create = bpb::CreateInboundCallRequest {
+        region_id: String::new(),
+        channel: common::Channel::Web as i32,
+        from_number: "web:widget".into(),
+        to_number: "web".into(),
+        provider_call_id: String::new(),
+        campaign_id: req.campaign_id.unwrap_or_default(),
+    };
+    let call = match gate.bridge.calls().create_inbound_call(create).await {
+        Ok(c) => c.into_inner(),
+        Err(s) => {
+            let code = vox_domain::ErrorCode::from_grpc(s.code());
+            return problem(
+                StatusCode::from_u16(code.http_status()).unwrap_or(StatusCode::BAD_GATEWAY),
+                "invalid_argument",
+                s.message(),
+            );
+        }
+    };
+    let room = room_for(&call.id);
+    let identity = format!("web-{}", call.id);
+    let mut grants = serde_json::Map::new();
+    grants.insert("name".into(), json!(req.display_name.unwrap_or_else(|| "caller".into())));
+    grants.insert("video".into(), json!({"room": room, "roomJoin": true, "canPublish": true, "canSubscribe": true}));
+    match access_token(lk.key, lk.secret, &identity, grants, 600) {
+        Ok(token) => (StatusCode::CREATED, axum::Json(json!({"call_id": call.id, "url": lk.url, "room": room, "identity": identity, "token": token, "expires_in_seconds": 600}))).into_response(),
+        Err(why) => problem(StatusCode::INTERNAL_SERVER_ERROR, "internal", &why),
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DialoutRequest {
+    call_id: String,
+    /// Seconds to ring before giving up (LiveKit's ringing_timeout); default 30.
+    ringing_timeout: Option<u32>,
+}
+
+pub async fn dialout(State(gate): State<Arc<Gate>>, headers: HeaderMap, body: axum::body::Bytes) -> Response {
+    let lk = match configured(&gate) {
+        Ok(l) => l,
+        Err(r) => return r,
+    };
+    let Some(trunk) = gate.args.livekit_sip_trunk_id.clone() else {
+        return problem(StatusCode::SERVICE_UNAVAILABLE, "not_configured", "dial-out needs LIVEKIT_SIP_TRUNK_ID");
+    };
+    if let Err(r) = caller_allowed(&gate, &headers, true).await {
+        return r;
+    }
+    let req: DialoutRequest = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(e) => return problem(StatusCode::BAD_REQUEST, "invalid_argument", &format!("body: {e}")),
+    };
+    let call = match gate.bridge.calls().get_call(bpb::GetCallRequest { id: req.call_id.clone() }).await {
+        Ok(c) => c.into_inner(),
+        Err(s) => {
+            let code = vox_domain::ErrorCode::from_grpc(s.code());
+            return problem(
+                StatusCode::from_u16(code.http_status()).unwrap_or(StatusCode::BAD_GATEWAY),
+                "not_found",
+                s.message(),
+            );
+        }
+    };
+    if !matches!(call.state(), bpb::CallState::Leased | bpb::CallState::Dialing) {
+        return problem(
+            StatusCode::PRECONDITION_FAILED,
+            "failed_precondition",
+            &format!("call {} is {:?}; dial-out is for leased or dialing calls", call.id, call.state()),
+        );
+    }
+    let mut grants = serde_json::Map::new();
+    grants.insert("sip".into(), json!({"call": true}));
+    let token = match access_token(lk.key, lk.secret, "voxgate", grants, 60) {
+        Ok(t) => t,
+        Err(why) => return problem(StatusCode::INTERNAL_SERVER_ERROR, "internal", &why),
+    };
+    let body = json!({
+        "sip_trunk_id": trunk,
+        "sip_call_to": call.to_number,
+        "sip_number": call.from_number,
+        "room_name": room_for(&call.id),
+        "participant_identity": format!("sip-{}", call.id),
+        "participant_name": call.to_number,
+        "participant_metadata": json!({"vox_call_id": call.id}).to_string(),
+        "ringing_timeout": format!("{}s", req.ringing_timeout.unwrap_or(30).clamp(5, 120)),
+        "wait_until_answered": false,
+    });
+    let url = format!("{}/twirp/livekit.SIP/CreateSIPParticipant", lk.url);
+    let sent =
+        gate.http.post(&url).bearer_auth(token).json(&body).timeout(std::time::Duration::from_secs(10)).send().await;
+    let resp = match sent {
+        Ok(r) => r,
+        Err(e) => {
+            return problem(
+                StatusCode::BAD_GATEWAY,
+                "livekit_unreachable",
+                &format!("LiveKit did not answer at {url}: {e}"),
+            );
+        }
+    };
+    let status = resp.status();
+    let answer: Value = resp.json().await.unwrap_or(Value::Null);
+    if !status.is_success() {
+        // Twirp errors: {"code": "...", "msg": "...", "meta": {...}}; SIP failures carry their status.
+        let msg = answer.get("msg").and_then(Value::as_str).unwrap_or("no message");
+        let sip = answer
+            .pointer("/meta/sip_status_code")
+            .and_then(Value::as_str)
+            .map(|c| format!(" (SIP {c})"))
+            .unwrap_or_default();
+        tracing::warn!(call_id = %call.id, %status, msg, "LiveKit refused the dial-out");
+        return problem(StatusCode::BAD_GATEWAY, "livekit_refused", &format!("LiveKit refused the call: {msg}{sip}"));
+    }
+    let sip_call_id = answer.get("sip_call_id").and_then(Value::as_str).unwrap_or("");
+    tracing::info!(call_id = %call.id, sip_call_id, "dialled through LiveKit");
+    (StatusCode::OK, axum::Json(json!({"call_id": call.id, "livekit": answer}))).into_response()
 }

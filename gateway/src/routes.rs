@@ -28,6 +28,8 @@ pub fn router(gate: Arc<Gate>) -> Router {
         .route("/media/web", get(crate::web_sessions::stream))
         .route("/attach", axum::routing::post(crate::web_sessions::attach))
         .route("/livekit/dispatch", axum::routing::post(crate::livekit::dispatch))
+        .route("/livekit/widget", axum::routing::post(crate::livekit::widget))
+        .route("/livekit/dialout", axum::routing::post(crate::livekit::dialout))
         .with_state(gate)
 }
 

@@ -31,7 +31,7 @@ pub struct NewSession {
 }
 
 /// Who the request's bearer is, as voxbridge says; or the response to send.
-async fn identify(gate: &Gate, headers: &HeaderMap) -> Result<bpb::identity::Principal, Response> {
+pub(crate) async fn identify(gate: &Gate, headers: &HeaderMap) -> Result<bpb::identity::Principal, Response> {
     let Some(bearer) =
         headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).filter(|v| v.starts_with("Bearer "))
     else {

@@ -54,6 +54,11 @@ pub async fn cluster(workers: u32) -> Cluster {
 
 /// One fleet node and host per entry, each with that many workers.
 pub async fn cluster_of(hosts: &[u32]) -> Cluster {
+    cluster_with(hosts, &[]).await
+}
+
+/// [`cluster_of`] with extra environment for voxgate.
+pub async fn cluster_with(hosts: &[u32], gate_extra_env: &[(&str, String)]) -> Cluster {
     let dir = tempfile::tempdir().unwrap();
     let envs = [
         ("VOX_ADMIN_EMAIL", "admin@vox.test".to_string()),
@@ -155,6 +160,7 @@ pub async fn cluster_of(hosts: &[u32]) -> Cluster {
         ("LIVEKIT_API_KEY", LIVEKIT_KEY.to_string()),
         ("LIVEKIT_API_SECRET", LIVEKIT_SECRET.to_string()),
     ];
+    let gate_env: Vec<(&str, String)> = gate_env.into_iter().chain(gate_extra_env.iter().cloned()).collect();
     let gate =
         ServerProcess::start("voxgate", Path::new(env!("CARGO_BIN_EXE_voxgate")), &gate_args, &gate_env, dir.path())
             .await
