@@ -193,15 +193,19 @@ struct LiveKit<'a> {
     secret: &'a str,
 }
 
-fn configured(gate: &Gate) -> Result<LiveKit<'_>, Response> {
+fn configured(gate: &Gate) -> Option<LiveKit<'_>> {
     match (&gate.args.livekit_url, &gate.args.livekit_api_key, &gate.args.livekit_api_secret) {
-        (Some(url), Some(key), Some(secret)) => Ok(LiveKit { url: url.trim_end_matches('/'), key, secret }),
-        _ => Err(problem(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "not_configured",
-            "LiveKit is off: set LIVEKIT_URL, LIVEKIT_API_KEY and LIVEKIT_API_SECRET",
-        )),
+        (Some(url), Some(key), Some(secret)) => Some(LiveKit { url: url.trim_end_matches('/'), key, secret }),
+        _ => None,
     }
+}
+
+fn not_configured() -> Response {
+    problem(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "not_configured",
+        "LiveKit is off: set LIVEKIT_URL, LIVEKIT_API_KEY and LIVEKIT_API_SECRET",
+    )
 }
 
 /// Who may use the widget and dial-out routes: operators, and diallers for dial-out.
@@ -230,10 +234,7 @@ pub struct WidgetRequest {
 }
 
 pub async fn widget(State(gate): State<Arc<Gate>>, headers: HeaderMap, body: axum::body::Bytes) -> Response {
-    let lk = match configured(&gate) {
-        Ok(l) => l,
-        Err(r) => return r,
-    };
+    let Some(lk) = configured(&gate) else { return not_configured() };
     if let Err(r) = caller_allowed(&gate, &headers, false).await {
         return r;
     }
@@ -284,10 +285,7 @@ pub struct DialoutRequest {
 }
 
 pub async fn dialout(State(gate): State<Arc<Gate>>, headers: HeaderMap, body: axum::body::Bytes) -> Response {
-    let lk = match configured(&gate) {
-        Ok(l) => l,
-        Err(r) => return r,
-    };
+    let Some(lk) = configured(&gate) else { return not_configured() };
     let Some(trunk) = gate.args.livekit_sip_trunk_id.clone() else {
         return problem(StatusCode::SERVICE_UNAVAILABLE, "not_configured", "dial-out needs LIVEKIT_SIP_TRUNK_ID");
     };
