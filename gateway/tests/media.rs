@@ -377,3 +377,70 @@ async fn livekit_dispatch_verifies_the_webhook_and_creates_the_inbound_call() {
         post(livekit_auth(LIVEKIT_KEY, LIVEKIT_SECRET, &other), other.clone()).await.unwrap().json().await.unwrap();
     assert_eq!(ack["handled"], false);
 }
+
+#[tokio::test]
+async fn static_fleet_urls_work_beside_voxbridge_fleet() {
+    // A cluster with no fleet host: its only worker is a standalone one named in FLEET_URLS.
+    let mut c = cluster_with(&[], &[]).await;
+    let worker_dir = c.dir.path().join("static");
+    std::fs::create_dir_all(&worker_dir).unwrap();
+    let args: Vec<String> = vec![
+        "worker".into(),
+        "--listen".into(),
+        "127.0.0.1:0".into(),
+        "--spool-dir".into(),
+        worker_dir.join("spool").display().to_string(),
+        "--recordings-dir".into(),
+        worker_dir.join("recordings").display().to_string(),
+    ];
+    let worker = vox_testkit::ServerProcess::start_listening(
+        "static-worker",
+        &vox_testkit::workspace_binary("voxcore", "voxcore"),
+        &args,
+        &[],
+        &worker_dir,
+    )
+    .await
+    .unwrap();
+    // Restart voxgate with the worker in FLEET_URLS.
+    let gate_args: Vec<String> = vec!["--listen".into(), "127.0.0.1:0".into(), "--bridge-url".into(), c.bridge.url()];
+    let mut nodes = vox_proto::backend::v1::node_service_client::NodeServiceClient::new(c.channel.clone());
+    let gw = nodes
+        .register_node(authed(
+            &c.admin,
+            bpb::RegisterNodeRequest {
+                kind: bpb::NodeKind::Gateway as i32,
+                region_id: c.region.clone(),
+                endpoint: "http://127.0.0.1:2".into(),
+                ..Default::default()
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    let env = [
+        ("VOX_NODE_SECRET", gw.api_secret),
+        ("TWILIO_AUTH_TOKEN", TOKEN.to_string()),
+        ("FLEET_URLS", worker.endpoint.clone()),
+    ];
+    c.gate = vox_testkit::ServerProcess::start(
+        "voxgate-static",
+        std::path::Path::new(env!("CARGO_BIN_EXE_voxgate")),
+        &gate_args,
+        &env,
+        c.dir.path(),
+    )
+    .await
+    .unwrap();
+    until("the static worker offered", async || (c.fleet_health().await["fleet_available"] == 1).then_some(())).await;
+    let health = c.fleet_health().await;
+    assert_eq!(health["workers"][0]["url"], worker.endpoint.as_str(), "{health}");
+    assert_eq!(health["hosts"][0]["node_id"], "static", "{health}");
+
+    let call_id = c.inbound_call().await;
+    let mut ws = c.connect(TOKEN).await.unwrap();
+    start(&mut ws, &call_id).await;
+    media(&mut ws, 3).await;
+    assert_eq!(recv(&mut ws).await.unwrap()["event"], "media", "the call reached the static worker");
+    assert_eq!(c.connect(TOKEN).await.unwrap_err().0, 503, "its one slot is held for the call");
+}
