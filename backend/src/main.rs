@@ -14,5 +14,5 @@ async fn main() -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(settings.listen)
         .await
         .with_context(|| format!("bind {} (is another voxbridge running? set --listen)", settings.listen))?;
-    voxbridge::run(settings, listener, voxbridge::shutdown_signal()).await
+    voxbridge::run(settings, listener, vox_node::shutdown_signal()).await
 }

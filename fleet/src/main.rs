@@ -7,11 +7,11 @@ async fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Worker(args) => {
             vox_telemetry::init(&args.common.log_format);
-            voxcore::worker::run(args, voxcore::shutdown_signal()).await
+            voxcore::worker::run(args, vox_node::shutdown_signal()).await
         }
         Command::Host(args) => {
             vox_telemetry::init(&args.common.log_format);
-            voxcore::host::run(args, voxcore::shutdown_signal()).await
+            voxcore::host::run(args, vox_node::shutdown_signal()).await
         }
     }
 }

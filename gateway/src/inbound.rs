@@ -17,7 +17,7 @@ use vox_proto::common::v1 as common;
 use crate::Gate;
 use crate::media::twilio;
 use crate::metrics::label;
-use crate::routes::problem;
+use crate::routes::{grpc_problem, problem};
 
 #[derive(Debug, Deserialize)]
 pub struct VoiceQuery {
@@ -107,10 +107,8 @@ pub async fn twilio_voice(
     let call = match gate.bridge.calls().create_inbound_call(req).await {
         Ok(c) => c.into_inner(),
         Err(s) => {
-            let code = vox_domain::ErrorCode::from_grpc(s.code());
             tracing::warn!(call_sid, error = s.message(), "inbound call refused");
-            let status = StatusCode::from_u16(code.http_status()).unwrap_or(StatusCode::BAD_GATEWAY);
-            return problem(status, "inbound_refused", s.message());
+            return grpc_problem(&s, "inbound_refused");
         }
     };
     tracing::info!(call_id = %call.id, call_sid, "inbound call answered");

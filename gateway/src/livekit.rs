@@ -36,7 +36,7 @@ use vox_proto::common::v1 as common;
 
 use crate::Gate;
 use crate::metrics::label;
-use crate::routes::problem;
+use crate::routes::{grpc_problem, problem};
 
 #[derive(Debug, Deserialize)]
 struct WebhookClaims {
@@ -126,11 +126,7 @@ pub async fn dispatch(State(gate): State<Arc<Gate>>, headers: HeaderMap, body: a
             tracing::info!(call_id = %call.id, room, "inbound LiveKit SIP call created");
             (StatusCode::OK, axum::Json(json!({"handled": true, "call_id": call.id, "room": room}))).into_response()
         }
-        Err(s) => {
-            let code = vox_domain::ErrorCode::from_grpc(s.code());
-            let status = StatusCode::from_u16(code.http_status()).unwrap_or(StatusCode::BAD_GATEWAY);
-            problem(status, "inbound_refused", s.message())
-        }
+        Err(s) => grpc_problem(&s, "inbound_refused"),
     }
 }
 
@@ -257,12 +253,7 @@ pub async fn widget(State(gate): State<Arc<Gate>>, headers: HeaderMap, body: axu
     let call = match gate.bridge.calls().create_inbound_call(create).await {
         Ok(c) => c.into_inner(),
         Err(s) => {
-            let code = vox_domain::ErrorCode::from_grpc(s.code());
-            return problem(
-                StatusCode::from_u16(code.http_status()).unwrap_or(StatusCode::BAD_GATEWAY),
-                "invalid_argument",
-                s.message(),
-            );
+            return grpc_problem(&s, "invalid_argument");
         }
     };
     let room = room_for(&call.id);
@@ -299,12 +290,7 @@ pub async fn dialout(State(gate): State<Arc<Gate>>, headers: HeaderMap, body: ax
     let call = match gate.bridge.calls().get_call(bpb::GetCallRequest { id: req.call_id.clone() }).await {
         Ok(c) => c.into_inner(),
         Err(s) => {
-            let code = vox_domain::ErrorCode::from_grpc(s.code());
-            return problem(
-                StatusCode::from_u16(code.http_status()).unwrap_or(StatusCode::BAD_GATEWAY),
-                "not_found",
-                s.message(),
-            );
+            return grpc_problem(&s, "not_found");
         }
     };
     if !matches!(call.state(), bpb::CallState::Leased | bpb::CallState::Dialing) {

@@ -6,5 +6,5 @@ async fn main() -> anyhow::Result<()> {
     let args = voxgate::config::Args::parse();
     vox_telemetry::init(&args.log_format);
     let listener = tokio::net::TcpListener::bind(args.listen).await.with_context(|| format!("bind {}", args.listen))?;
-    voxgate::run(args, listener, voxgate::shutdown_signal()).await
+    voxgate::run(args, listener, vox_node::shutdown_signal()).await
 }

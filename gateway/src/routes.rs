@@ -41,6 +41,27 @@ pub(crate) fn problem(status: StatusCode, code: &str, message: &str) -> Response
     r
 }
 
+/// The answer to a plain request on a WebSocket route.
+pub(crate) fn upgrade_required() -> Response {
+    problem(
+        StatusCode::UPGRADE_REQUIRED,
+        "upgrade_required",
+        "this is a WebSocket route: connect with Connection: upgrade and Upgrade: websocket",
+    )
+}
+
+/// The answer when every worker slot is taken: 503 with Retry-After.
+pub(crate) fn no_free_slot() -> Response {
+    problem(StatusCode::SERVICE_UNAVAILABLE, "no_free_slot", "every worker slot is taken; retry shortly")
+}
+
+/// A voxbridge refusal as the gateway's JSON error, with the HTTP status of its code.
+pub(crate) fn grpc_problem(s: &tonic::Status, code: &str) -> Response {
+    let status = StatusCode::from_u16(vox_domain::ErrorCode::from_grpc(s.code()).http_status())
+        .unwrap_or(StatusCode::BAD_GATEWAY);
+    problem(status, code, s.message())
+}
+
 async fn health(State(gate): State<Arc<Gate>>) -> Response {
     axum::Json(json!({
         "status": "ok",
@@ -93,13 +114,7 @@ async fn twilio_media(
     headers: HeaderMap,
     ws: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
 ) -> Response {
-    let Ok(ws) = ws else {
-        return problem(
-            StatusCode::UPGRADE_REQUIRED,
-            "upgrade_required",
-            "this is a WebSocket route: connect with Connection: upgrade and Upgrade: websocket",
-        );
-    };
+    let Ok(ws) = ws else { return upgrade_required() };
     let reject = |reason: &str| gate.metrics.rejections.get_or_create(&label("reason", reason)).inc();
     let Some(token) = &gate.args.twilio_auth_token else {
         reject("not_configured");
@@ -126,7 +141,7 @@ async fn twilio_media(
     // that cannot be served.
     let Some(claim) = gate.fleet.claim(&HashSet::new()) else {
         reject("no_free_slot");
-        return problem(StatusCode::SERVICE_UNAVAILABLE, "no_free_slot", "every worker slot is taken; retry shortly");
+        return no_free_slot();
     };
     let max = gate.args.max_frame_bytes;
     ws.max_message_size(max)

@@ -18,7 +18,7 @@ use vox_proto::common::v1 as common;
 use crate::Gate;
 use crate::media::{Encoding, StreamStart, relay, web};
 use crate::metrics::label;
-use crate::routes::problem;
+use crate::routes::{grpc_problem, no_free_slot, problem, upgrade_required};
 
 /// How long a session token waits for its stream.
 const TOKEN_TTL: Duration = Duration::from_secs(60);
@@ -51,11 +51,7 @@ pub(crate) async fn identify(gate: &Gate, headers: &HeaderMap) -> Result<bpb::id
             .into_inner()
             .principal
             .ok_or_else(|| problem(StatusCode::UNAUTHORIZED, "unauthenticated", "unknown caller")),
-        Err(s) => {
-            let code = vox_domain::ErrorCode::from_grpc(s.code());
-            let status = StatusCode::from_u16(code.http_status()).unwrap_or(StatusCode::UNAUTHORIZED);
-            Err(problem(status, "unauthenticated", s.message()))
-        }
+        Err(s) => Err(grpc_problem(&s, "unauthenticated")),
     }
 }
 
@@ -133,9 +129,7 @@ pub async fn create(State(gate): State<Arc<Gate>>, headers: HeaderMap, body: axu
     let call = match gate.bridge.calls().create_inbound_call(create).await {
         Ok(c) => c.into_inner(),
         Err(s) => {
-            let code = vox_domain::ErrorCode::from_grpc(s.code());
-            let status = StatusCode::from_u16(code.http_status()).unwrap_or(StatusCode::BAD_GATEWAY);
-            return problem(status, "invalid_argument", s.message());
+            return grpc_problem(&s, "invalid_argument");
         }
     };
     session_reply(StatusCode::CREATED, &gate, &headers, &call.id, sample_rate)
@@ -180,14 +174,12 @@ pub async fn attach(State(gate): State<Arc<Gate>>, headers: HeaderMap, body: axu
     }
     if gate.fleet.available() == 0 {
         gate.metrics.rejections.get_or_create(&label("reason", "no_free_slot")).inc();
-        return problem(StatusCode::SERVICE_UNAVAILABLE, "no_free_slot", "every worker slot is taken; retry shortly");
+        return no_free_slot();
     }
     let call = match gate.bridge.calls().get_call(bpb::GetCallRequest { id: req.call_id.clone() }).await {
         Ok(c) => c.into_inner(),
         Err(s) => {
-            let code = vox_domain::ErrorCode::from_grpc(s.code());
-            let status = StatusCode::from_u16(code.http_status()).unwrap_or(StatusCode::BAD_GATEWAY);
-            return problem(status, "not_found", s.message());
+            return grpc_problem(&s, "not_found");
         }
     };
     if call.state() != bpb::CallState::Answered {
@@ -210,13 +202,7 @@ pub async fn stream(
     Query(q): Query<StreamQuery>,
     ws: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
 ) -> Response {
-    let Ok(ws) = ws else {
-        return problem(
-            StatusCode::UPGRADE_REQUIRED,
-            "upgrade_required",
-            "this is a WebSocket route: connect with Connection: upgrade and Upgrade: websocket",
-        );
-    };
+    let Ok(ws) = ws else { return upgrade_required() };
     let reject = |reason: &str| gate.metrics.rejections.get_or_create(&label("reason", reason)).inc();
     let Some(session) = q.token.as_deref().and_then(|t| gate.web_sessions.redeem(t)) else {
         reject("bad_token");
@@ -228,7 +214,7 @@ pub async fn stream(
     };
     let Some(claim) = gate.fleet.claim(&HashSet::new()) else {
         reject("no_free_slot");
-        return problem(StatusCode::SERVICE_UNAVAILABLE, "no_free_slot", "every worker slot is taken; retry shortly");
+        return no_free_slot();
     };
     let start = StreamStart {
         stream_id: format!("web-{}", session.call_id),

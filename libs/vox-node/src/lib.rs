@@ -113,6 +113,23 @@ impl Bridge {
     }
 }
 
+/// Resolves when the process is asked to stop (SIGTERM or Ctrl-C): every Vox server
+/// drains on it.
+pub async fn shutdown_signal() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = term => {}
+    }
+}
+
 /// An id for this run of the process: a new one after every restart.
 pub fn new_boot_id() -> String {
     format!("boot-{}", vox_domain::ids::random_token(12))
