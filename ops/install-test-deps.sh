@@ -11,6 +11,14 @@ if ! command -v grpcurl >/dev/null 2>&1; then
 fi
 command -v grpcurl >/dev/null 2>&1 || { echo "grpcurl is still not on PATH after installing it" >&2; exit 1; }
 
+# A MongoDB wire-compatible server for the production storage tests.
+if ! command -v secantusd-py >/dev/null 2>&1; then
+  echo "installing secantusdb (PyPI)"
+  python3 -m pip install --quiet --disable-pip-version-check 'secantusdb==0.7.0b3'
+  command -v pyenv >/dev/null 2>&1 && pyenv rehash || true
+fi
+command -v secantusd-py >/dev/null 2>&1 || { echo "secantusd-py is still not on PATH after installing it" >&2; exit 1; }
+
 # cargo-nextest runs the tests; machines here ship it, others get it from crates.io.
 if ! cargo nextest --version >/dev/null 2>&1; then
   echo "installing cargo-nextest"

@@ -10,4 +10,30 @@ bash ops/install-test-deps.sh
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/vox-target}"
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 
+# Real servers for the production backends, on free ports, stopped when this script ends.
+# A test that needs one and cannot find it fails; it never skips.
+servers=$(mktemp -d)
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$servers"
+}
+trap cleanup EXIT
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+wait_port() {
+  for _ in $(seq 1 100); do
+    if python3 -c "import socket,sys; socket.create_connection(('127.0.0.1', $1), 0.2)" 2>/dev/null; then return 0; fi
+    sleep 0.1
+  done
+  echo "$2 did not start on port $1; its log:" >&2; cat "$servers/$2.log" >&2; return 1
+}
+
+mongo_port=$(free_port)
+mkdir -p "$servers/mongo"
+secantusd-py --port "$mongo_port" --storage-path "$servers/mongo" >"$servers/mongo.log" 2>&1 &
+pids+=($!)
+wait_port "$mongo_port" mongo
+export VOX_TEST_MONGO_URL="mongodb://127.0.0.1:$mongo_port/?directConnection=true"
+
 cargo nextest run --workspace --no-fail-fast "$@"

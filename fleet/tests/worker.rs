@@ -382,3 +382,19 @@ async fn w_client() -> (WorkerServiceClient<Channel>, Worker) {
     let w = start(&[]).await;
     (w.client.clone(), w)
 }
+
+#[tokio::test]
+async fn grpcurl_sees_the_worker_api_by_reflection() {
+    let w = start(&[]).await;
+    let grpcurl = vox_testkit::require_program("grpcurl", "install it with `bash ops/install-test-deps.sh`");
+    let addr = w.process.endpoint.trim_start_matches("http://").to_string();
+    let out = std::process::Command::new(&grpcurl).args(["-plaintext", &addr, "list"]).output().unwrap();
+    let listed = String::from_utf8_lossy(&out.stdout);
+    assert!(listed.contains("vox.fleet.v1.WorkerService") && listed.contains("grpc.health.v1.Health"), "{listed}");
+    let out = std::process::Command::new(&grpcurl)
+        .args(["-plaintext", &addr, "vox.fleet.v1.WorkerService/Status"])
+        .output()
+        .unwrap();
+    let status = String::from_utf8_lossy(&out.stdout);
+    assert!(status.contains("\"workerMax\": 1"), "the seeds' worker_max over grpcurl: {status}");
+}
