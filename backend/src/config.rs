@@ -45,10 +45,14 @@ pub struct Args {
     #[arg(long, env = "VOX_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
 
-    /// Document store: "sqlite" (a file in the data dir) or "sqlite:///abs/path.db".
-    /// [default: sqlite]
+    /// Document store: "sqlite" (a file in the data dir), "sqlite:///abs/path.db", or a
+    /// MongoDB URI ("mongodb://host:27017/?replicaSet=rs0"). [default: sqlite]
     #[arg(long, env = "VOX_STORE")]
     pub store: Option<String>,
+
+    /// MongoDB database name, with a mongodb:// store. [default: vox]
+    #[arg(long, env = "VOX_STORE_DATABASE")]
+    pub store_database: Option<String>,
 
     /// Refuse to start without explicit secrets and store settings.
     #[arg(long, env = "VOX_PRODUCTION", num_args = 0..=1, default_missing_value = "true")]
@@ -146,10 +150,26 @@ impl std::fmt::Debug for Settings {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(tag = "kind", content = "path", rename_all = "snake_case")]
+#[derive(Clone, PartialEq, Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum StoreSetting {
     Sqlite(PathBuf),
+    /// The URI is kept whole (it may hold credentials) and never printed.
+    Mongo {
+        #[serde(skip)]
+        uri: String,
+        database: String,
+    },
+}
+
+impl std::fmt::Debug for StoreSetting {
+    /// Never prints a MongoDB URI: it may carry a password.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StoreSetting::Sqlite(path) => write!(f, "sqlite:{}", path.display()),
+            StoreSetting::Mongo { database, .. } => write!(f, "mongodb:(uri hidden)/{database}"),
+        }
+    }
 }
 
 impl Settings {
@@ -218,7 +238,7 @@ impl Args {
             }
         }
         ensure_private_dir(&data_dir)?;
-        let store = parse_store(store_text.as_deref().unwrap_or("sqlite"), &data_dir)?;
+        let store = parse_store(store_text.as_deref().unwrap_or("sqlite"), &data_dir, pick!(store_database))?;
         let jwt_secret = match jwt_text {
             Some(s) if s.len() >= 32 => s.into_bytes(),
             Some(_) => bail!("--jwt-secret (VOX_JWT_SECRET) must be at least 32 bytes"),
@@ -271,7 +291,14 @@ impl Args {
     }
 }
 
-fn parse_store(text: &str, data_dir: &Path) -> anyhow::Result<StoreSetting> {
+fn parse_store(text: &str, data_dir: &Path, database: Option<String>) -> anyhow::Result<StoreSetting> {
+    if text.starts_with("mongodb://") || text.starts_with("mongodb+srv://") {
+        let database = database.unwrap_or_else(|| "vox".into());
+        if database.is_empty() || database.contains(['/', '.', ' ', '$']) {
+            bail!("--store-database {database:?} is not a MongoDB database name");
+        }
+        return Ok(StoreSetting::Mongo { uri: text.to_string(), database });
+    }
     if text == "sqlite" {
         return Ok(StoreSetting::Sqlite(data_dir.join("vox.db")));
     }

@@ -32,11 +32,15 @@ use crate::bridge::Bridge;
 use crate::config::{Settings, StoreSetting};
 
 /// Opens the stores the settings name.
-pub fn open_stores(settings: &Settings) -> anyhow::Result<Stores> {
+pub async fn open_stores(settings: &Settings) -> anyhow::Result<Stores> {
     match &settings.store {
         StoreSetting::Sqlite(path) => vox_store_sqlite::open_stores(path)
             .map_err(|e| anyhow::anyhow!("{}", e.message))
             .context("open the embedded store"),
+        StoreSetting::Mongo { uri, database } => vox_store_mongo::open_stores(uri, database)
+            .await
+            .map_err(|e| anyhow::anyhow!("{}", e.message))
+            .context("open the MongoDB store"),
     }
 }
 
@@ -46,7 +50,7 @@ pub async fn run(
     listener: tokio::net::TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let stores = open_stores(&settings)?;
+    let stores = open_stores(&settings).await?;
     run_with(settings, stores, Arc::new(SystemClock), listener, shutdown).await
 }
 
