@@ -23,6 +23,16 @@ pub enum Command {
     /// Run a whole cluster on this machine: voxbridge on embedded storage, a voxcore
     /// host with N worker slots and voxgate, until Ctrl-C.
     Up(UpArgs),
+    /// Benchmarks that run the platform's real code on a virtual clock.
+    #[command(subcommand)]
+    Bench(BenchCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// The dialler's pacing strategies against a simulated carrier: occupancy,
+    /// abandon rate and connects per slot-hour, with baselines.
+    Pacing(voxdialler::bench::Args),
 }
 
 #[derive(Debug, Clone, Args)]
@@ -59,7 +69,7 @@ mod tests {
     #[test]
     fn up_defaults_are_the_documented_ones() {
         let cli = Cli::try_parse_from(["voxctl", "up"]).unwrap();
-        let Command::Up(up) = cli.command;
+        let Command::Up(up) = cli.command else { panic!("expected the up command") };
         assert_eq!(up.data_dir, PathBuf::from("vox-data"));
         assert_eq!(up.workers, 4);
         assert_eq!(up.bridge_listen.to_string(), "127.0.0.1:7070");

@@ -20,11 +20,12 @@ pub mod ready;
 pub mod signals;
 pub mod up;
 
-use config::{Cli, Command};
+use config::{BenchCommand, Cli, Command};
 
 /// Runs the parsed command line to completion.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Up(args) => up::run(args).await,
+        Command::Bench(BenchCommand::Pacing(args)) => voxdialler::bench::run(&args, &mut std::io::stdout().lock()),
     }
 }
