@@ -26,24 +26,11 @@ mod users;
 use std::sync::Arc;
 
 use vox_store::Stores;
-use vox_store::memory::{MemoryEventBus, MemoryPresence};
 
 pub use db::MongoStore;
 
 /// Every document store on the MongoDB deployment at `uri` (database `database`), with
 /// in-process presence and events.
 pub async fn open_stores(uri: &str, database: &str) -> vox_domain::Result<Stores> {
-    let db = Arc::new(MongoStore::connect(uri, database).await?);
-    Ok(Stores {
-        regions: db.clone(),
-        nodes: db.clone(),
-        audit: db.clone(),
-        campaigns: db.clone(),
-        calls: db.clone(),
-        leadership: db.clone(),
-        users: db.clone(),
-        health: db,
-        presence: Arc::new(MemoryPresence::default()),
-        events: Arc::new(MemoryEventBus::default()),
-    })
+    Ok(Stores::with_local_presence(Arc::new(MongoStore::connect(uri, database).await?)))
 }

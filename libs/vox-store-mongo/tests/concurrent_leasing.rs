@@ -12,51 +12,20 @@ use std::time::Instant;
 
 use chrono::{Duration, TimeZone, Utc};
 use vox_domain::call::CallState;
-use vox_domain::campaign::{
-    AgentKind, AgentSettings, CallingWindow, Campaign, CampaignSpec, CampaignStatus, Pacing, PacingMode, RetryPolicy,
-};
+use vox_domain::campaign::{Campaign, CampaignStatus};
 use vox_domain::ids;
 use vox_domain::phone::E164;
 use vox_domain::region::Region;
-use vox_store::{CallQuery, LeaseRequest};
+use vox_store::{CallQuery, LeaseRequest, conformance};
 
 const CALLS: usize = 2_000;
 const LEASERS: usize = 8;
 const BATCH: usize = 25;
 
 fn campaign(region_id: &str, now: chrono::DateTime<Utc>) -> Campaign {
-    Campaign {
-        id: ids::new_id(ids::CAMPAIGN),
-        spec: CampaignSpec {
-            name: "load".into(),
-            region_id: region_id.into(),
-            caller_id: E164::parse("+14155550100").unwrap(),
-            agent: AgentSettings {
-                kind: AgentKind::Echo,
-                prompt_key: String::new(),
-                external_url: String::new(),
-                params: Default::default(),
-            },
-            weight: 1,
-            max_concurrency: 10,
-            window: CallingWindow {
-                time_zone: "UTC".into(),
-                start: chrono::NaiveTime::MIN,
-                end: chrono::NaiveTime::from_hms_opt(23, 59, 59).unwrap(),
-                days: vec![],
-            },
-            retry: RetryPolicy { max_attempts: 1, backoff_seconds: 60, backoff_multiplier: 1.0, retry_on: vec![] },
-            pacing: Pacing {
-                mode: PacingMode::Predictive,
-                fixed_ratio: 1.0,
-                abandon_target: 0.03,
-                max_calls_per_second: 0,
-            },
-        },
-        status: CampaignStatus::Draft,
-        created_at: now,
-        updated_at: now,
-    }
+    let mut spec = conformance::spec(region_id, conformance::no_retry());
+    spec.name = "load".into();
+    Campaign { id: ids::new_id(ids::CAMPAIGN), spec, status: CampaignStatus::Draft, created_at: now, updated_at: now }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -19,23 +19,10 @@ use std::path::Path;
 use std::sync::Arc;
 
 use vox_store::Stores;
-use vox_store::memory::{MemoryEventBus, MemoryPresence};
 
 pub use db::SqliteStore;
 
 /// The whole embedded family on the SQLite file at `path`.
 pub fn open_stores(path: &Path) -> vox_domain::Result<Stores> {
-    let db = Arc::new(SqliteStore::open(path)?);
-    Ok(Stores {
-        regions: db.clone(),
-        nodes: db.clone(),
-        audit: db.clone(),
-        campaigns: db.clone(),
-        calls: db.clone(),
-        leadership: db.clone(),
-        users: db.clone(),
-        health: db,
-        presence: Arc::new(MemoryPresence::default()),
-        events: Arc::new(MemoryEventBus::default()),
-    })
+    Ok(Stores::with_local_presence(Arc::new(SqliteStore::open(path)?)))
 }

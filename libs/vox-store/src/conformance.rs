@@ -121,7 +121,8 @@ fn audit(action: &str, target: &str, at: DateTime<Utc>) -> AuditEvent {
     }
 }
 
-fn spec(region_id: &str, retry: RetryPolicy) -> CampaignSpec {
+/// A valid campaign spec in `region_id`, calling all day UTC, with `retry`.
+pub fn spec(region_id: &str, retry: RetryPolicy) -> CampaignSpec {
     CampaignSpec {
         name: "renewals".into(),
         region_id: region_id.into(),
@@ -150,7 +151,8 @@ fn spec(region_id: &str, retry: RetryPolicy) -> CampaignSpec {
     }
 }
 
-fn no_retry() -> RetryPolicy {
+/// One attempt per number.
+pub fn no_retry() -> RetryPolicy {
     RetryPolicy { max_attempts: 1, backoff_seconds: 60, backoff_multiplier: 1.0, retry_on: vec![] }
 }
 

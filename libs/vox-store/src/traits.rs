@@ -229,6 +229,36 @@ pub struct Stores {
     pub health: Arc<dyn StoreHealth>,
 }
 
+impl Stores {
+    /// Every document trait from one backend, with in-process presence and events (one
+    /// voxbridge, or a cluster before Redis shares them).
+    pub fn with_local_presence<T>(db: Arc<T>) -> Stores
+    where
+        T: RegionStore
+            + NodeStore
+            + AuditStore
+            + CampaignStore
+            + CallStore
+            + LeadershipStore
+            + UserStore
+            + StoreHealth
+            + 'static,
+    {
+        Stores {
+            regions: db.clone(),
+            nodes: db.clone(),
+            audit: db.clone(),
+            campaigns: db.clone(),
+            calls: db.clone(),
+            leadership: db.clone(),
+            users: db.clone(),
+            health: db,
+            presence: Arc::new(crate::memory::MemoryPresence::default()),
+            events: Arc::new(crate::memory::MemoryEventBus::default()),
+        }
+    }
+}
+
 impl std::fmt::Debug for Stores {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("Stores")
