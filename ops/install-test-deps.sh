@@ -19,6 +19,15 @@ if ! command -v secantusd-py >/dev/null 2>&1; then
 fi
 command -v secantusd-py >/dev/null 2>&1 || { echo "secantusd-py is still not on PATH after installing it" >&2; exit 1; }
 
+# redis-server for the presence and event-bus tests (Debian's package).
+if ! command -v redis-server >/dev/null 2>&1; then
+  echo "installing redis-server (apt)"
+  apt-get install -y -q redis-server >/dev/null 2>&1 || { apt-get update -q >/dev/null && apt-get install -y -q redis-server >/dev/null; }
+  # Tests start their own server on a free port; the packaged one need not run.
+  (systemctl disable --now redis-server >/dev/null 2>&1 || service redis-server stop >/dev/null 2>&1) || true
+fi
+command -v redis-server >/dev/null 2>&1 || { echo "redis-server is still not installed" >&2; exit 1; }
+
 # cargo-nextest runs the tests; machines here ship it, others get it from crates.io.
 if ! cargo nextest --version >/dev/null 2>&1; then
   echo "installing cargo-nextest"

@@ -36,4 +36,10 @@ pids+=($!)
 wait_port "$mongo_port" mongo
 export VOX_TEST_MONGO_URL="mongodb://127.0.0.1:$mongo_port/?directConnection=true"
 
+redis_port=$(free_port)
+redis-server --port "$redis_port" --bind 127.0.0.1 --save "" --appendonly no >"$servers/redis.log" 2>&1 &
+pids+=($!)
+wait_port "$redis_port" redis
+export VOX_TEST_REDIS_URL="redis://127.0.0.1:$redis_port"
+
 cargo nextest run --workspace --no-fail-fast "$@"

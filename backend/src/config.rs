@@ -54,6 +54,11 @@ pub struct Args {
     #[arg(long, env = "VOX_STORE_DATABASE")]
     pub store_database: Option<String>,
 
+    /// Redis URL (redis://host:6379) for what several voxbridge instances share: node
+    /// presence and the live event bus. Without it both stay in this process.
+    #[arg(long, env = "VOX_REDIS", hide_env_values = true)]
+    pub redis: Option<String>,
+
     /// Refuse to start without explicit secrets and store settings.
     #[arg(long, env = "VOX_PRODUCTION", num_args = 0..=1, default_missing_value = "true")]
     pub production: Option<bool>,
@@ -124,6 +129,9 @@ pub struct Settings {
     pub address_file: Option<PathBuf>,
     pub data_dir: PathBuf,
     pub store: StoreSetting,
+    /// Never printed: a Redis URL may carry a password.
+    #[serde(skip)]
+    pub redis: Option<String>,
     pub production: bool,
     #[serde(skip)]
     pub jwt_secret: Vec<u8>,
@@ -264,6 +272,7 @@ impl Args {
             address_file: pick!(address_file),
             data_dir,
             store,
+            redis: pick!(redis),
             production,
             jwt_secret,
             master_key,

@@ -33,6 +33,23 @@ use crate::config::{Settings, StoreSetting};
 
 /// Opens the stores the settings name.
 pub async fn open_stores(settings: &Settings) -> anyhow::Result<Stores> {
+    let stores = open_documents(settings).await?;
+    match &settings.redis {
+        // Presence outlives three staleness windows, then cleans itself up.
+        Some(url) => vox_store_redis::share_through_redis(
+            stores,
+            url,
+            "vox:",
+            std::time::Duration::from_secs(u64::from(settings.node_staleness_seconds) * 3),
+        )
+        .await
+        .map_err(|e| anyhow::anyhow!("{}", e.message))
+        .context("connect to Redis"),
+        None => Ok(stores),
+    }
+}
+
+async fn open_documents(settings: &Settings) -> anyhow::Result<Stores> {
     match &settings.store {
         StoreSetting::Sqlite(path) => vox_store_sqlite::open_stores(path)
             .map_err(|e| anyhow::anyhow!("{}", e.message))
@@ -130,7 +147,7 @@ pub async fn run_with(
     if let Some(path) = &settings.address_file {
         std::fs::write(path, addr.to_string()).with_context(|| format!("write address file {}", path.display()))?;
     }
-    tracing::info!(%addr, store = ?settings.store, "voxbridge listening (gRPC, /health, /metrics)");
+    tracing::info!(%addr, store = ?settings.store, redis = settings.redis.is_some(), "voxbridge listening (gRPC, /health, /metrics)");
 
     let reaper = tokio::spawn(reaper::run(Arc::clone(&bridge)));
     let stopping = async move {
