@@ -540,7 +540,7 @@ async fn the_dashboard_watch_streams_changes() {
 
 #[tokio::test]
 async fn health_metrics_and_a_clean_restart_keep_everything() {
-    let mut b = common::start(&[]).await;
+    let b = common::start(&[]).await;
     let http = reqwest::Client::new();
     let health = http.get(format!("{}/health", b.process.url())).send().await.unwrap();
     assert_eq!(health.status(), 200);
@@ -556,11 +556,7 @@ async fn health_metrics_and_a_clean_restart_keep_everything() {
     assert!(metrics.contains("voxbridge_worker_slots_total 2"), "{metrics}");
     assert!(metrics.contains(r#"method="/vox.backend.v1.NodeService/Heartbeat",code="Ok""#), "{metrics}");
 
-    let status = b.process.terminate(Duration::from_secs(10)).unwrap();
-    assert!(status.success(), "SIGTERM shuts down cleanly: {status}");
-    let dir = std::mem::replace(&mut b.dir, tempfile::tempdir().unwrap());
-    drop(b);
-    let again = common::start_in(dir, &[]).await;
+    let again = b.restart(&[]).await;
     let regions = again
         .regions()
         .list_regions(authed(&again.admin, pb::ListRegionsRequest {}))

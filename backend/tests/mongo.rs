@@ -5,8 +5,6 @@
 
 mod common;
 
-use std::time::Duration;
-
 use common::{authed, storage};
 use futures::TryStreamExt;
 use vox_proto::backend::v1 as pb;
@@ -22,7 +20,7 @@ async fn voxbridge_runs_on_mongodb_and_keeps_secrets_sealed() {
     let url = mongo_url();
     let database = format!("vox_bridge_{}", vox_domain::ids::random_token(8));
     let args = ["--store", url.as_str(), "--store-database", database.as_str()];
-    let mut b = common::start(&args).await;
+    let b = common::start(&args).await;
 
     let marker = "MONGO-S3-SECRET-MARKER-42";
     let req =
@@ -48,10 +46,7 @@ async fn voxbridge_runs_on_mongodb_and_keeps_secrets_sealed() {
     assert!(!dump.contains(&secret), "a node API secret is in plain text in MongoDB");
 
     // A restart on the same database keeps everything (the admin is not created again).
-    b.process.terminate(Duration::from_secs(10)).unwrap();
-    let dir = std::mem::replace(&mut b.dir, tempfile::tempdir().unwrap());
-    drop(b);
-    let again = common::start_in(dir, &args).await;
+    let again = b.restart(&args).await;
     let regions = again
         .regions()
         .list_regions(authed(&again.admin, pb::ListRegionsRequest {}))

@@ -22,6 +22,16 @@ fn authed<T>(token: &str, msg: T) -> Request<T> {
     r
 }
 
+/// `voxcore host` with 2 workers, sockets, spool and recordings under `dir`.
+fn host_args(dir: &Path, bridge_url: &str) -> Vec<String> {
+    let path = |p: &str| dir.join(p).display().to_string();
+    ["host", "--workers", "2", "--socket-dir", &path("sock"), "--spool-dir", &path("spool")]
+        .into_iter()
+        .chain(["--recordings-dir", &path("recordings"), "--bridge-url", bridge_url])
+        .map(String::from)
+        .collect()
+}
+
 async fn until<T>(what: &str, mut f: impl AsyncFnMut() -> Option<T>) -> T {
     for _ in 0..150 {
         if let Some(v) = f().await {
@@ -83,20 +93,7 @@ async fn a_fleet_host_heartbeats_follows_lifecycle_and_reports_calls() {
         .into_inner();
     let node_id = reg.node.unwrap().id;
 
-    let sockets = dir.path().join("sock");
-    let host_args: Vec<String> = vec![
-        "host".into(),
-        "--workers".into(),
-        "2".into(),
-        "--socket-dir".into(),
-        sockets.display().to_string(),
-        "--spool-dir".into(),
-        dir.path().join("spool").display().to_string(),
-        "--recordings-dir".into(),
-        dir.path().join("recordings").display().to_string(),
-        "--bridge-url".into(),
-        bridge.url(),
-    ];
+    let host_args = host_args(dir.path(), &bridge.url());
     let mut host = ServerProcess::spawn(
         "voxcore-host",
         Path::new(env!("CARGO_BIN_EXE_voxcore")),
@@ -246,20 +243,8 @@ fn pids_with(marker: &str) -> Vec<u32> {
 async fn workers_do_not_outlive_a_crashed_host() {
     let dir = tempfile::tempdir().unwrap();
     let sockets = dir.path().join("sock");
-    let args: Vec<String> = vec![
-        "host".into(),
-        "--workers".into(),
-        "2".into(),
-        "--socket-dir".into(),
-        sockets.display().to_string(),
-        "--spool-dir".into(),
-        dir.path().join("spool").display().to_string(),
-        "--recordings-dir".into(),
-        dir.path().join("recordings").display().to_string(),
-        // No voxbridge: the host keeps retrying its heartbeat and runs its workers anyway.
-        "--bridge-url".into(),
-        "http://127.0.0.1:9".into(),
-    ];
+    // No voxbridge: the host keeps retrying its heartbeat and runs its workers anyway.
+    let args = host_args(dir.path(), "http://127.0.0.1:9");
     let secret = "vxn.nd_0123456789abcdef.0123456789abcdefghjkmnpqrstvwxyz".to_string();
     let mut host = ServerProcess::spawn(
         "voxcore-host",

@@ -92,6 +92,16 @@ impl Bridge {
         pb::job_service_client::JobServiceClient::new(self.channel.clone())
     }
 
+    /// Stops this voxbridge with SIGTERM (it must exit cleanly) and starts a new one on
+    /// the same data dir with `extra` flags.
+    pub async fn restart(mut self, extra: &[&str]) -> Bridge {
+        let status = self.process.terminate(std::time::Duration::from_secs(10)).unwrap();
+        assert!(status.success(), "SIGTERM shuts voxbridge down cleanly: {status}");
+        let dir = std::mem::replace(&mut self.dir, tempfile::tempdir().unwrap());
+        drop(self);
+        start_in(dir, extra).await
+    }
+
     pub async fn create_region(&self, name: &str) -> pb::Region {
         let req = pb::CreateRegionRequest {
             name: name.into(),

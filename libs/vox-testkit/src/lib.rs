@@ -43,13 +43,7 @@ impl ServerProcess {
             {
                 return Ok(p);
             }
-            if let Some(status) = p.try_exit()? {
-                bail!("{name} exited with {status} before becoming healthy:\n{}", p.logs());
-            }
-            if Instant::now() > deadline {
-                bail!("{name} was not healthy within 30 s:\n{}", p.logs());
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
+            p.pause_before_next_poll("healthy", deadline).await?;
         }
     }
 
@@ -96,14 +90,21 @@ impl ServerProcess {
                     return Ok(p);
                 }
             }
-            if let Some(status) = p.try_exit()? {
-                bail!("{name} exited with {status} before listening:\n{}", p.logs());
-            }
-            if Instant::now() > deadline {
-                bail!("{name} was not listening within 30 s:\n{}", p.logs());
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
+            p.pause_before_next_poll("listening", deadline).await?;
         }
+    }
+
+    /// Between two readiness polls: fails, with the logs, when the process exited or the
+    /// deadline passed before it was `goal`; otherwise waits a moment.
+    async fn pause_before_next_poll(&mut self, goal: &str, deadline: Instant) -> anyhow::Result<()> {
+        if let Some(status) = self.try_exit()? {
+            bail!("{} exited with {status} before it was {goal}:\n{}", self.name, self.logs());
+        }
+        if Instant::now() > deadline {
+            bail!("{} was not {goal} within 30 s:\n{}", self.name, self.logs());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        Ok(())
     }
 
     /// Starts `bin` and returns at once: for processes with no listener of their own.
