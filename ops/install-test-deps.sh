@@ -28,6 +28,24 @@ if ! command -v redis-server >/dev/null 2>&1; then
 fi
 command -v redis-server >/dev/null 2>&1 || { echo "redis-server is still not installed" >&2; exit 1; }
 
+# s3s-fs, an S3 server on a local folder, for the S3 storage tests. Built from crates.io
+# (a few minutes, so only when missing); 0.14.1 is the newest that builds with rustc 1.95.
+if ! command -v s3s-fs >/dev/null 2>&1 && [ ! -x "$HOME/.cargo/bin/s3s-fs" ]; then
+  echo "installing s3s-fs 0.14.1 (cargo install; takes a few minutes)"
+  cargo install --locked --features binary 's3s-fs@0.14.1'
+fi
+[ -x "$HOME/.cargo/bin/s3s-fs" ] || command -v s3s-fs >/dev/null 2>&1 || { echo "s3s-fs is still not installed" >&2; exit 1; }
+
+# Debian's Chromium for the console's browser tests (driven by playwright-core, which
+# downloads no browser of its own), with a font that draws the regions' flags.
+if [ ! -x /usr/bin/chromium ]; then
+  echo "installing chromium (apt)"
+  apt-get install -y -q chromium fonts-noto-color-emoji >/dev/null 2>&1 \
+    || { apt-get update -q >/dev/null && apt-get install -y -q chromium fonts-noto-color-emoji >/dev/null; }
+fi
+[ -x /usr/bin/chromium ] || { echo "chromium is still not installed at /usr/bin/chromium" >&2; exit 1; }
+command -v node >/dev/null 2>&1 || { echo "node (20+) and npm are needed for the console; apt-get install nodejs npm" >&2; exit 1; }
+
 # cargo-nextest runs the tests; machines here ship it, others get it from crates.io.
 if ! cargo nextest --version >/dev/null 2>&1; then
   echo "installing cargo-nextest"

@@ -10,6 +10,7 @@ use crate::auth::Auth;
 use crate::config::Settings;
 use crate::crypto::MasterKey;
 use crate::metrics::Metrics;
+use crate::storage::RegionStores;
 
 #[derive(Debug)]
 pub struct Bridge {
@@ -19,6 +20,8 @@ pub struct Bridge {
     pub master_key: MasterKey,
     pub auth: Auth,
     pub metrics: Arc<Metrics>,
+    /// Each region's object storage, and the signer of local playback URLs.
+    pub region_stores: RegionStores,
     /// Flips to true when the server starts shutting down; long streams end on it.
     pub shutdown: tokio::sync::watch::Receiver<bool>,
 }

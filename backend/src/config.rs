@@ -120,6 +120,19 @@ pub struct Args {
     /// Log format: "pretty" or "json". [default: pretty]
     #[arg(long, env = "VOX_LOG_FORMAT")]
     pub log_format: Option<String>,
+
+    /// The folder that holds recordings and prompts of regions without S3 storage (the
+    /// embedded default). Fleet nodes of such regions are told to use it, so it must be
+    /// the same folder on their machine: this is single-machine storage.
+    /// [default: <data dir>/recordings]
+    #[arg(long, env = "VOX_RECORDINGS_DIR")]
+    pub recordings_dir: Option<PathBuf>,
+
+    /// Create a region's bucket on first use when it is missing. Turn off when the
+    /// storage keys may not create buckets; a missing bucket is then an error naming it.
+    /// [default: true]
+    #[arg(long, env = "VOX_CREATE_BUCKETS", num_args = 0..=1, default_missing_value = "true")]
+    pub create_buckets: Option<bool>,
 }
 
 /// The resolved settings voxbridge runs with.
@@ -150,6 +163,9 @@ pub struct Settings {
     pub stale_answered_seconds: u32,
     pub stale_attaching_seconds: u32,
     pub log_format: String,
+    /// Absolute: fleet nodes are told this path.
+    pub recordings_dir: PathBuf,
+    pub create_buckets: bool,
 }
 
 impl std::fmt::Debug for Settings {
@@ -246,6 +262,9 @@ impl Args {
             }
         }
         ensure_private_dir(&data_dir)?;
+        let recordings_dir = pick!(recordings_dir).unwrap_or_else(|| data_dir.join("recordings"));
+        let recordings_dir = std::path::absolute(&recordings_dir)
+            .with_context(|| format!("resolve --recordings-dir {}", recordings_dir.display()))?;
         let store = parse_store(store_text.as_deref().unwrap_or("sqlite"), &data_dir, pick!(store_database))?;
         let jwt_secret = match jwt_text {
             Some(s) if s.len() >= 32 => s.into_bytes(),
@@ -292,6 +311,8 @@ impl Args {
             stale_answered_seconds: positive("--stale-answered-seconds", pick!(stale_answered_seconds), 60)?,
             stale_attaching_seconds: positive("--stale-attaching-seconds", pick!(stale_attaching_seconds), 60)?,
             log_format,
+            recordings_dir,
+            create_buckets: pick!(create_buckets).unwrap_or(true),
         };
         if settings.node_staleness_seconds * 1000 <= settings.heartbeat_interval_ms {
             bail!("--node-staleness-seconds must be longer than one heartbeat interval, or every node flaps offline");
@@ -383,6 +404,8 @@ mod tests {
         assert_eq!(a.jwt_secret, b.jwt_secret, "secrets are generated once and reused");
         assert_eq!(a.master_key, b.master_key);
         assert_eq!(a.store, StoreSetting::Sqlite(data.join("vox.db")));
+        assert_eq!(a.recordings_dir, std::path::absolute(data.join("recordings")).unwrap());
+        assert!(a.create_buckets, "buckets are created on first use unless turned off");
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;

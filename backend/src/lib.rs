@@ -19,6 +19,7 @@ pub mod dashboard;
 pub mod http;
 pub mod metrics;
 pub mod reaper;
+pub mod storage;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -89,6 +90,11 @@ pub async fn run_with(
         ),
         master_key: crypto::MasterKey::new(&settings.master_key),
         metrics: Arc::new(metrics::Metrics::default()),
+        region_stores: storage::RegionStores::new(
+            settings.recordings_dir.clone(),
+            settings.create_buckets,
+            &settings.master_key,
+        ),
         stores,
         clock,
         settings: Arc::clone(&settings),
@@ -136,6 +142,8 @@ pub async fn run_with(
         .add_service(pb::auth_service_server::AuthServiceServer::new(api::users::Users(b.clone())))
         .add_service(pb::user_service_server::UserServiceServer::new(api::users::Users(b.clone())))
         .add_service(pb::job_service_server::JobServiceServer::new(api::jobs::Jobs(b.clone())))
+        .add_service(pb::do_not_call_service_server::DoNotCallServiceServer::new(api::dnc::DoNotCall(b.clone())))
+        .add_service(pb::storage_service_server::StorageServiceServer::new(api::storage::Storage(b.clone())))
         .into_axum_router();
     let app = grpc
         .merge(http::routes(Arc::clone(&bridge)))

@@ -61,9 +61,13 @@ pub struct CommonArgs {
     #[arg(long, env = "VOX_SPOOL_DIR", default_value = "vox-data/spool")]
     pub spool_dir: PathBuf,
 
-    /// Recording and prompt storage: a local folder (the embedded default).
-    #[arg(long, env = "VOX_RECORDINGS_DIR", default_value = "vox-data/recordings")]
-    pub recordings_dir: PathBuf,
+    /// Recording and prompt storage of a worker without voxbridge: a local folder
+    /// [default: vox-data/recordings]. With voxbridge the region's storage is what
+    /// voxbridge says (a folder, or an S3 bucket); this flag then only overrides
+    /// voxbridge's folder (the same share mounted at another path), with a warning, and
+    /// is ignored, with a warning, for S3 regions.
+    #[arg(long, env = "VOX_RECORDINGS_DIR")]
+    pub recordings_dir: Option<PathBuf>,
 
     /// voxbridge's gRPC URL, e.g. http://127.0.0.1:7070. Without it the worker takes
     /// calls but reports nothing.
@@ -118,8 +122,6 @@ impl CommonArgs {
             self.max_concurrent_calls.to_string(),
             "--spool-dir".into(),
             self.spool_dir.display().to_string(),
-            "--recordings-dir".into(),
-            self.recordings_dir.display().to_string(),
             "--no-media-timeout-seconds".into(),
             self.no_media_timeout_seconds.to_string(),
             "--max-call-seconds".into(),
@@ -129,6 +131,10 @@ impl CommonArgs {
             "--log-format".into(),
             self.log_format.clone(),
         ];
+        if let Some(dir) = &self.recordings_dir {
+            out.push("--recordings-dir".into());
+            out.push(dir.display().to_string());
+        }
         if let Some(url) = &self.bridge_url {
             out.push("--bridge-url".into());
             out.push(url.clone());

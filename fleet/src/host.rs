@@ -169,6 +169,12 @@ pub async fn run(args: HostArgs, shutdown: impl Future<Output = ()> + Send + 'st
         }
     }
     tracing::info!(node_id = bridge.node_id(), workers = args.workers, spawn = args.spawn, "voxcore host started");
+    // Each worker fetches the region's storage itself; the host fetches it once too, so
+    // its log says where this host's recordings go (or why voxbridge has not said yet).
+    tokio::spawn({
+        let storage = crate::storage::RegionStorage::new(Some(bridge.clone()), args.common.recordings_dir.clone());
+        async move { storage.announce().await }
+    });
     let beat = tokio::spawn(vox_node::heartbeat::run(
         bridge,
         vox_node::new_boot_id(),

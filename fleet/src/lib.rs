@@ -7,7 +7,9 @@
 //! both sides to a stereo WAV in its spool ([`recording`]), hangs up dead calls
 //! ([`session`] watchdogs), reports the call's progress to voxbridge, and uploads the
 //! recording when the call ends ([`spool`]), finishing at the next start whatever a
-//! crash interrupted. [`host`] runs N workers on a machine and heartbeats them.
+//! crash interrupted. Where recordings go is the region's storage as voxbridge says
+//! ([`storage`]: an S3 bucket, or voxbridge's folder in embedded mode), never settings
+//! of the host's own. [`host`] runs N workers on a machine and heartbeats them.
 
 pub mod agents;
 pub mod config;
@@ -16,4 +18,5 @@ pub mod recording;
 pub mod session;
 pub mod slots;
 pub mod spool;
+pub mod storage;
 pub mod worker;

@@ -92,9 +92,41 @@ async fn report(worker: &Worker, call_id: &str, to: bpb::CallState, reason: &str
         worker_index: worker.index,
         ..Default::default()
     };
-    if let Err(s) = bridge.calls().transition_call(req).await {
+    if let Err(s) = bridge.calls().transition_call(req.clone()).await {
         tracing::warn!(call_id, to = ?to, code = ?s.code(), error = s.message(), "could not report the call's progress");
+        if matches!(to, bpb::CallState::Completed | bpb::CallState::Failed) && unreachable(&s) {
+            // The end of a call is a record we must not lose: keep trying in the
+            // background while voxbridge is away (a restart, a network blip).
+            let bridge = bridge.clone();
+            tokio::spawn(async move {
+                let mut wait = Duration::from_millis(500);
+                for _ in 0..30 {
+                    tokio::time::sleep(wait).await;
+                    match bridge.calls().transition_call(req.clone()).await {
+                        Ok(_) => {
+                            tracing::info!(call_id = %req.call_id, "the call's end reached voxbridge after a retry");
+                            return;
+                        }
+                        Err(s) if !unreachable(&s) => {
+                            tracing::warn!(call_id = %req.call_id, error = s.message(), "voxbridge refused the call's end");
+                            return;
+                        }
+                        Err(_) => wait = (wait * 2).min(Duration::from_secs(10)),
+                    }
+                }
+                tracing::error!(call_id = %req.call_id, "gave up reporting the call's end; the reaper will close it");
+            });
+        }
     }
+}
+
+/// voxbridge did not get the request (down, restarting, overloaded), as opposed to
+/// refusing it.
+fn unreachable(s: &Status) -> bool {
+    matches!(
+        s.code(),
+        tonic::Code::Unavailable | tonic::Code::DeadlineExceeded | tonic::Code::Unknown | tonic::Code::Cancelled
+    )
 }
 
 pub async fn run(

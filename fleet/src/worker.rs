@@ -10,7 +10,7 @@ use anyhow::Context;
 use futures::Stream;
 use tokio::sync::mpsc;
 use tonic::{Request, Response, Status, Streaming};
-use vox_blob::{BlobStore, LocalDirStore};
+use vox_blob::BlobStore;
 use vox_node::{Bridge, NodeSecret};
 use vox_proto::fleet::v1::worker_service_server::{WorkerService, WorkerServiceServer};
 use vox_proto::fleet::v1::{self as pb, media_in};
@@ -19,6 +19,7 @@ use crate::config::{CommonArgs, WorkerArgs, socket_path};
 use crate::session::{self, Format};
 use crate::slots::Slots;
 use crate::spool::Uploader;
+use crate::storage::RegionStorage;
 
 #[derive(Debug)]
 pub struct Worker {
@@ -120,10 +121,16 @@ enum Listener {
 pub async fn run(args: WorkerArgs, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
     std::fs::create_dir_all(&args.common.spool_dir)
         .with_context(|| format!("create spool dir {}", args.common.spool_dir.display()))?;
-    std::fs::create_dir_all(&args.common.recordings_dir)
-        .with_context(|| format!("create recordings dir {}", args.common.recordings_dir.display()))?;
+    if let Some(dir) = &args.common.recordings_dir {
+        std::fs::create_dir_all(dir).with_context(|| format!("create recordings dir {}", dir.display()))?;
+    }
     let bridge = bridge_from(&args.common)?;
-    let store: Arc<dyn BlobStore> = Arc::new(LocalDirStore::new(&args.common.recordings_dir));
+    let storage = Arc::new(RegionStorage::new(bridge.clone(), args.common.recordings_dir.clone()));
+    tokio::spawn({
+        let storage = Arc::clone(&storage);
+        async move { storage.announce().await }
+    });
+    let store: Arc<dyn BlobStore> = storage;
     let uploader = Uploader::start(args.common.spool_dir.clone(), Arc::clone(&store), bridge.clone());
     let worker = Arc::new(Worker {
         index: args.index,

@@ -56,6 +56,16 @@ pub struct Args {
     #[arg(long, env = "VOX_PUBLIC_URL")]
     pub public_url: Option<String>,
 
+    /// How long an answered outbound call may wait for a free worker before it is
+    /// abandoned (the callee hears a short message), milliseconds.
+    #[arg(long, env = "VOX_ABANDON_WINDOW_MS", default_value_t = 2000)]
+    pub abandon_window_ms: u64,
+
+    /// The dialler's health server (http://127.0.0.1:8090), whose live pacing figures
+    /// the console shows through `GET /api/v1/dialler`.
+    #[arg(long, env = "VOX_DIALLER_URL")]
+    pub dialler_url: Option<String>,
+
     /// How long a worker reservation waits for its media stream, milliseconds.
     #[arg(long, env = "VOX_RESERVATION_TTL_MS", default_value_t = 5000)]
     pub reservation_ttl_ms: u32,
@@ -75,6 +85,11 @@ pub struct Args {
     /// Sign-in attempts per minute one client address may make.
     #[arg(long, env = "VOX_LOGIN_ATTEMPTS_PER_MINUTE", default_value_t = 10)]
     pub login_attempts_per_minute: u32,
+
+    /// The built web console (`console/dist`, made by `bash console/build.sh`), served at
+    /// `/`. Without it, `/` answers a page saying how to build it.
+    #[arg(long, env = "VOX_CONSOLE_DIR")]
+    pub console_dir: Option<PathBuf>,
 
     /// "pretty" or "json".
     #[arg(long, env = "VOX_LOG_FORMAT", default_value = "pretty")]

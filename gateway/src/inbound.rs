@@ -37,7 +37,7 @@ fn signed_urls(gate: &Gate, headers: &HeaderMap, uri: &axum::http::Uri) -> Vec<S
 }
 
 /// Where the carrier should stream the call's audio.
-fn stream_url(gate: &Gate, headers: &HeaderMap) -> String {
+pub(crate) fn stream_url(gate: &Gate, headers: &HeaderMap) -> String {
     if let Some(base) = &gate.args.public_url {
         let base = base.trim_end_matches('/').replacen("https://", "wss://", 1).replacen("http://", "ws://", 1);
         return format!("{base}/media/twilio");
@@ -46,16 +46,59 @@ fn stream_url(gate: &Gate, headers: &HeaderMap) -> String {
     format!("ws://{host}/media/twilio")
 }
 
-fn xml_escape(s: &str) -> String {
+pub(crate) fn xml_escape(s: &str) -> String {
     s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;").replace('\'', "&apos;")
 }
 
 pub fn twiml_connect(stream_url: &str, call_id: &str) -> String {
+    format!("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Response>{}</Response>\n", connect_verb(stream_url, call_id))
+}
+
+/// TwiML's `<Connect><Stream>` with the call id as a stream parameter.
+pub(crate) fn connect_verb(stream_url: &str, call_id: &str) -> String {
     format!(
-        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Response><Connect><Stream url=\"{}\"><Parameter name=\"call_id\" value=\"{}\"/></Stream></Connect></Response>\n",
+        "<Connect><Stream url=\"{}\"><Parameter name=\"call_id\" value=\"{}\"/></Stream></Connect>",
         xml_escape(stream_url),
         xml_escape(call_id)
     )
+}
+
+/// A carrier webhook's form parameters, after its `X-Twilio-Signature` was checked
+/// against this gateway's auth token; otherwise the error response to send.
+#[allow(clippy::result_large_err, reason = "the error is the HTTP answer itself, built once per request")]
+pub(crate) fn verified_form(
+    gate: &Gate,
+    uri: &axum::http::Uri,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<Vec<(String, String)>, Response> {
+    let reject = |reason: &str| gate.metrics.rejections.get_or_create(&label("reason", reason)).inc();
+    let Ok(params) = serde_urlencoded::from_bytes::<Vec<(String, String)>>(body) else {
+        reject("bad_webhook");
+        return Err(problem(
+            StatusCode::BAD_REQUEST,
+            "invalid_argument",
+            "the body is not application/x-www-form-urlencoded",
+        ));
+    };
+    let Some(token) = &gate.args.twilio_auth_token else {
+        reject("not_configured");
+        return Err(problem(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not_configured",
+            "Twilio webhooks are off: voxgate has no TWILIO_AUTH_TOKEN",
+        ));
+    };
+    let given = headers.get("x-twilio-signature").and_then(|v| v.to_str().ok()).unwrap_or("");
+    if given.is_empty() || !twilio::signature_valid(token, &signed_urls(gate, headers, uri), &params, given) {
+        reject("bad_signature");
+        return Err(problem(
+            StatusCode::FORBIDDEN,
+            "bad_signature",
+            "X-Twilio-Signature is missing or does not match this URL, body and auth token",
+        ));
+    }
+    Ok(params)
 }
 
 pub async fn twilio_voice(
@@ -66,31 +109,10 @@ pub async fn twilio_voice(
     body: axum::body::Bytes,
 ) -> Response {
     let reject = |reason: &str| gate.metrics.rejections.get_or_create(&label("reason", reason)).inc();
-    let Ok(params) = serde_urlencoded::from_bytes::<Vec<(String, String)>>(&body) else {
-        reject("bad_webhook");
-        return problem(
-            StatusCode::BAD_REQUEST,
-            "invalid_argument",
-            "the body is not application/x-www-form-urlencoded",
-        );
+    let params = match verified_form(&gate, &uri, &headers, &body) {
+        Ok(p) => p,
+        Err(r) => return r,
     };
-    let Some(token) = &gate.args.twilio_auth_token else {
-        reject("not_configured");
-        return problem(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "not_configured",
-            "Twilio webhooks are off: voxgate has no TWILIO_AUTH_TOKEN",
-        );
-    };
-    let given = headers.get("x-twilio-signature").and_then(|v| v.to_str().ok()).unwrap_or("");
-    if given.is_empty() || !twilio::signature_valid(token, &signed_urls(&gate, &headers, &uri), &params, given) {
-        reject("bad_signature");
-        return problem(
-            StatusCode::FORBIDDEN,
-            "bad_signature",
-            "X-Twilio-Signature is missing or does not match this URL, body and auth token",
-        );
-    }
     let param = |name: &str| params.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
     let (Some(call_sid), Some(to)) = (param("CallSid"), param("To")) else {
         reject("bad_webhook");

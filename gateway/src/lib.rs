@@ -1,20 +1,22 @@
 //! voxgate, the Vox edge: HTTP/WSS on one port for carrier media streams (Twilio Media
 //! Streams today, one adapter per dialect in [`media`]), the seeds' fleet routes
 //! (`GET /health`, `GET /health/fleet`), the console REST API (`voxgate-rest`, under
-//! `/api/v1`) and `/metrics`. It picks worker slots by least load ([`fleet`]) and holds
-//! a call's slot for the whole call.
+//! `/api/v1`), the web console's files at `/` ([`console`]) and `/metrics`. It picks
+//! worker slots by least load ([`fleet`]) and holds a call's slot for the whole call.
 //!
 //! WebSocket routes answer only real upgrades (`Connection: upgrade` and
 //! `Upgrade: websocket`); everything else is plain HTTP, so a POST never meets a
 //! WebSocket handler (the seeds' 422 incident).
 
 pub mod config;
+pub mod console;
 pub mod fleet;
 mod inbound;
 mod limits;
 mod livekit;
 pub mod media;
 pub mod metrics;
+pub mod outbound;
 mod routes;
 mod web_sessions;
 
@@ -43,6 +45,8 @@ pub struct Gate {
     pub draining: AtomicBool,
     /// Web session tokens waiting for their streams.
     pub web_sessions: media::web::Sessions,
+    /// Worker slots claimed for answered outbound calls, waiting for their streams.
+    pub held_claims: outbound::HeldClaims,
     /// voxbridge without the node's credentials, for calls made with a user's token.
     pub rest_channel: tonic::transport::Channel,
     /// Outgoing HTTP (LiveKit's API).
@@ -108,6 +112,7 @@ pub async fn run(
         metrics: Metrics::default(),
         draining: AtomicBool::new(false),
         web_sessions: media::web::Sessions::default(),
+        held_claims: outbound::HeldClaims::default(),
         rest_channel: rest_channel.clone(),
         http: reqwest::Client::new(),
     });
@@ -132,9 +137,15 @@ pub async fn run(
         stop_rx,
     ));
 
+    let mut rest_config = voxgate_rest::RestConfig::new(rest_channel);
+    if let Some(url) = &gate.args.dialler_url {
+        rest_config.dialler =
+            Some(vox_node::channel::connect_lazy(url).map_err(|e| anyhow::anyhow!("--dialler-url: {}", e.message))?);
+    }
     let limits = Arc::new(limits::Limits::new(gate.args.rate_limit_per_second, gate.args.login_attempts_per_minute));
     let app = routes::router(Arc::clone(&gate))
-        .merge(voxgate_rest::router(voxgate_rest::RestConfig::new(rest_channel)))
+        .merge(voxgate_rest::router(rest_config))
+        .merge(console::router(console::Console::new(gate.args.console_dir.clone())))
         .layer(axum::middleware::from_fn_with_state(limits, limits::enforce));
     let addr = listener.local_addr()?;
     if let Some(file) = &gate.args.address_file {

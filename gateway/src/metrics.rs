@@ -23,6 +23,8 @@ pub struct Metrics {
     /// Time to hand one carrier frame to its worker.
     pub relay_seconds: Histogram,
     pub active_streams: Gauge,
+    /// Outbound call transitions made from carrier callbacks, by target state.
+    pub outbound_transitions: Family<Labels, Counter>,
 }
 
 impl Default for Metrics {
@@ -52,6 +54,11 @@ impl Default for Metrics {
                 Histogram::new([0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1])
             ),
             active_streams: reg!("active_streams", "Media streams in progress", Gauge::default()),
+            outbound_transitions: reg!(
+                "outbound_transitions",
+                "Outbound call transitions made from carrier callbacks, by target state",
+                Family::default()
+            ),
             registry,
         }
     }

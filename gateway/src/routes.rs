@@ -24,6 +24,8 @@ pub fn router(gate: Arc<Gate>) -> Router {
         .route("/metrics", get(metrics))
         .route("/media/twilio", get(twilio_media))
         .route("/twilio/voice", axum::routing::post(crate::inbound::twilio_voice))
+        .route("/twilio/outbound/answer", axum::routing::post(crate::outbound::answer))
+        .route("/twilio/status", axum::routing::post(crate::outbound::status))
         .route("/web/sessions", axum::routing::post(crate::web_sessions::create))
         .route("/media/web", get(crate::web_sessions::stream))
         .route("/attach", axum::routing::post(crate::web_sessions::attach))
@@ -108,9 +110,15 @@ fn signed_urls(gate: &Gate, headers: &HeaderMap, uri: &axum::http::Uri) -> Vec<S
     vec![format!("wss://{host}{path}"), format!("ws://{host}{path}")]
 }
 
+#[derive(Debug, serde::Deserialize)]
+struct MediaQuery {
+    call_id: Option<String>,
+}
+
 async fn twilio_media(
     State(gate): State<Arc<Gate>>,
     OriginalUri(uri): OriginalUri,
+    axum::extract::Query(query): axum::extract::Query<MediaQuery>,
     headers: HeaderMap,
     ws: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
 ) -> Response {
@@ -137,9 +145,11 @@ async fn twilio_media(
         reject("draining");
         return problem(StatusCode::SERVICE_UNAVAILABLE, "draining", "this gateway is draining; use another");
     }
-    // Claim a slot before accepting, so a full fleet answers 503 rather than a stream
-    // that cannot be served.
-    let Some(claim) = gate.fleet.claim(&HashSet::new()) else {
+    // An answered outbound call comes with the slot claimed for it at answer time.
+    // Otherwise claim one before accepting, so a full fleet answers 503 rather than a
+    // stream that cannot be served.
+    let held = query.call_id.as_deref().and_then(|id| gate.held_claims.take(id));
+    let Some(claim) = held.or_else(|| gate.fleet.claim(&HashSet::new())) else {
         reject("no_free_slot");
         return no_free_slot();
     };

@@ -47,4 +47,6 @@ pub const BACKEND_SERVICES: &[&str] = &[
     "vox.backend.v1.AuthService",
     "vox.backend.v1.UserService",
     "vox.backend.v1.JobService",
+    "vox.backend.v1.StorageService",
+    "vox.backend.v1.DoNotCallService",
 ];

@@ -96,6 +96,11 @@ impl Calls {
                 "users may only cancel calls; the dialler, gateways and workers move them",
             ));
         }
+        if to == CallState::Pending && !is_dialler {
+            return Err(Error::permission_denied(
+                "only the dialler returns calls to pending (a lease it will not use, or a dial the carrier refused)",
+            ));
+        }
         if is_dialler && r.fencing_term == 0 {
             return Err(Error::invalid("fencing_term", "required from a dialler: the term of its leadership lease"));
         }
@@ -167,6 +172,7 @@ impl Calls {
         };
         match self.0.stores.calls.lease_calls(&lease, self.0.clock.now()).await {
             Ok(calls) => {
+                let calls = self.drop_do_not_call(&lease.campaign_id, calls).await?;
                 self.0.metrics.calls_leased.inc_by(calls.len() as u64);
                 if !calls.is_empty() {
                     self.0.publish(ClusterEvent::CallChanged(String::new()));
@@ -181,6 +187,47 @@ impl Calls {
                 Err(e)
             }
         }
+    }
+}
+
+impl Calls {
+    /// Cancels the leased calls whose numbers are on the do-not-call list (global or the
+    /// campaign's) and returns the others: a listed number is never handed to the dialler.
+    async fn drop_do_not_call(&self, campaign_id: &str, calls: Vec<Call>) -> Result<Vec<Call>> {
+        if calls.is_empty() {
+            return Ok(calls);
+        }
+        let numbers: Vec<String> = calls.iter().map(|c| c.to_number.clone()).collect();
+        let blocked = self.0.stores.dnc.blocked_numbers(campaign_id, &numbers).await?;
+        if blocked.is_empty() {
+            return Ok(calls);
+        }
+        let mut keep = Vec::with_capacity(calls.len());
+        for c in calls {
+            if !blocked.contains(&c.to_number) {
+                keep.push(c);
+                continue;
+            }
+            let (fencing_term, lease_token) =
+                c.lease.as_ref().map(|l| (l.fencing_term, l.token.clone())).unwrap_or_default();
+            let t = Transition {
+                call_id: c.id.clone(),
+                to: Some(CallState::Canceled),
+                actor: "system".into(),
+                fencing_term,
+                lease_token,
+                require_lease_token: true,
+                reason: "do_not_call".into(),
+                provider_call_id: None,
+                node_id: None,
+                worker_index: None,
+                recording: None,
+            };
+            self.0.stores.calls.transition_call(&t, self.0.clock.now()).await?;
+            self.0.metrics.transitions.get_or_create(&label("to_state", "canceled")).inc();
+            tracing::info!(call_id = %c.id, "not dialled: the number is on the do-not-call list");
+        }
+        Ok(keep)
     }
 }
 

@@ -28,7 +28,7 @@ impl DashboardService for Dashboards {
 
     async fn get_dashboard(&self, req: Request<pb::GetDashboardRequest>) -> RpcResult<pb::Dashboard> {
         let r = async {
-            self.0.auth.reader(req.metadata(), &[NodeKind::Console]).await?;
+            self.0.auth.reader(req.metadata(), &[NodeKind::Console, NodeKind::Dialler]).await?;
             snapshot(&self.0).await
         };
         reply("GetDashboard", r.await)
@@ -37,7 +37,7 @@ impl DashboardService for Dashboards {
     /// Sends the figures at once, then on every change (at most every `min_interval`) and
     /// at least every `max_interval`, so a node going stale shows without any event.
     async fn watch_dashboard(&self, req: Request<pb::WatchDashboardRequest>) -> RpcResult<Self::WatchDashboardStream> {
-        if let Err(e) = self.0.auth.reader(req.metadata(), &[NodeKind::Console]).await {
+        if let Err(e) = self.0.auth.reader(req.metadata(), &[NodeKind::Console, NodeKind::Dialler]).await {
             return reply("WatchDashboard", Err(e));
         }
         let r = req.get_ref();

@@ -5,10 +5,12 @@
 pub mod calls;
 pub mod campaigns;
 pub mod dashboard;
+pub mod dnc;
 pub mod jobs;
 pub mod leadership;
 pub mod nodes;
 pub mod regions;
+pub mod storage;
 pub mod users;
 
 use tonic::{Response, Status};

@@ -14,12 +14,23 @@ use crate::extract::Bearer;
 #[derive(Debug, Clone)]
 pub struct Bridge {
     channel: Channel,
+    /// The dialler's status server, when configured.
+    dialler: Option<Channel>,
     timeout: Duration,
 }
 
 impl Bridge {
     pub fn new(channel: Channel, timeout: Duration) -> Self {
-        Bridge { channel, timeout }
+        Bridge { channel, dialler: None, timeout }
+    }
+
+    pub fn with_dialler(mut self, dialler: Option<Channel>) -> Self {
+        self.dialler = dialler;
+        self
+    }
+
+    pub fn dialler(&self) -> Option<vox_proto::dialler::v1::dialler_service_client::DiallerServiceClient<Channel>> {
+        self.dialler.clone().map(vox_proto::dialler::v1::dialler_service_client::DiallerServiceClient::new)
     }
 
     /// `msg` carrying the caller's token and the unary deadline (sent as `grpc-timeout`,
@@ -80,6 +91,9 @@ impl Bridge {
     }
     pub fn dashboard(&self) -> pb::dashboard_service_client::DashboardServiceClient<Channel> {
         pb::dashboard_service_client::DashboardServiceClient::new(self.channel.clone())
+    }
+    pub fn storage(&self) -> pb::storage_service_client::StorageServiceClient<Channel> {
+        pb::storage_service_client::StorageServiceClient::new(self.channel.clone())
     }
     pub fn jobs(&self) -> pb::job_service_client::JobServiceClient<Channel> {
         pb::job_service_client::JobServiceClient::new(self.channel.clone())

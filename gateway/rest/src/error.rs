@@ -119,6 +119,11 @@ impl ApiError {
         }
     }
 
+    /// Object storage behind the control plane failed a check: 502, code `storage_failed`.
+    pub fn storage_failed(message: impl Into<String>) -> Self {
+        ApiError { status: StatusCode::BAD_GATEWAY, code: "storage_failed", message: message.into() }
+    }
+
     pub fn method_not_allowed(method: &http::Method, path: &str) -> Self {
         ApiError {
             status: StatusCode::METHOD_NOT_ALLOWED,

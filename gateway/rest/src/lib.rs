@@ -34,15 +34,17 @@ pub struct RestConfig {
     pub bridge: Channel,
     /// Deadline of each unary call; [`RPC_TIMEOUT`] by default.
     pub rpc_timeout: Duration,
+    /// The dialler's status server (lazy), for `GET /api/v1/dialler`.
+    pub dialler: Option<Channel>,
 }
 
 impl RestConfig {
     pub fn new(bridge: Channel) -> Self {
-        RestConfig { bridge, rpc_timeout: RPC_TIMEOUT }
+        RestConfig { bridge, rpc_timeout: RPC_TIMEOUT, dialler: None }
     }
 }
 
 /// The API's routes, all under `/api/v1`, with their state inside.
 pub fn router(config: RestConfig) -> axum::Router {
-    routes::routes().with_state(bridge::Bridge::new(config.bridge, config.rpc_timeout))
+    routes::routes().with_state(bridge::Bridge::new(config.bridge, config.rpc_timeout).with_dialler(config.dialler))
 }

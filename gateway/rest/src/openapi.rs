@@ -9,7 +9,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use crate::error::ErrorBody;
-use crate::routes::{auth, calls, campaigns, dashboard, jobs, nodes, numbers, regions, users};
+use crate::routes::{auth, calls, campaigns, dashboard, dialler, jobs, nodes, numbers, regions, storage, users};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -24,6 +24,7 @@ use crate::routes::{auth, calls, campaigns, dashboard, jobs, nodes, numbers, reg
         auth::login, auth::me,
         users::list, users::create, users::update, users::delete,
         regions::list, regions::create, regions::get, regions::update, regions::delete, regions::set_storage,
+        storage::test, storage::recording_url, storage::play,
         nodes::list, nodes::register, nodes::get, nodes::update, nodes::delete, nodes::rotate_secret,
         nodes::lifecycle, nodes::audit,
         campaigns::list, campaigns::create, campaigns::get, campaigns::replace, campaigns::start,
@@ -31,6 +32,7 @@ use crate::routes::{auth, calls, campaigns, dashboard, jobs, nodes, numbers, reg
         calls::list, calls::get, calls::events, calls::cancel,
         dashboard::get, dashboard::stream,
         jobs::cleanup,
+        dialler::status,
     ),
     components(schemas(ErrorBody)),
     modifiers(&BearerAuth),
@@ -44,6 +46,7 @@ use crate::routes::{auth, calls, campaigns, dashboard, jobs, nodes, numbers, reg
         (name = "calls", description = "calls and their timelines"),
         (name = "dashboard", description = "the cluster at a glance"),
         (name = "jobs", description = "background jobs"),
+        (name = "dialler", description = "the outbound dialler's live pacing figures"),
         (name = "meta", description = "this document"),
     )
 )]

@@ -9,11 +9,10 @@ use futures::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use tonic::Request;
 use tonic::transport::Channel;
 use vox_proto::backend::v1 as bpb;
 use vox_proto::common::v1 as common;
-use vox_testkit::ServerProcess;
+use vox_testkit::{ServerProcess, control};
 
 pub const TOKEN: &str = "twilio-test-auth-token";
 pub const LIVEKIT_KEY: &str = "APItestkey";
@@ -31,11 +30,7 @@ pub struct Cluster {
     pub region: String,
 }
 
-pub fn authed<T>(token: &str, msg: T) -> Request<T> {
-    let mut r = Request::new(msg);
-    r.metadata_mut().insert("authorization", format!("Bearer {token}").parse().unwrap());
-    r
-}
+pub use vox_testkit::control::authed;
 
 pub async fn until<T>(what: &str, mut f: impl AsyncFnMut() -> Option<T>) -> T {
     for _ in 0..200 {
@@ -60,55 +55,19 @@ pub async fn cluster_of(hosts: &[u32]) -> Cluster {
 /// [`cluster_of`] with extra environment for voxgate.
 pub async fn cluster_with(hosts: &[u32], gate_extra_env: &[(&str, String)]) -> Cluster {
     let dir = tempfile::tempdir().unwrap();
-    let envs = [
-        ("VOX_ADMIN_EMAIL", "admin@vox.test".to_string()),
-        ("VOX_ADMIN_PASSWORD", "admin password for tests".to_string()),
-    ];
     let bridge_args: Vec<String> = ["--listen", "127.0.0.1:0", "--heartbeat-interval-ms", "500", "--data-dir"]
         .map(String::from)
         .into_iter()
         .chain([dir.path().join("bridge").display().to_string()])
+        // The folder the hosts below write recordings to, so voxbridge can play them back.
+        .chain(["--recordings-dir".to_string(), dir.path().join("recordings").display().to_string()])
         .collect();
-    let bridge = ServerProcess::start(
-        "voxbridge",
-        &vox_testkit::workspace_binary("voxbridge", "voxbridge"),
-        &bridge_args,
-        &envs,
-        dir.path(),
-    )
-    .await
-    .unwrap();
-    let channel = Channel::from_shared(bridge.url()).unwrap().connect().await.unwrap();
-    let admin = bpb::auth_service_client::AuthServiceClient::new(channel.clone())
-        .login(bpb::LoginRequest { email: "admin@vox.test".into(), password: "admin password for tests".into() })
-        .await
-        .unwrap()
-        .into_inner()
-        .access_token;
-    let region = bpb::region_service_client::RegionServiceClient::new(channel.clone())
-        .create_region(authed(
-            &admin,
-            bpb::CreateRegionRequest { name: "us-east-1".into(), country: "US".into(), storage: None },
-        ))
-        .await
-        .unwrap()
-        .into_inner()
-        .id;
+    let bridge = control::start_bridge("voxbridge", &bridge_args, dir.path()).await;
+    let (channel, admin) = control::admin_session(&bridge.url()).await;
+    let region = control::create_region(&channel, &admin, "us-east-1", None).await;
     let mut nodes = bpb::node_service_client::NodeServiceClient::new(channel.clone());
-    let register = async |nodes: &mut bpb::node_service_client::NodeServiceClient<Channel>, kind: bpb::NodeKind| {
-        nodes
-            .register_node(authed(
-                &admin,
-                bpb::RegisterNodeRequest {
-                    kind: kind as i32,
-                    region_id: region.clone(),
-                    endpoint: "http://127.0.0.1:1".into(),
-                    ..Default::default()
-                },
-            ))
-            .await
-            .unwrap()
-            .into_inner()
+    let register = async |_: &mut bpb::node_service_client::NodeServiceClient<Channel>, kind: bpb::NodeKind| {
+        control::register_node(&channel, &admin, &region, kind).await
     };
     let mut host_processes = Vec::new();
     let mut fleet_nodes = Vec::new();

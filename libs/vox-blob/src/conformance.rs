@@ -1,6 +1,8 @@
 //! What every [`BlobStore`] must do; a backend calls [`run_all`] with an empty store.
 #![allow(clippy::unwrap_used, reason = "test code")]
 
+use std::time::Duration;
+
 use vox_domain::ErrorCode;
 
 use crate::BlobStore;
@@ -9,6 +11,8 @@ pub async fn run_all(store: &dyn BlobStore) {
     round_trip(store).await;
     replace_and_delete(store).await;
     files(store).await;
+    listing(store).await;
+    presigning(store).await;
     bad_keys(store).await;
 }
 
@@ -41,6 +45,35 @@ async fn files(store: &dyn BlobStore) {
     assert_eq!(info.size_bytes, body.len() as u64);
     assert_eq!(store.get("conformance/rec.wav").await.unwrap(), body);
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+async fn listing(store: &dyn BlobStore) {
+    for key in ["conformance/list/2026/01/a.wav", "conformance/list/2026/01/b.wav", "conformance/list/2026/02/c.wav"] {
+        store.put_bytes(key, key.as_bytes()).await.unwrap();
+    }
+    assert_eq!(
+        store.list("conformance/list/2026/01/").await.unwrap(),
+        ["conformance/list/2026/01/a.wav", "conformance/list/2026/01/b.wav"]
+    );
+    assert_eq!(store.list("conformance/list/2026/0").await.unwrap().len(), 3, "any key prefix, not only folders");
+    assert!(store.list("conformance/nothing-here/").await.unwrap().is_empty());
+    for key in store.list("conformance/list/").await.unwrap() {
+        store.delete(&key).await.unwrap();
+    }
+    assert!(store.list("conformance/list/").await.unwrap().is_empty());
+}
+
+async fn presigning(store: &dyn BlobStore) {
+    store.put_bytes("conformance/p.bin", b"play me").await.unwrap();
+    // A store either makes a URL that names the object, or says it cannot.
+    if let Some(url) = store.presign_get("conformance/p.bin", Duration::from_secs(900)).await.unwrap() {
+        assert!(url.starts_with("http://") || url.starts_with("https://"), "{url}");
+        assert!(url.contains("conformance/p.bin"), "{url}");
+    }
+    assert_eq!(
+        store.presign_get("../p.bin", Duration::from_secs(60)).await.unwrap_err().code,
+        ErrorCode::InvalidArgument
+    );
 }
 
 async fn bad_keys(store: &dyn BlobStore) {

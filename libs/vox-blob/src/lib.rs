@@ -1,10 +1,14 @@
 //! Object storage for recordings and prompts.
 //!
-//! [`BlobStore`] is what the fleet writes recordings to and reads prompts from; the
-//! embedded default is [`LocalDirStore`], a directory (the seeds' per-host MinIO becomes
-//! S3 through the same trait later). Every implementation passes [`conformance`].
+//! [`BlobStore`] is what the fleet writes recordings to and reads prompts from, and what
+//! voxbridge lists, checks and hands out playback URLs for. The embedded default is
+//! [`LocalDirStore`], a directory; `vox-blob-s3` is the production one (S3, MinIO,
+//! RustFS), chosen per region by the region's storage settings. Every implementation
+//! passes [`conformance`].
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use sha2::{Digest, Sha256};
@@ -29,7 +33,15 @@ pub trait BlobStore: Send + Sync + std::fmt::Debug {
     /// NotFound when there is no such object.
     async fn get(&self, key: &str) -> Result<Vec<u8>>;
     async fn head(&self, key: &str) -> Result<Option<BlobInfo>>;
+    /// Deleting what is not there succeeds.
     async fn delete(&self, key: &str) -> Result<()>;
+    /// The keys that start with `prefix` (a folder such as `recordings/2026/`, or any key
+    /// prefix), sorted. Half-written objects are never listed.
+    async fn list(&self, prefix: &str) -> Result<Vec<String>>;
+    /// A URL that reads the object without credentials until `expires_in` has passed, when
+    /// the store can make one (S3); `None` when it cannot (a local directory), and the
+    /// control plane serves the object through its own signed URL instead.
+    async fn presign_get(&self, key: &str, expires_in: Duration) -> Result<Option<String>>;
 }
 
 /// Keys are relative paths of letters, digits and `-_./`, without `..` or a leading `/`.
@@ -46,6 +58,9 @@ fn sha256_hex(bytes: &[u8]) -> String {
     format!("{:x}", Sha256::digest(bytes))
 }
 
+/// Tells apart the temporary files of concurrent writes in one process.
+static PARTIAL: AtomicU64 = AtomicU64::new(0);
+
 /// Objects as files under a root directory.
 #[derive(Debug, Clone)]
 pub struct LocalDirStore {
@@ -59,6 +74,11 @@ impl LocalDirStore {
 
     pub fn root(&self) -> &Path {
         &self.root
+    }
+
+    /// The file that holds `key` (for streaming it out without reading it whole).
+    pub fn object_path(&self, key: &str) -> Result<PathBuf> {
+        self.path(key)
     }
 
     fn path(&self, key: &str) -> Result<PathBuf> {
@@ -91,7 +111,8 @@ impl BlobStore for LocalDirStore {
             tokio::fs::create_dir_all(parent).await.map_err(io("create folder for", key))?;
         }
         // Write beside, sync, then rename: readers never see half an object.
-        let tmp = dest.with_extension(format!("partial-{}", std::process::id()));
+        let tmp =
+            dest.with_extension(format!("partial-{}-{}", std::process::id(), PARTIAL.fetch_add(1, Ordering::Relaxed)));
         let mut f = tokio::fs::File::create(&tmp).await.map_err(io("create", key))?;
         f.write_all(bytes).await.map_err(io("write", key))?;
         f.sync_all().await.map_err(io("sync", key))?;
@@ -119,6 +140,48 @@ impl BlobStore for LocalDirStore {
             Err(e) => Err(io("delete", key)(e)),
         }
     }
+
+    async fn list(&self, prefix: &str) -> Result<Vec<String>> {
+        let root = self.root.clone();
+        let prefix = prefix.to_string();
+        tokio::task::spawn_blocking(move || {
+            let mut keys = Vec::new();
+            walk(&root, "", &prefix, &mut keys).map_err(io("list", &prefix))?;
+            keys.sort();
+            Ok(keys)
+        })
+        .await
+        .map_err(|e| Error::internal(format!("list task: {e}")))?
+    }
+
+    async fn presign_get(&self, key: &str, _expires_in: Duration) -> Result<Option<String>> {
+        validate_key(key)?;
+        Ok(None)
+    }
+}
+
+/// Collects the keys under `dir` (whose key prefix is `at`) that start with `prefix`,
+/// skipping folders that cannot hold one and the `.partial-*` files of writes in flight.
+fn walk(dir: &Path, at: &str, prefix: &str, out: &mut Vec<String>) -> std::io::Result<()> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    for entry in entries {
+        let entry = entry?;
+        let Some(name) = entry.file_name().to_str().map(str::to_string) else { continue };
+        let key = format!("{at}{name}");
+        if entry.file_type()?.is_dir() {
+            let folder = format!("{key}/");
+            if folder.starts_with(prefix) || prefix.starts_with(&folder) {
+                walk(&entry.path(), &folder, prefix, out)?;
+            }
+        } else if key.starts_with(prefix) && validate_key(&key).is_ok() && !name.contains(".partial-") {
+            out.push(key);
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -2,8 +2,10 @@
 //!
 //! ```text
 //! pending -> leased -> dialing -> ringing -> answered -> attaching -> in_progress -> completed
-//!               \-> pending (lease released or expired)
-//! ends: completed, no_answer, busy, failed, abandoned, canceled
+//!               \-> pending (lease released or expired; or, from dialing, the carrier
+//!                   refused the request so nothing was placed)
+//! ends: completed, no_answer, busy, failed, abandoned, canceled, machine
+//! (dialing/ringing/answered -> machine when the carrier's machine detection says so)
 //! ```
 //!
 //! Every change goes through [`apply_transition`], which refuses an illegal move, a stale
@@ -37,14 +39,16 @@ pub enum CallState {
     Failed,
     Abandoned,
     Canceled,
+    /// An answering machine picked up: its own outcome, never a human answer.
+    Machine,
 }
 
 use CallState::*;
 
 impl CallState {
-    pub const ALL: [CallState; 13] = [
+    pub const ALL: [CallState; 14] = [
         Pending, Leased, Dialing, Ringing, Answered, Attaching, InProgress, Completed, NoAnswer, Busy, Failed,
-        Abandoned, Canceled,
+        Abandoned, Canceled, Machine,
     ];
 
     /// The states a call in this state may move to.
@@ -52,12 +56,14 @@ impl CallState {
         match self {
             Pending => &[Leased, Canceled],
             Leased => &[Pending, Dialing, Failed, Canceled],
-            Dialing => &[Ringing, Answered, NoAnswer, Busy, Failed, Canceled],
-            Ringing => &[Answered, NoAnswer, Busy, Failed, Canceled],
-            Answered => &[Attaching, Abandoned, Completed, Failed],
+            // Dialing -> pending: the carrier refused the request outright, so no call was
+            // placed and the number goes back to the pool without using an attempt.
+            Dialing => &[Pending, Ringing, Answered, NoAnswer, Busy, Failed, Canceled, Machine],
+            Ringing => &[Answered, NoAnswer, Busy, Failed, Canceled, Machine],
+            Answered => &[Attaching, Abandoned, Completed, Failed, Machine],
             Attaching => &[InProgress, Abandoned, Completed, Failed],
             InProgress => &[Completed, Failed],
-            Completed | NoAnswer | Busy | Failed | Abandoned | Canceled => &[],
+            Completed | NoAnswer | Busy | Failed | Abandoned | Canceled | Machine => &[],
         }
     }
 
@@ -99,6 +105,7 @@ impl CallState {
             Failed => "failed",
             Abandoned => "abandoned",
             Canceled => "canceled",
+            Machine => "machine",
         }
     }
 
@@ -121,6 +128,7 @@ impl CallState {
             Failed => pb::CallState::Failed,
             Abandoned => pb::CallState::Abandoned,
             Canceled => pb::CallState::Canceled,
+            Machine => pb::CallState::Machine,
         }
     }
 
@@ -139,10 +147,11 @@ impl CallState {
             Ok(pb::CallState::Failed) => Failed,
             Ok(pb::CallState::Abandoned) => Abandoned,
             Ok(pb::CallState::Canceled) => Canceled,
+            Ok(pb::CallState::Machine) => Machine,
             _ => {
                 return Err(Error::invalid(
                     field,
-                    format!("{v} is not a call state; use one of CALL_STATE_PENDING .. CALL_STATE_CANCELED"),
+                    format!("{v} is not a call state; use one of CALL_STATE_PENDING .. CALL_STATE_MACHINE"),
                 ));
             }
         };
@@ -556,7 +565,7 @@ mod tests {
         assert!(!Pending.can_move_to(Dialing));
         assert!(!Ringing.can_move_to(Completed));
         assert!(!InProgress.can_move_to(Canceled));
-        for end in [Completed, NoAnswer, Busy, Failed, Abandoned, Canceled] {
+        for end in [Completed, NoAnswer, Busy, Failed, Abandoned, Canceled, Machine] {
             assert!(end.is_terminal());
             for s in CallState::ALL {
                 assert!(!end.can_move_to(s));

@@ -247,10 +247,13 @@ impl RetryPolicy {
         let mut retry_on = Vec::new();
         for (i, v) in r.retry_on.iter().enumerate() {
             let state = CallState::from_proto(&format!("retry.retry_on[{i}]"), *v)?;
-            if !matches!(state, CallState::NoAnswer | CallState::Busy | CallState::Failed | CallState::Abandoned) {
+            if !matches!(
+                state,
+                CallState::NoAnswer | CallState::Busy | CallState::Failed | CallState::Abandoned | CallState::Machine
+            ) {
                 return Err(Error::invalid(
                     &format!("retry.retry_on[{i}]"),
-                    format!("{state} cannot be retried; use no_answer, busy, failed or abandoned"),
+                    format!("{state} cannot be retried; use no_answer, busy, failed, abandoned or machine"),
                 ));
             }
             if !retry_on.contains(&state) {

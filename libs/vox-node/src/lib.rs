@@ -88,6 +88,12 @@ impl Bridge {
         self.secret.node_id()
     }
 
+    /// The channel without this node's credentials: for calls made with someone else's
+    /// (e.g. `AuthService/Identify` of a caller's bearer).
+    pub fn channel(&self) -> Channel {
+        self.channel.clone()
+    }
+
     fn authed(&self) -> Authed {
         InterceptedService::new(self.channel.clone(), NodeAuth(self.secret.clone()))
     }
@@ -108,8 +114,17 @@ impl Bridge {
         pb::region_service_client::RegionServiceClient::new(self.authed())
     }
 
+    pub fn dashboard(&self) -> pb::dashboard_service_client::DashboardServiceClient<Authed> {
+        pb::dashboard_service_client::DashboardServiceClient::new(self.authed())
+    }
+
     pub fn leadership(&self) -> pb::leadership_service_client::LeadershipServiceClient<Authed> {
         pb::leadership_service_client::LeadershipServiceClient::new(self.authed())
+    }
+
+    /// The region's storage settings (fleet nodes).
+    pub fn storage(&self) -> pb::storage_service_client::StorageServiceClient<Authed> {
+        pb::storage_service_client::StorageServiceClient::new(self.authed())
     }
 }
 

@@ -39,6 +39,8 @@ pub struct MongoStore {
     pub(crate) call_events: Collection<Document>,
     pub(crate) leadership: Collection<Document>,
     pub(crate) users: Collection<Document>,
+    /// The do-not-call list.
+    pub(crate) dnc: Collection<Document>,
     /// Sequence numbers and guard documents (`audit`, `admins`).
     pub(crate) counters: Collection<Document>,
     /// This process's lease batches take turns here before they meet other processes' in
@@ -112,10 +114,11 @@ const INDEXES: &[Index] = &[
         partial: None,
     },
     Index { collection: "audit", name: "audit_seq", keys: || doc! { "seq": 1 }, unique: true, partial: None },
+    Index { collection: "dnc", name: "dnc_by_number", keys: || doc! { "number": 1 }, unique: false, partial: None },
 ];
 
 const COLLECTIONS: &[&str] =
-    &["regions", "nodes", "audit", "campaigns", "calls", "call_events", "leadership", "users", "counters"];
+    &["regions", "nodes", "audit", "campaigns", "calls", "call_events", "leadership", "users", "dnc", "counters"];
 
 impl MongoStore {
     /// Connects to the deployment at `uri`, uses `database`, and creates the collections and
@@ -135,6 +138,7 @@ impl MongoStore {
             call_events: db.collection("call_events"),
             leadership: db.collection("leadership"),
             users: db.collection("users"),
+            dnc: db.collection("dnc"),
             counters: db.collection("counters"),
             lease_turn: Arc::default(),
             client,

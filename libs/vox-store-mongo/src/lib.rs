@@ -17,6 +17,7 @@ mod calls;
 mod campaigns;
 mod codec;
 mod db;
+mod dnc;
 mod leadership;
 mod leasing;
 mod nodes;

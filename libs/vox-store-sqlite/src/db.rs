@@ -66,6 +66,14 @@ CREATE TABLE IF NOT EXISTS leadership (
     term INTEGER NOT NULL,
     expires_ms INTEGER
 );
+CREATE TABLE IF NOT EXISTS dnc (
+    campaign_id TEXT NOT NULL,
+    number TEXT NOT NULL,
+    added_ms INTEGER NOT NULL,
+    added_by TEXT NOT NULL,
+    PRIMARY KEY (campaign_id, number)
+);
+CREATE INDEX IF NOT EXISTS dnc_by_number ON dnc (number);
 CREATE TABLE IF NOT EXISTS users (
     id TEXT PRIMARY KEY,
     email TEXT NOT NULL UNIQUE,

@@ -10,6 +10,7 @@
 mod calls;
 mod campaigns;
 mod db;
+mod dnc;
 mod leadership;
 mod nodes;
 mod regions;

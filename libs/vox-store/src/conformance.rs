@@ -54,6 +54,7 @@ macro_rules! conformance_tests {
             stuck_calls_are_reaped_exactly_once, list_calls_filters_and_pages, call_totals_feed_the_dashboard,
             leadership_terms_strictly_increase,
             users_round_trip_with_unique_emails, the_last_admin_is_protected,
+            do_not_call_lists_are_global_or_per_campaign,
             presence_round_trip, events_reach_subscribers, health_ping);
     };
     (@each $factory:path; $($name:ident),* $(,)?) => {
@@ -1038,4 +1039,23 @@ pub async fn events_reach_subscribers(s: &Stores, _now: DateTime<Utc>) {
 
 pub async fn health_ping(s: &Stores, _now: DateTime<Utc>) {
     s.health.ping().await.unwrap();
+}
+
+// ---- do not call -----------------------------------------------------------------------
+
+pub async fn do_not_call_lists_are_global_or_per_campaign(s: &Stores, now: DateTime<Utc>) {
+    let n = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+    assert_eq!(s.dnc.add_dnc("", &n(&["+15550000001", "+15550000002"]), "user:a", now).await.unwrap(), 2);
+    assert_eq!(s.dnc.add_dnc("", &n(&["+15550000002"]), "user:a", now).await.unwrap(), 0, "already there");
+    assert_eq!(s.dnc.add_dnc("cp_a", &n(&["+15550000003"]), "user:b", now).await.unwrap(), 1);
+    let asked = n(&["+15550000001", "+15550000003", "+15550000009"]);
+    assert_eq!(s.dnc.blocked_numbers("cp_a", &asked).await.unwrap(), n(&["+15550000001", "+15550000003"]));
+    assert_eq!(s.dnc.blocked_numbers("cp_b", &asked).await.unwrap(), n(&["+15550000001"]), "cp_a's list is its own");
+    let global = s.dnc.list_dnc("", "", 10).await.unwrap();
+    assert_eq!(global.iter().map(|e| e.number.as_str()).collect::<Vec<_>>(), ["+15550000001", "+15550000002"]);
+    assert_eq!(global[0].added_by, "user:a");
+    assert_eq!(global[0].added_at, now);
+    assert_eq!(s.dnc.list_dnc("", "+15550000001", 10).await.unwrap().len(), 1, "pages after a number");
+    assert_eq!(s.dnc.remove_dnc("", &n(&["+15550000001", "+15550000008"])).await.unwrap(), 1);
+    assert_eq!(s.dnc.blocked_numbers("cp_b", &asked).await.unwrap(), Vec::<String>::new());
 }

@@ -181,6 +181,34 @@ pub trait UserStore: Send + Sync {
     async fn count_users(&self) -> Result<u64>;
 }
 
+/// One number on the do-not-call list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DncEntry {
+    /// E.164.
+    pub number: String,
+    /// The campaign it applies to; empty for the global list.
+    pub campaign_id: String,
+    pub added_at: DateTime<Utc>,
+    /// "user:<email>" or "node:<id>".
+    pub added_by: String,
+}
+
+/// The do-not-call list: numbers never dialled, by every campaign (the global list,
+/// `campaign_id` empty) or by one. voxbridge checks it when it leases calls, so a number
+/// added while its calls wait is still never dialled.
+#[async_trait]
+pub trait DncStore: Send + Sync {
+    /// Adds E.164 `numbers` (validated by the caller) to one list; returns how many were
+    /// not on it yet.
+    async fn add_dnc(&self, campaign_id: &str, numbers: &[String], actor: &str, now: DateTime<Utc>) -> Result<u32>;
+    /// Returns how many were on the list.
+    async fn remove_dnc(&self, campaign_id: &str, numbers: &[String]) -> Result<u32>;
+    /// One list, by number, at most `limit` entries after `after` (a number).
+    async fn list_dnc(&self, campaign_id: &str, after: &str, limit: usize) -> Result<Vec<DncEntry>>;
+    /// Which of `numbers` `campaign_id` may not call: on the global list or on its own.
+    async fn blocked_numbers(&self, campaign_id: &str, numbers: &[String]) -> Result<Vec<String>>;
+}
+
 /// The latest heartbeat of each node. Ephemeral by design: losing it makes nodes look
 /// offline until their next heartbeat (2 s), and loses nothing else.
 #[async_trait]
@@ -224,6 +252,7 @@ pub struct Stores {
     pub calls: Arc<dyn CallStore>,
     pub leadership: Arc<dyn LeadershipStore>,
     pub users: Arc<dyn UserStore>,
+    pub dnc: Arc<dyn DncStore>,
     pub presence: Arc<dyn PresenceStore>,
     pub events: Arc<dyn EventBus>,
     pub health: Arc<dyn StoreHealth>,
@@ -241,6 +270,7 @@ impl Stores {
             + CallStore
             + LeadershipStore
             + UserStore
+            + DncStore
             + StoreHealth
             + 'static,
     {
@@ -252,6 +282,7 @@ impl Stores {
             calls: db.clone(),
             leadership: db.clone(),
             users: db.clone(),
+            dnc: db.clone(),
             health: db,
             presence: Arc::new(crate::memory::MemoryPresence::default()),
             events: Arc::new(crate::memory::MemoryEventBus::default()),

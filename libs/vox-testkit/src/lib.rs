@@ -4,6 +4,8 @@
 //! is waited on until `GET /health` answers 200, is killed when dropped, and prints its
 //! logs when the test that owns it panics, so a failure explains itself.
 
+pub mod control;
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

@@ -88,6 +88,17 @@ impl Admin {
         Ok(Nodes { region_id, fleet, gateway })
     }
 
+    /// Ensures the dialler node of the demo, with a fresh secret.
+    pub async fn ensure_dialler(&self, region_id: &str) -> anyhow::Result<NodeCredentials> {
+        self.ensure_node(region_id, pb::NodeKind::Dialler, crate::demo::DIALLER_NODE_NAME, "http://127.0.0.1:8090")
+            .await
+    }
+
+    /// Starts (or creates and starts) the demo campaign.
+    pub async fn ensure_demo_campaign(&self, region_id: &str, workers: u32) -> anyhow::Result<String> {
+        crate::demo::ensure_campaign(&self.channel, &self.token, region_id, workers).await
+    }
+
     async fn ensure_region(&self) -> anyhow::Result<String> {
         let list = self.regions().list_regions(self.authed(pb::ListRegionsRequest {})?).await.map_err(status)?;
         if let Some(r) = list.into_inner().regions.into_iter().find(|r| r.name == REGION_NAME) {

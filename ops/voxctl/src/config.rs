@@ -55,6 +55,24 @@ pub struct UpArgs {
     #[arg(long, env = "VOX_GATEWAY_LISTEN", default_value = "127.0.0.1:8080")]
     pub gateway_listen: SocketAddr,
 
+    /// The built web console that voxgate serves at `/` (`bash console/build.sh` makes it);
+    /// relative to the current folder.
+    #[arg(long, env = "VOX_CONSOLE_DIR", default_value = "console/dist")]
+    pub console_dir: PathBuf,
+
+    /// Also run the outbound side: voxsim (a simulated carrier), voxdialler and a running
+    /// demo campaign, so calls flow at once (see the README's "Demo").
+    #[arg(long, env = "VOX_DEMO")]
+    pub demo: bool,
+
+    /// voxsim's address in the demo.
+    #[arg(long, env = "VOX_SIM_LISTEN", default_value = "127.0.0.1:8070")]
+    pub sim_listen: SocketAddr,
+
+    /// voxdialler's health server in the demo (the seeds' 127.0.0.1:8090).
+    #[arg(long, env = "VOX_DIALLER_LISTEN", default_value = "127.0.0.1:8090")]
+    pub dialler_listen: SocketAddr,
+
     /// Folder holding the voxbridge, voxcore and voxgate executables.
     /// [default: the folder of this voxctl executable]
     #[arg(long, env = "VOX_BIN_DIR")]
@@ -75,6 +93,7 @@ mod tests {
         assert_eq!(up.bridge_listen.to_string(), "127.0.0.1:7070");
         assert_eq!(up.gateway_listen.to_string(), "127.0.0.1:8080");
         assert!(up.bin_dir.is_none());
+        assert_eq!(up.console_dir, PathBuf::from("console/dist"));
     }
 
     #[test]

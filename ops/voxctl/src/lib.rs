@@ -15,6 +15,7 @@ pub mod bootstrap;
 pub mod children;
 pub mod config;
 pub mod credentials;
+pub mod demo;
 pub mod preflight;
 pub mod ready;
 pub mod signals;

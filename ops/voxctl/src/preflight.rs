@@ -12,12 +12,15 @@ pub struct Binaries {
     pub voxbridge: PathBuf,
     pub voxcore: PathBuf,
     pub voxgate: PathBuf,
+    /// The demo's, when asked for.
+    pub voxdialler: PathBuf,
+    pub voxsim: PathBuf,
 }
 
 impl Binaries {
     /// Finds the binaries in `bin_dir`, or next to the running voxctl when it is `None`,
     /// naming every one that is missing.
-    pub fn locate(bin_dir: Option<&Path>) -> anyhow::Result<Self> {
+    pub fn locate(bin_dir: Option<&Path>, demo: bool) -> anyhow::Result<Self> {
         let (dir, from_flag) = match bin_dir {
             Some(d) => (d.to_path_buf(), true),
             None => {
@@ -26,18 +29,29 @@ impl Binaries {
                 (dir, false)
             }
         };
-        let missing: Vec<&str> =
-            ["voxbridge", "voxcore", "voxgate"].into_iter().filter(|name| !dir.join(name).is_file()).collect();
+        let demo_bins: &[&str] = if demo { &["voxdialler", "voxsim"] } else { &[] };
+        let missing: Vec<&str> = ["voxbridge", "voxcore", "voxgate"]
+            .iter()
+            .chain(demo_bins)
+            .copied()
+            .filter(|name| !dir.join(name).is_file())
+            .collect();
         if !missing.is_empty() {
             let looked = if from_flag { "--bin-dir (VOX_BIN_DIR)" } else { "the folder of voxctl" };
             bail!(
-                "cannot find {} in {} ({looked}); build them with `cargo build -p voxbridge -p voxcore -p voxgate` \
+                "cannot find {} in {} ({looked}); build them with `cargo build -p voxbridge -p voxcore -p voxgate -p voxdialler -p voxsim` \
                  (or run `bash ops/run.sh`), or point --bin-dir (VOX_BIN_DIR) at the folder that holds them",
                 missing.join(", "),
                 dir.display(),
             );
         }
-        Ok(Binaries { voxbridge: dir.join("voxbridge"), voxcore: dir.join("voxcore"), voxgate: dir.join("voxgate") })
+        Ok(Binaries {
+            voxbridge: dir.join("voxbridge"),
+            voxcore: dir.join("voxcore"),
+            voxgate: dir.join("voxgate"),
+            voxdialler: dir.join("voxdialler"),
+            voxsim: dir.join("voxsim"),
+        })
     }
 }
 
@@ -66,13 +80,13 @@ mod tests {
     fn missing_binaries_are_named_with_the_fix() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("voxcore"), "").unwrap();
-        let err = Binaries::locate(Some(dir.path())).unwrap_err().to_string();
+        let err = Binaries::locate(Some(dir.path()), false).unwrap_err().to_string();
         assert!(err.contains("voxbridge, voxgate") && !err.contains("voxcore,"), "{err}");
         assert!(err.contains("--bin-dir") && err.contains("cargo build"), "{err}");
 
         std::fs::write(dir.path().join("voxbridge"), "").unwrap();
         std::fs::write(dir.path().join("voxgate"), "").unwrap();
-        let found = Binaries::locate(Some(dir.path())).unwrap();
+        let found = Binaries::locate(Some(dir.path()), false).unwrap();
         assert_eq!(found.voxgate, dir.path().join("voxgate"));
     }
 

@@ -26,6 +26,7 @@ wire_enum! {
         Failed = Failed,
         Abandoned = Abandoned,
         Canceled = Canceled,
+        Machine = Machine,
     }
 }
 

@@ -9,9 +9,11 @@ pub mod auth;
 pub mod call;
 pub mod campaign;
 pub mod dashboard;
+pub mod dialler;
 pub mod job;
 pub mod node;
 pub mod region;
+pub mod storage;
 
 use chrono::{DateTime, Utc};
 

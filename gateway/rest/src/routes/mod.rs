@@ -4,10 +4,12 @@ pub mod auth;
 pub mod calls;
 pub mod campaigns;
 pub mod dashboard;
+pub mod dialler;
 pub mod jobs;
 pub mod nodes;
 pub mod numbers;
 pub mod regions;
+pub mod storage;
 pub mod users;
 
 use axum::Router;
@@ -36,6 +38,9 @@ pub fn routes() -> Router<Bridge> {
         .route("/api/v1/regions", route(get(regions::list).post(regions::create)))
         .route("/api/v1/regions/{id}", route(get(regions::get).patch(regions::update).delete(regions::delete)))
         .route("/api/v1/regions/{id}/storage", route(put(regions::set_storage)))
+        .route("/api/v1/regions/{id}/storage/test", route(post(storage::test)))
+        .route("/api/v1/calls/{id}/recording", route(get(storage::recording_url)))
+        .route("/api/v1/recordings/{*key}", route(get(storage::play)))
         .route("/api/v1/nodes", route(get(nodes::list).post(nodes::register)))
         .route("/api/v1/nodes/{id}", route(get(nodes::get).patch(nodes::update).delete(nodes::delete)))
         .route("/api/v1/nodes/{id}/rotate-secret", route(post(nodes::rotate_secret)))
@@ -57,6 +62,7 @@ pub fn routes() -> Router<Bridge> {
         .route("/api/v1/dashboard", route(get(dashboard::get)))
         .route("/api/v1/dashboard/stream", route(get(dashboard::stream)))
         .route("/api/v1/jobs/cleanup", route(post(jobs::cleanup)))
+        .route("/api/v1/dialler", route(get(dialler::status)))
         // Not a fallback: voxgate merges this router into its own, which has its own.
         .route("/api/v1/{*rest}", any_unknown())
         .layer(DefaultBodyLimit::max(JSON_BODY_LIMIT))

@@ -1,0 +1,92 @@
+use std::sync::Arc;
+
+use tonic::Request;
+use vox_domain::phone::E164;
+use vox_domain::user::Role;
+use vox_domain::{Error, Result};
+use vox_proto::backend::v1 as pb;
+use vox_proto::backend::v1::do_not_call_service_server::DoNotCallService;
+
+use super::{RpcResult, limit, reply};
+use crate::bridge::Bridge;
+
+#[derive(Debug, Clone)]
+pub struct DoNotCall(pub Arc<Bridge>);
+
+/// At most this many numbers per request.
+const MAX_NUMBERS: usize = 10_000;
+
+impl DoNotCall {
+    /// The list a request names: global (empty) or an existing campaign's.
+    async fn scope(&self, campaign_id: &str) -> Result<String> {
+        let id = campaign_id.trim();
+        if !id.is_empty() && self.0.stores.campaigns.get_campaign(id).await?.is_none() {
+            return Err(Error::invalid(
+                "campaign_id",
+                format!("no campaign {id:?}; leave it empty for the global list"),
+            ));
+        }
+        Ok(id.to_string())
+    }
+}
+
+/// Every number as E.164, or the first bad one by row.
+fn numbers(raw: &[String]) -> Result<Vec<String>> {
+    if raw.is_empty() {
+        return Err(Error::invalid("numbers", "at least one number"));
+    }
+    if raw.len() > MAX_NUMBERS {
+        return Err(Error::invalid("numbers", format!("at most {MAX_NUMBERS} per request")));
+    }
+    raw.iter().enumerate().map(|(i, n)| E164::field(&format!("numbers[{i}]"), n).map(|n| n.to_string())).collect()
+}
+
+#[tonic::async_trait]
+impl DoNotCallService for DoNotCall {
+    async fn add_do_not_call(&self, req: Request<pb::AddDoNotCallRequest>) -> RpcResult<pb::AddDoNotCallResponse> {
+        let r = async {
+            let who = self.0.auth.user_or_node(req.metadata(), Role::Operator, &[]).await?;
+            let r = req.get_ref();
+            let scope = self.scope(&r.campaign_id).await?;
+            let numbers = numbers(&r.numbers)?;
+            let added = self.0.stores.dnc.add_dnc(&scope, &numbers, &who.actor(), self.0.clock.now()).await?;
+            Ok(pb::AddDoNotCallResponse { added })
+        };
+        reply("AddDoNotCall", r.await)
+    }
+
+    async fn remove_do_not_call(
+        &self,
+        req: Request<pb::RemoveDoNotCallRequest>,
+    ) -> RpcResult<pb::RemoveDoNotCallResponse> {
+        let r = async {
+            self.0.auth.user_or_node(req.metadata(), Role::Operator, &[]).await?;
+            let r = req.get_ref();
+            let scope = self.scope(&r.campaign_id).await?;
+            let removed = self.0.stores.dnc.remove_dnc(&scope, &numbers(&r.numbers)?).await?;
+            Ok(pb::RemoveDoNotCallResponse { removed })
+        };
+        reply("RemoveDoNotCall", r.await)
+    }
+
+    async fn list_do_not_call(&self, req: Request<pb::ListDoNotCallRequest>) -> RpcResult<pb::ListDoNotCallResponse> {
+        let r = async {
+            self.0.auth.reader(req.metadata(), &[]).await?;
+            let r = req.get_ref();
+            let scope = self.scope(&r.campaign_id).await?;
+            let entries = self.0.stores.dnc.list_dnc(&scope, &r.after, limit("limit", r.limit, 100, 1000)?).await?;
+            Ok(pb::ListDoNotCallResponse {
+                entries: entries
+                    .into_iter()
+                    .map(|e| pb::DoNotCallEntry {
+                        number: e.number,
+                        campaign_id: e.campaign_id,
+                        added_at: Some(vox_domain::time::to_proto(e.added_at)),
+                        added_by: e.added_by,
+                    })
+                    .collect(),
+            })
+        };
+        reply("ListDoNotCall", r.await)
+    }
+}

@@ -1,0 +1,616 @@
+//! The tick loop of the seeds, fenced.
+//!
+//! Every `LOOP_INTERVAL_SECONDS` the leader:
+//! 1. reads the running campaigns and follows the calls it placed (see [`crate::tracker`]),
+//!    feeding what happened to each campaign's pacer;
+//! 2. reads the fleet's capacity from voxbridge and splits the slots not used by other
+//!    traffic across the campaigns that can dial now (inside their calling window, with
+//!    numbers left) by weighted fair share, capped by `max_concurrency`
+//!    ([`crate::fairshare`]);
+//! 3. asks each campaign's pacer how many calls to start ([`crate::pacing`]), bounded by
+//!    the campaign's room, its pending numbers and the calls-per-second caps;
+//! 4. leases that many calls in one `LeaseCalls` per campaign, stamped with its fencing
+//!    term, and places each in its own task: calls-per-second limiters (campaign and
+//!    provider account), a last look at the lease, the fenced `leased -> dialing`
+//!    transition, then the provider.
+//!
+//! A carrier that refuses outright (5xx, 429, unreachable) gets the call back in the
+//! pool (`dialing -> pending`, no attempt used) and opens a breaker that pauses dialling
+//! with exponential backoff. A create request that times out may have placed the call,
+//! so that attempt ends as `failed` (`provider_timeout`) and only the retry policy dials
+//! the number again, later: a number is never in two live calls.
+
+use std::collections::HashMap;
+use std::num::NonZeroU32;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, anyhow};
+use chrono::Utc;
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use vox_domain::campaign::CampaignSpec;
+use vox_node::Bridge;
+use vox_proto::backend::v1 as pb;
+
+use crate::config::Args;
+use crate::fairshare::{self, Claim};
+use crate::leadership::Leadership;
+use crate::pacing::{Observation, Pacer, Snapshot};
+use crate::provider::{Dial, Outcome, Provider};
+use crate::status::{CampaignFigures, Status};
+use crate::tracker::{Tracker, secs};
+
+/// The live states a dialler follows.
+const LIVE: [pb::CallState; 6] = [
+    pb::CallState::Leased,
+    pb::CallState::Dialing,
+    pb::CallState::Ringing,
+    pb::CallState::Answered,
+    pb::CallState::Attaching,
+    pb::CallState::InProgress,
+];
+
+struct CampaignPacer {
+    key: String,
+    pacer: Pacer,
+    last_dial_ratio: f64,
+}
+
+/// Pauses dialling after the provider refused or could not be reached.
+#[derive(Debug, Default)]
+struct Breaker {
+    failures: u32,
+    open_until: Option<Instant>,
+}
+
+impl Breaker {
+    fn is_open(&self) -> bool {
+        self.open_until.is_some_and(|t| Instant::now() < t)
+    }
+
+    fn trip(&mut self) -> Duration {
+        self.failures = self.failures.saturating_add(1);
+        let wait = Duration::from_secs(1u64 << self.failures.min(5)).min(Duration::from_secs(30));
+        self.open_until = Some(Instant::now() + wait);
+        wait
+    }
+
+    fn reset(&mut self) {
+        self.failures = 0;
+        self.open_until = None;
+    }
+}
+
+pub struct Engine {
+    args: Args,
+    bridge: Bridge,
+    provider: Arc<dyn Provider>,
+    pub leadership: Arc<Leadership>,
+    pub status: Arc<Status>,
+    tracker: Mutex<Tracker>,
+    pacers: Mutex<HashMap<String, CampaignPacer>>,
+    limiters: Mutex<HashMap<String, (u32, Arc<DefaultDirectRateLimiter>)>>,
+    provider_limiter: Arc<DefaultDirectRateLimiter>,
+    breaker: Mutex<Breaker>,
+    placing: tokio::sync::Semaphore,
+    stopping: AtomicBool,
+    http: reqwest::Client,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine").field("node_id", &self.bridge.node_id()).finish_non_exhaustive()
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn per_second(n: u32) -> Arc<DefaultDirectRateLimiter> {
+    let n = NonZeroU32::new(n.max(1)).unwrap_or(NonZeroU32::MIN);
+    Arc::new(RateLimiter::direct(Quota::per_second(n).allow_burst(n)))
+}
+
+impl Engine {
+    pub fn new(args: Args, bridge: Bridge, provider: Arc<dyn Provider>, status: Arc<Status>) -> anyhow::Result<Self> {
+        Ok(Engine {
+            provider_limiter: per_second(args.provider_max_cps),
+            args,
+            bridge,
+            provider,
+            leadership: Arc::new(Leadership::default()),
+            status,
+            tracker: Mutex::new(Tracker::default()),
+            pacers: Mutex::new(HashMap::new()),
+            limiters: Mutex::new(HashMap::new()),
+            breaker: Mutex::new(Breaker::default()),
+            placing: tokio::sync::Semaphore::new(256),
+            stopping: AtomicBool::new(false),
+            http: reqwest::Client::builder().timeout(Duration::from_secs(5)).build()?,
+        })
+    }
+
+    /// Ticks until `stop` flips; then waits for placements in flight.
+    pub async fn run(self: Arc<Self>, mut stop: tokio::sync::watch::Receiver<bool>) {
+        let every = Duration::from_secs_f64(self.args.loop_interval_seconds);
+        let mut interval = tokio::time::interval(every);
+        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = interval.tick() => {}
+                _ = stop.changed() => break,
+            }
+            let view = self.leadership.view();
+            let leading = self.leadership.current();
+            self.status.set_leadership(leading.is_some(), leading.unwrap_or(0), &view.holder, view.error.clone());
+            let Some(term) = leading else { continue };
+            // A tick that hangs (a voxbridge that accepts and never answers) must not
+            // hang the loop: it counts as failed and /health says so.
+            match tokio::time::timeout(every * 5 + Duration::from_secs(10), self.tick(term)).await {
+                Ok(Ok(figures)) => self.status.tick_completed(figures),
+                Ok(Err(e)) => {
+                    tracing::warn!(error = %format!("{e:#}"), "tick failed");
+                    self.status.tick_failed(format!("{e:#}"));
+                }
+                Err(_) => {
+                    self.status.tick_failed("stuck tick: voxbridge did not answer within the tick deadline".into())
+                }
+            }
+        }
+        self.stopping.store(true, Ordering::SeqCst);
+        // Placements in flight finish (or give their calls back) before we go.
+        let _ = tokio::time::timeout(Duration::from_secs(15), self.placing.acquire_many(256)).await;
+    }
+
+    async fn tick(self: &Arc<Self>, term: u64) -> anyhow::Result<Vec<CampaignFigures>> {
+        let unreachable =
+            |what: &'static str| move |s: tonic::Status| anyhow!("voxbridge unreachable ({what}): {}", s.message());
+        let campaigns = self
+            .bridge
+            .campaigns()
+            .list_campaigns(pb::ListCampaignsRequest { status: pb::CampaignStatus::Running as i32 })
+            .await
+            .map_err(unreachable("ListCampaigns"))?
+            .into_inner()
+            .campaigns;
+        let now_utc = Utc::now();
+        let now = secs(now_utc);
+
+        // Follow every campaign with calls, running or not.
+        let mut ids: Vec<String> = campaigns.iter().map(|c| c.id.clone()).collect();
+        ids.extend(lock(&self.tracker).campaigns());
+        ids.sort();
+        ids.dedup();
+        for id in &ids {
+            let mut observations = self.follow(id, now).await?;
+            observations.sort_by(|a, b| at(a).total_cmp(&at(b)));
+            if let Some(p) = lock(&self.pacers).get_mut(id) {
+                for o in observations {
+                    p.pacer.observe(o);
+                }
+            }
+        }
+
+        let dashboard = self
+            .bridge
+            .dashboard()
+            .get_dashboard(pb::GetDashboardRequest {})
+            .await
+            .map_err(unreachable("GetDashboard"))?
+            .into_inner();
+        let capacity = dashboard.capacity.unwrap_or_default();
+
+        struct Plan {
+            campaign: pb::Campaign,
+            spec: CampaignSpec,
+            can_dial: bool,
+        }
+        let breaker_open = lock(&self.breaker).is_open();
+        let mut plans = Vec::new();
+        for c in campaigns {
+            let spec = match CampaignSpec::from_proto(c.spec.as_ref()) {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::warn!(campaign_id = %c.id, error = %e.message, "campaign settings are invalid; not dialling it");
+                    continue;
+                }
+            };
+            let pending = c.counts.as_ref().map_or(0, |k| k.pending);
+            let can_dial = spec.window.contains(now_utc) && pending > 0 && !breaker_open;
+            plans.push(Plan { campaign: c, spec, can_dial });
+        }
+
+        let lives: Vec<_> = {
+            let tracker = lock(&self.tracker);
+            plans.iter().map(|p| tracker.live(&p.campaign.id, now)).collect()
+        };
+        let ours: u32 = lives.iter().map(|l| l.busy()).sum();
+        let used_by_others =
+            capacity.worker_slots_total.saturating_sub(capacity.worker_slots_free).saturating_sub(ours);
+        let shareable = capacity.worker_slots_total.saturating_sub(used_by_others);
+        let claims: Vec<Claim> = plans
+            .iter()
+            .zip(&lives)
+            .map(|(p, l)| Claim {
+                weight: p.spec.weight,
+                cap: if p.can_dial { p.spec.max_concurrency } else { l.busy().min(p.spec.max_concurrency) },
+            })
+            .collect();
+        let shares = fairshare::split(shareable, &claims);
+
+        let mut figures = Vec::new();
+        for ((plan, live), share) in plans.iter().zip(&lives).zip(shares) {
+            let id = plan.campaign.id.clone();
+            let free = share.saturating_sub(live.busy());
+            let snapshot = Snapshot {
+                now,
+                slots: share,
+                free_slots: free,
+                held_answers: live.held_answers,
+                ringing: &live.ringing,
+                connected: &live.connected,
+            };
+            let wanted = {
+                let mut pacers = lock(&self.pacers);
+                let key = format!("{:?}", plan.spec.pacing);
+                let p = pacers.entry(id.clone()).or_insert_with(|| CampaignPacer {
+                    key: String::new(),
+                    pacer: Pacer::for_campaign(&plan.spec.pacing),
+                    last_dial_ratio: 0.0,
+                });
+                if p.key != key {
+                    // New settings: a fresh pacer (its learning starts again from priors).
+                    p.pacer = Pacer::for_campaign(&plan.spec.pacing);
+                    p.key = key;
+                }
+                p.pacer.calls_to_start(&snapshot)
+            };
+            let pending = plan.campaign.counts.as_ref().map_or(0, |k| k.pending);
+            let room = plan.spec.max_concurrency.saturating_sub(live.total());
+            // Never lease more than the rate caps let us place before the leases expire.
+            let half_lease = f64::from(self.args.call_lease_seconds) / 2.0;
+            let cps = match plan.spec.pacing.max_calls_per_second {
+                0 => self.args.provider_max_cps,
+                n => n.min(self.args.provider_max_cps),
+            };
+            let rate_room = (f64::from(cps) * half_lease) as u32;
+            let n = if plan.can_dial {
+                wanted.min(room).min(u32::try_from(pending).unwrap_or(u32::MAX)).min(rate_room).min(1000)
+            } else {
+                0
+            };
+            if n > 0 {
+                self.lease_and_place(&plan.campaign, &plan.spec, n, term, now).await?;
+            }
+            let ratio = if n == 0 { 0.0 } else { f64::from(n) / f64::from(free.max(1)) };
+            figures.push(self.figures(&id, live.ringing.len() as u32 + n, ratio));
+        }
+        // Campaigns no longer running but with calls still followed.
+        for id in ids {
+            if !figures.iter().any(|f| f.campaign_id == id) {
+                let active = lock(&self.tracker).live(&id, now).ringing.len() as u32;
+                figures.push(self.figures(&id, active, 0.0));
+            }
+        }
+        Ok(figures)
+    }
+
+    fn figures(&self, campaign_id: &str, active_dials: u32, dial_ratio: f64) -> CampaignFigures {
+        let counters = lock(&self.tracker).counters(campaign_id);
+        let mut pacers = lock(&self.pacers);
+        let (mode, answer_rate, aht, ratio) = match pacers.get_mut(campaign_id) {
+            Some(p) => {
+                if dial_ratio > 0.0 || active_dials == 0 {
+                    p.last_dial_ratio = dial_ratio;
+                }
+                let stats = p.pacer.stats();
+                (
+                    p.pacer.strategy().name().to_string(),
+                    stats.answer_rate(),
+                    stats.mean_hold_seconds(),
+                    p.last_dial_ratio,
+                )
+            }
+            None => (String::new(), 0.0, 0.0, dial_ratio),
+        };
+        CampaignFigures {
+            campaign_id: campaign_id.to_string(),
+            mode,
+            dial_ratio: ratio,
+            answer_rate,
+            aht_seconds: aht,
+            abandon_rate: if counters.answered == 0 {
+                0.0
+            } else {
+                counters.abandoned as f64 / counters.answered as f64
+            },
+            active_dials,
+            calls_placed: counters.placed,
+            calls_answered: counters.answered,
+            calls_abandoned: counters.abandoned,
+            calls_machine: counters.machine,
+        }
+    }
+
+    /// Reads back the campaign's live calls and those that just ended.
+    async fn follow(self: &Arc<Self>, campaign_id: &str, now: f64) -> anyhow::Result<Vec<Observation>> {
+        let mut live = Vec::new();
+        let mut page_token = String::new();
+        for _ in 0..20 {
+            let page = self
+                .bridge
+                .calls()
+                .list_calls(pb::ListCallsRequest {
+                    campaign_id: campaign_id.to_string(),
+                    states: LIVE.iter().map(|s| *s as i32).collect(),
+                    limit: 1000,
+                    page_token: page_token.clone(),
+                    ..Default::default()
+                })
+                .await
+                .map_err(|s| anyhow!("voxbridge unreachable (ListCalls): {}", s.message()))?
+                .into_inner();
+            live.extend(page.calls);
+            if page.next_page_token.is_empty() {
+                break;
+            }
+            page_token = page.next_page_token;
+        }
+        let mut observations = Vec::new();
+        let ended = lock(&self.tracker).missing(campaign_id, &live);
+        {
+            let mut tracker = lock(&self.tracker);
+            for c in &live {
+                observations.extend(tracker.update(c, now));
+            }
+        }
+        for id in ended {
+            let call = match self.bridge.calls().get_call(pb::GetCallRequest { id: id.clone() }).await {
+                Ok(c) => c.into_inner(),
+                Err(s) if s.code() == tonic::Code::NotFound => {
+                    lock(&self.tracker).returned(&id);
+                    continue;
+                }
+                Err(s) => return Err(anyhow!("voxbridge unreachable (GetCall): {}", s.message())),
+            };
+            if call.state() == pb::CallState::Canceled && !call.provider_call_id.is_empty() {
+                // An operator canceled a call the carrier may still be ringing.
+                let provider = Arc::clone(&self.provider);
+                let sid = call.provider_call_id.clone();
+                tokio::spawn(async move {
+                    if let Err(e) = provider.hang_up(&sid).await {
+                        tracing::warn!(provider_call_id = %sid, error = %e, "could not hang up a canceled call");
+                    }
+                });
+            }
+            observations.extend(lock(&self.tracker).update(&call, now));
+        }
+        Ok(observations)
+    }
+
+    fn campaign_limiter(&self, campaign_id: &str, cps: u32) -> Option<Arc<DefaultDirectRateLimiter>> {
+        if cps == 0 {
+            return None;
+        }
+        let mut limiters = lock(&self.limiters);
+        let entry = limiters.entry(campaign_id.to_string()).or_insert_with(|| (cps, per_second(cps)));
+        if entry.0 != cps {
+            *entry = (cps, per_second(cps));
+        }
+        Some(Arc::clone(&entry.1))
+    }
+
+    async fn lease_and_place(
+        self: &Arc<Self>,
+        campaign: &pb::Campaign,
+        spec: &CampaignSpec,
+        n: u32,
+        term: u64,
+        now: f64,
+    ) -> anyhow::Result<()> {
+        let leased = match self
+            .bridge
+            .calls()
+            .lease_calls(pb::LeaseCallsRequest {
+                campaign_id: campaign.id.clone(),
+                max: n,
+                owner: self.bridge.node_id().to_string(),
+                fencing_term: term,
+                lease_ttl_seconds: self.args.call_lease_seconds,
+            })
+            .await
+        {
+            Ok(r) => r.into_inner().calls,
+            Err(s) if s.code() == tonic::Code::FailedPrecondition => {
+                // A stale term (we lost the lease meanwhile) or a campaign paused since
+                // we read it: nothing leased, nothing to do.
+                tracing::warn!(campaign_id = %campaign.id, error = s.message(), "lease refused");
+                return Ok(());
+            }
+            Err(s) => return Err(anyhow!("voxbridge unreachable (LeaseCalls): {}", s.message())),
+        };
+        if leased.is_empty() {
+            return Ok(());
+        }
+        tracing::debug!(campaign_id = %campaign.id, leased = leased.len(), term, "leased calls");
+        let limiter = self.campaign_limiter(&campaign.id, spec.pacing.max_calls_per_second);
+        for call in leased {
+            lock(&self.tracker).leased(&call.id, &campaign.id, now);
+            let engine = Arc::clone(self);
+            let limiter = limiter.clone();
+            let from = spec.caller_id.to_string();
+            tokio::spawn(async move {
+                let Ok(_permit) = engine.placing.acquire().await else { return };
+                Arc::clone(&engine).place(call, from, term, limiter).await;
+            });
+        }
+        Ok(())
+    }
+
+    async fn transition(
+        &self,
+        call: &pb::Call,
+        to: pb::CallState,
+        term: u64,
+        reason: &str,
+        provider_call_id: &str,
+    ) -> Result<(), tonic::Status> {
+        let token = call.lease.as_ref().map(|l| l.token.clone()).unwrap_or_default();
+        let req = pb::TransitionCallRequest {
+            call_id: call.id.clone(),
+            to_state: to as i32,
+            fencing_term: term,
+            lease_token: if call.state() == pb::CallState::Leased || to == pb::CallState::Dialing {
+                token
+            } else {
+                String::new()
+            },
+            reason: reason.to_string(),
+            provider_call_id: provider_call_id.to_string(),
+            ..Default::default()
+        };
+        self.bridge.calls().transition_call(req).await.map(|_| ())
+    }
+
+    /// Gives a leased call back to the pool (it was not placed).
+    async fn give_back(&self, call: &pb::Call, term: u64, why: &str) {
+        lock(&self.tracker).returned(&call.id);
+        if let Err(s) = self.transition(call, pb::CallState::Pending, term, why, "").await {
+            tracing::info!(call_id = %call.id, error = s.message(), "could not give the call back; its lease runs out by itself");
+        }
+    }
+
+    async fn place(
+        self: Arc<Self>,
+        call: pb::Call,
+        from: String,
+        term: u64,
+        limiter: Option<Arc<DefaultDirectRateLimiter>>,
+    ) {
+        if let Some(l) = &limiter {
+            l.until_ready().await;
+        }
+        self.provider_limiter.until_ready().await;
+        let usable = || {
+            !self.stopping.load(Ordering::SeqCst)
+                && self.leadership.current() == Some(term)
+                && !lock(&self.breaker).is_open()
+        };
+        if !usable() {
+            return self.give_back(&call, term, "not_placed: dialler stopping, not leading or provider paused").await;
+        }
+        // The fenced step: voxbridge refuses it if another dialler leads now.
+        if let Err(s) = self.transition(&call, pb::CallState::Dialing, term, "dialing", "").await {
+            tracing::warn!(call_id = %call.id, error = s.message(), "not dialing: voxbridge refused the move");
+            lock(&self.tracker).returned(&call.id);
+            return;
+        }
+        let mut dialing = call.clone();
+        dialing.state = pb::CallState::Dialing as i32;
+        if self.leadership.current() != Some(term) {
+            lock(&self.tracker).returned(&call.id);
+            let _ = self.transition(&dialing, pb::CallState::Pending, term, "not_placed: leadership lapsed", "").await;
+            return;
+        }
+        let dial = Dial {
+            call_id: call.id.clone(),
+            to: call.to_number.clone(),
+            from,
+            ring_timeout_seconds: self.args.ring_timeout_seconds,
+        };
+        match self.provider.place(&dial).await {
+            Ok(placed) => {
+                lock(&self.breaker).reset();
+                lock(&self.tracker).placed(&call.id, &placed.provider_call_id);
+                tracing::info!(call_id = %call.id, provider_call_id = %placed.provider_call_id, "call placed");
+                if let Some(outcome) = placed.outcome {
+                    self.settle(&dialing, term, outcome, &placed.provider_call_id).await;
+                }
+            }
+            Err(e) if e.back_to_pool() => {
+                let wait = lock(&self.breaker).trip();
+                self.status.placement_failed(e.reason().split(':').next().unwrap_or("provider"));
+                tracing::warn!(call_id = %call.id, error = %e, pause_seconds = wait.as_secs(), "provider refused; the call goes back to pending and dialling pauses");
+                lock(&self.tracker).returned(&call.id);
+                if let Err(s) = self.transition(&dialing, pb::CallState::Pending, term, &e.reason(), "").await {
+                    tracing::warn!(call_id = %call.id, error = s.message(), "could not return the refused call to pending");
+                }
+            }
+            Err(e) => {
+                self.status.placement_failed(e.reason().split(':').next().unwrap_or("provider"));
+                tracing::warn!(call_id = %call.id, error = %e, "call not placed");
+                if let Err(s) = self.transition(&dialing, pb::CallState::Failed, term, &e.reason(), "").await {
+                    tracing::warn!(call_id = %call.id, error = s.message(), "could not mark the call failed");
+                }
+            }
+        }
+    }
+
+    /// Records the outcome a waiting provider (LiveKit) returned; an answer is attached
+    /// to a worker through voxgate's `POST /attach`.
+    async fn settle(&self, call: &pb::Call, term: u64, outcome: Outcome, provider_call_id: &str) {
+        let (to, reason) = match &outcome {
+            Outcome::Answered => (pb::CallState::Answered, "answered".to_string()),
+            Outcome::Busy => (pb::CallState::Busy, "busy".to_string()),
+            Outcome::NoAnswer => (pb::CallState::NoAnswer, "no_answer".to_string()),
+            Outcome::Failed(why) => (pb::CallState::Failed, format!("carrier_failed: {why}")),
+        };
+        if let Err(s) = self.transition(call, to, term, &reason, provider_call_id).await {
+            tracing::warn!(call_id = %call.id, error = s.message(), "could not record the outcome");
+            return;
+        }
+        if outcome == Outcome::Answered
+            && let Err(e) = self.attach(&call.id).await
+        {
+            tracing::warn!(call_id = %call.id, error = %format!("{e:#}"), "attach failed");
+        }
+    }
+
+    async fn attach(&self, call_id: &str) -> anyhow::Result<()> {
+        let url = format!("{}/attach", self.args.gateway_url.trim_end_matches('/'));
+        let resp = self
+            .http
+            .post(&url)
+            .bearer_auth(&self.args.node_secret)
+            .json(&serde_json::json!({ "call_id": call_id }))
+            .send()
+            .await
+            .with_context(|| format!("POST {url}"))?;
+        if !resp.status().is_success() {
+            let status = resp.status();
+            anyhow::bail!("{url} answered {status}: {}", resp.text().await.unwrap_or_default());
+        }
+        Ok(())
+    }
+}
+
+fn at(o: &Observation) -> f64 {
+    match *o {
+        Observation::DialEnded { at, .. }
+        | Observation::Connected { at }
+        | Observation::Abandoned { at }
+        | Observation::SlotReleased { at, .. } => at,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_breaker_backs_off_and_resets() {
+        let mut b = Breaker::default();
+        assert!(!b.is_open());
+        assert_eq!(b.trip(), Duration::from_secs(2));
+        assert!(b.is_open());
+        assert_eq!(b.trip(), Duration::from_secs(4));
+        for _ in 0..10 {
+            b.trip();
+        }
+        assert_eq!(b.trip(), Duration::from_secs(30));
+        b.reset();
+        assert!(!b.is_open());
+    }
+}

@@ -1,0 +1,278 @@
+//! Outbound calls placed by voxdialler through a Twilio-compatible carrier. The dialler
+//! creates each call with two URLs on this gateway, both carrying the Vox call id:
+//!
+//! * `POST /twilio/outbound/answer?call_id=<id>`: the carrier's voice webhook, fetched
+//!   when the callee picks up. A machine (the carrier's `AnsweredBy=machine_*`) ends the
+//!   call as `machine` with a hangup. A person gets a worker slot: the gateway waits up
+//!   to the connect window (2 s by default, `--abandon-window-ms`) for a free slot, holds
+//!   it for the media stream and answers TwiML that connects the audio to
+//!   `/media/twilio?call_id=<id>`. With no slot in time the call is `abandoned`: the
+//!   callee hears a short message and the carrier hangs up, and pacing counts it.
+//! * `POST /twilio/status?call_id=<id>`: status callbacks (`ringing`, `busy`,
+//!   `no-answer`, `failed`, `canceled`, `completed`, machine answers) become call
+//!   transitions in voxbridge.
+//!
+//! Both check `X-Twilio-Signature` with the account's auth token before anything else.
+//! Carriers retry callbacks and send them out of order, so a callback that would move a
+//! call backwards or that it already reflects is acknowledged and changes nothing.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::extract::{OriginalUri, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use vox_proto::backend::v1 as bpb;
+
+use crate::Gate;
+use crate::fleet::Claim;
+use crate::inbound::{connect_verb, stream_url, verified_form, xml_escape};
+use crate::metrics::label;
+use crate::routes::{grpc_problem, problem};
+
+/// How long a slot claimed for an answer waits for its media stream to connect.
+const HOLD_FOR: Duration = Duration::from_secs(15);
+
+/// What the callee hears when no worker is free (then the carrier hangs up).
+const ABANDON_MESSAGE: &str = "Sorry, all of our agents are busy right now. We will call you back shortly. Goodbye.";
+
+/// Worker slots claimed at answer time, waiting for the call's media stream.
+#[derive(Debug, Default)]
+pub struct HeldClaims(Mutex<HashMap<String, (Claim, Instant)>>);
+
+impl HeldClaims {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (Claim, Instant)>> {
+        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Keeps `claim` for `call_id` until its stream connects or `HOLD_FOR` passes.
+    pub fn hold(&self, call_id: &str, claim: Claim) {
+        let mut held = self.lock();
+        held.retain(|_, (_, at)| at.elapsed() < HOLD_FOR);
+        held.insert(call_id.to_string(), (claim, Instant::now()));
+    }
+
+    /// The slot held for `call_id`, if it is still held.
+    pub fn take(&self, call_id: &str) -> Option<Claim> {
+        let (claim, at) = self.lock().remove(call_id)?;
+        (at.elapsed() < HOLD_FOR).then_some(claim)
+    }
+
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub struct CallQuery {
+    call_id: Option<String>,
+}
+
+fn twiml(body: &str) -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/xml; charset=utf-8")],
+        format!("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Response>{body}</Response>\n"),
+    )
+        .into_response()
+}
+
+#[allow(clippy::result_large_err, reason = "the error is the HTTP answer itself, built once per request")]
+fn call_id_of(query: CallQuery) -> Result<String, Response> {
+    match query.call_id.map(|c| c.trim().to_string()) {
+        Some(id) if !id.is_empty() => Ok(id),
+        _ => Err(problem(
+            StatusCode::BAD_REQUEST,
+            "invalid_argument",
+            "call_id: required in the query string (the dialler puts it in the URLs it gives the carrier)",
+        )),
+    }
+}
+
+/// Looks the call up; an unknown id is the carrier's (or an attacker's) mistake: 404.
+async fn load_call(gate: &Gate, call_id: &str) -> Result<bpb::Call, Response> {
+    match gate.bridge.calls().get_call(bpb::GetCallRequest { id: call_id.to_string() }).await {
+        Ok(c) => Ok(c.into_inner()),
+        Err(s) if matches!(s.code(), tonic::Code::NotFound | tonic::Code::InvalidArgument) => {
+            gate.metrics.rejections.get_or_create(&label("reason", "unknown_call")).inc();
+            Err(problem(StatusCode::NOT_FOUND, "not_found", &format!("no call {call_id:?}")))
+        }
+        Err(s) => {
+            tracing::warn!(call_id, error = s.message(), "voxbridge did not answer for the call");
+            Err(grpc_problem(&s, "unavailable"))
+        }
+    }
+}
+
+/// Moves the call; a move the call already made (or one it has gone past) is not an
+/// error for a carrier callback.
+async fn advance(gate: &Gate, call: &bpb::Call, to: bpb::CallState, reason: &str, provider_call_id: &str) -> bool {
+    let req = bpb::TransitionCallRequest {
+        call_id: call.id.clone(),
+        to_state: to as i32,
+        reason: reason.to_string(),
+        provider_call_id: provider_call_id.to_string(),
+        ..Default::default()
+    };
+    match gate.bridge.calls().transition_call(req).await {
+        Ok(_) => {
+            gate.metrics.outbound_transitions.get_or_create(&label("to_state", to.as_str_name())).inc();
+            true
+        }
+        Err(s) => {
+            tracing::info!(call_id = %call.id, to = ?to, error = s.message(), "carrier event not applied");
+            false
+        }
+    }
+}
+
+fn is_machine(answered_by: Option<&str>) -> bool {
+    answered_by.is_some_and(|a| a.starts_with("machine") || a == "fax")
+}
+
+/// The carrier's voice webhook for an answered outbound call.
+pub async fn answer(
+    State(gate): State<Arc<Gate>>,
+    OriginalUri(uri): OriginalUri,
+    Query(query): Query<CallQuery>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    let params = match verified_form(&gate, &uri, &headers, &body) {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    let call_id = match call_id_of(query) {
+        Ok(id) => id,
+        Err(r) => return r,
+    };
+    let call = match load_call(&gate, &call_id).await {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    let param = |name: &str| params.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
+    let sid = param("CallSid").unwrap_or_default();
+    if is_machine(param("AnsweredBy")) {
+        advance(&gate, &call, bpb::CallState::Machine, "answering_machine", sid).await;
+        return twiml("<Hangup/>");
+    }
+    if !matches!(call.state(), bpb::CallState::Dialing | bpb::CallState::Ringing | bpb::CallState::Answered) {
+        tracing::info!(call_id, state = ?call.state(), "answer webhook for a call that is not ringing; hanging up");
+        return twiml("<Hangup/>");
+    }
+    // A person is on the line: find a worker within the connect window.
+    let deadline = Instant::now() + Duration::from_millis(gate.args.abandon_window_ms);
+    let claim = loop {
+        if !gate.draining.load(std::sync::atomic::Ordering::SeqCst)
+            && let Some(c) = gate.fleet.claim(&Default::default())
+        {
+            break Some(c);
+        }
+        if Instant::now() >= deadline {
+            break None;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    if call.state() != bpb::CallState::Answered
+        && !advance(&gate, &call, bpb::CallState::Answered, "answered", sid).await
+    {
+        return twiml("<Hangup/>");
+    }
+    match claim {
+        Some(claim) => {
+            gate.held_claims.hold(&call_id, claim);
+            let query = serde_urlencoded::to_string([("call_id", call_id.as_str())]).unwrap_or_default();
+            let url = format!("{}?{query}", stream_url(&gate, &headers));
+            tracing::info!(call_id, "outbound call answered; connecting its audio");
+            twiml(&connect_verb(&url, &call_id))
+        }
+        None => {
+            gate.metrics.rejections.get_or_create(&label("reason", "no_free_slot")).inc();
+            let reason = format!("no_free_slot: no worker within {} ms", gate.args.abandon_window_ms);
+            advance(&gate, &call, bpb::CallState::Abandoned, &reason, sid).await;
+            tracing::warn!(call_id, "answered call abandoned: no free worker slot");
+            twiml(&format!("<Say>{}</Say><Hangup/>", xml_escape(ABANDON_MESSAGE)))
+        }
+    }
+}
+
+/// The carrier's status callbacks for an outbound call.
+pub async fn status(
+    State(gate): State<Arc<Gate>>,
+    OriginalUri(uri): OriginalUri,
+    Query(query): Query<CallQuery>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    let params = match verified_form(&gate, &uri, &headers, &body) {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    let call_id = match call_id_of(query) {
+        Ok(id) => id,
+        Err(r) => return r,
+    };
+    let param = |name: &str| params.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
+    let Some(status) = param("CallStatus") else {
+        return problem(StatusCode::BAD_REQUEST, "invalid_argument", "CallStatus: required");
+    };
+    let call = match load_call(&gate, &call_id).await {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    let sid = param("CallSid").unwrap_or_default();
+    use bpb::CallState as S;
+    let state = call.state();
+    let to = match status {
+        "queued" | "initiated" => None,
+        "ringing" => (state == S::Dialing).then_some((S::Ringing, "ringing")),
+        "in-progress" | "answered" if is_machine(param("AnsweredBy")) => Some((S::Machine, "answering_machine")),
+        // A person answered: the voice webhook connects (or abandons) the call.
+        "in-progress" | "answered" => None,
+        "busy" => Some((S::Busy, "busy")),
+        "no-answer" => Some((S::NoAnswer, "no_answer")),
+        "failed" => Some((S::Failed, "carrier_failed")),
+        "canceled" => Some((S::Canceled, "carrier_canceled")),
+        // The callee hung up. A call on a worker is ended by the worker when the media
+        // stream stops; one that never reached a worker ends here.
+        "completed" => match state {
+            S::Dialing | S::Ringing => Some((S::Failed, "ended_before_answer")),
+            S::Answered | S::Attaching => Some((S::Completed, "hangup_before_attach")),
+            _ => None,
+        },
+        other => {
+            return problem(
+                StatusCode::BAD_REQUEST,
+                "invalid_argument",
+                &format!("CallStatus: {other:?} is not a Twilio call status"),
+            );
+        }
+    };
+    if let Some((to, reason)) = to
+        && state != to
+        && !vox_domain::call::CallState::from_proto("state", state as i32).is_ok_and(|s| s.is_terminal())
+    {
+        advance(&gate, &call, to, reason, sid).await;
+    }
+    StatusCode::NO_CONTENT.into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn machines_are_recognised_by_answered_by() {
+        assert!(is_machine(Some("machine_start")));
+        assert!(is_machine(Some("machine_end_beep")));
+        assert!(is_machine(Some("fax")));
+        assert!(!is_machine(Some("human")));
+        assert!(!is_machine(Some("unknown")));
+        assert!(!is_machine(None));
+    }
+}

@@ -1,0 +1,5 @@
+//! End-to-end tests that cross processes and the browser: `tests/console.rs` starts a real
+//! voxbridge, voxgate (serving the built console) and, when the browser script asks, a
+//! voxcore host with the node secret the console showed, and drives the console in
+//! headless Chromium (`console/e2e/console.e2e.mjs`, playwright-core). The library is
+//! empty; everything lives in the integration tests.
