@@ -131,6 +131,22 @@ async fn advance(gate: &Gate, call: &bpb::Call, to: bpb::CallState, reason: &str
     }
 }
 
+/// A carrier request's checked form parameters and the call it is about; otherwise the
+/// answer to send (bad signature 403, no call id 400, unknown call 404).
+#[allow(clippy::result_large_err, reason = "the error is the HTTP answer itself, built once per request")]
+async fn carrier_event(
+    gate: &Gate,
+    uri: &axum::http::Uri,
+    query: CallQuery,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<(Vec<(String, String)>, bpb::Call), Response> {
+    let params = verified_form(gate, uri, headers, body)?;
+    let call_id = call_id_of(query)?;
+    let call = load_call(gate, &call_id).await?;
+    Ok((params, call))
+}
+
 fn is_machine(answered_by: Option<&str>) -> bool {
     answered_by.is_some_and(|a| a.starts_with("machine") || a == "fax")
 }
@@ -143,18 +159,11 @@ pub async fn answer(
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Response {
-    let params = match verified_form(&gate, &uri, &headers, &body) {
-        Ok(p) => p,
+    let (params, call) = match carrier_event(&gate, &uri, query, &headers, &body).await {
+        Ok(e) => e,
         Err(r) => return r,
     };
-    let call_id = match call_id_of(query) {
-        Ok(id) => id,
-        Err(r) => return r,
-    };
-    let call = match load_call(&gate, &call_id).await {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
+    let call_id = call.id.clone();
     let param = |name: &str| params.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
     let sid = param("CallSid").unwrap_or_default();
     if is_machine(param("AnsweredBy")) {
@@ -209,21 +218,13 @@ pub async fn status(
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Response {
-    let params = match verified_form(&gate, &uri, &headers, &body) {
-        Ok(p) => p,
-        Err(r) => return r,
-    };
-    let call_id = match call_id_of(query) {
-        Ok(id) => id,
+    let (params, call) = match carrier_event(&gate, &uri, query, &headers, &body).await {
+        Ok(e) => e,
         Err(r) => return r,
     };
     let param = |name: &str| params.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
     let Some(status) = param("CallStatus") else {
         return problem(StatusCode::BAD_REQUEST, "invalid_argument", "CallStatus: required");
-    };
-    let call = match load_call(&gate, &call_id).await {
-        Ok(c) => c,
-        Err(r) => return r,
     };
     let sid = param("CallSid").unwrap_or_default();
     use bpb::CallState as S;
