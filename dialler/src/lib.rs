@@ -79,7 +79,7 @@ pub async fn run(
         bridge.clone(),
         vox_node::new_boot_id(),
         env!("CARGO_PKG_VERSION"),
-        Arc::new(NoSlots),
+        Arc::new(vox_node::heartbeat::NoSlots),
         stop_rx.clone(),
     ));
     let ticks = tokio::spawn(Arc::clone(&engine).run(stop_rx.clone()));
@@ -98,15 +98,4 @@ pub async fn run(
     let _ = leader.await;
     beat.abort();
     served
-}
-
-/// A dialler has no worker slots to report in its heartbeats.
-struct NoSlots;
-
-impl vox_node::heartbeat::HeartbeatSource for NoSlots {
-    async fn slots(&self) -> Vec<vox_proto::backend::v1::WorkerSlot> {
-        Vec::new()
-    }
-
-    async fn desired(&self, _state: vox_proto::backend::v1::DesiredState) {}
 }

@@ -25,6 +25,12 @@ pub struct Args {
     #[arg(long, env = "VOX_NODE_SECRET", hide_env_values = true)]
     pub node_secret: String,
 
+    /// The console node's API secret (NODE_KIND_CONSOLE). This gateway serves the web
+    /// console, so it also heartbeats as that node: the console's Singletons screen then
+    /// shows the version and CPU/RAM of the machine serving it.
+    #[arg(long, env = "VOX_CONSOLE_NODE_SECRET", hide_env_values = true)]
+    pub console_node_secret: Option<String>,
+
     /// Worker URLs to use besides the fleet voxbridge knows, comma-separated
     /// (unix:///run/vox/voxcore_1.sock,http://10.0.0.5:7101): the seeds' FLEET_URLS.
     #[arg(long, env = "FLEET_URLS", value_delimiter = ',')]

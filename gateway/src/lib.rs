@@ -134,9 +134,24 @@ pub async fn run(
         vox_node::new_boot_id(),
         env!("CARGO_PKG_VERSION"),
         Arc::clone(&gate),
-        stop_rx,
+        stop_rx.clone(),
     ));
 
+    let console_beat = match &gate.args.console_node_secret {
+        Some(secret) => {
+            let secret = vox_node::NodeSecret::parse("--console-node-secret (VOX_CONSOLE_NODE_SECRET)", secret)
+                .map_err(|e| anyhow::anyhow!(e.message))?;
+            let console = Bridge::new(&gate.args.bridge_url, secret).map_err(|e| anyhow::anyhow!(e.message))?;
+            Some(tokio::spawn(vox_node::heartbeat::run(
+                console,
+                vox_node::new_boot_id(),
+                env!("CARGO_PKG_VERSION"),
+                Arc::new(vox_node::heartbeat::NoSlots),
+                stop_rx.clone(),
+            )))
+        }
+        None => None,
+    };
     let mut rest_config = voxgate_rest::RestConfig::new(rest_channel);
     if let Some(url) = &gate.args.dialler_url {
         rest_config.dialler =
@@ -159,5 +174,8 @@ pub async fn run(
     let _ = stop_tx.send(true);
     refresher.abort();
     beat.abort();
+    if let Some(b) = console_beat {
+        b.abort();
+    }
     Ok(())
 }

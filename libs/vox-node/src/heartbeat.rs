@@ -65,3 +65,16 @@ pub async fn run(
         }
     }
 }
+
+/// The source of a node with no worker slots that takes no orders (a dialler, the
+/// console node): its heartbeats carry version and host figures only.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoSlots;
+
+impl HeartbeatSource for NoSlots {
+    async fn slots(&self) -> Vec<pb::WorkerSlot> {
+        Vec::new()
+    }
+
+    async fn desired(&self, _state: pb::DesiredState) {}
+}

@@ -1,5 +1,6 @@
 //! What a one-machine cluster needs inside voxbridge before its nodes start: the region
-//! `local`, the fleet node `local-fleet` and the gateway node `local-gateway` in it, and
+//! `local`, the fleet node `local-fleet`, the gateway node `local-gateway` and the console
+//! singleton `local-console` (heartbeated by the gateway, which serves the console), and
 //! a fresh API secret for each node on every run (so no node secret is ever stored by
 //! voxctl). Everything is looked up first, so a second run creates nothing new.
 
@@ -13,6 +14,7 @@ pub const REGION_COUNTRY: &str = "US";
 pub const FLEET_NODE_NAME: &str = "local-fleet";
 pub const FLEET_NODE_ENDPOINT: &str = "http://127.0.0.1:5002";
 pub const GATEWAY_NODE_NAME: &str = "local-gateway";
+pub const CONSOLE_NODE_NAME: &str = "local-console";
 
 /// A node voxctl runs, with the API secret its process gets through `VOX_NODE_SECRET`.
 pub struct NodeCredentials {
@@ -32,6 +34,8 @@ pub struct Nodes {
     pub region_id: String,
     pub fleet: NodeCredentials,
     pub gateway: NodeCredentials,
+    /// The console singleton, heartbeated by the gateway that serves the console.
+    pub console: NodeCredentials,
 }
 
 /// An admin session on voxbridge.
@@ -85,7 +89,8 @@ impl Admin {
         let region_id = self.ensure_region().await?;
         let fleet = self.ensure_node(&region_id, pb::NodeKind::Fleet, FLEET_NODE_NAME, FLEET_NODE_ENDPOINT).await?;
         let gateway = self.ensure_node(&region_id, pb::NodeKind::Gateway, GATEWAY_NODE_NAME, gateway_endpoint).await?;
-        Ok(Nodes { region_id, fleet, gateway })
+        let console = self.ensure_node(&region_id, pb::NodeKind::Console, CONSOLE_NODE_NAME, gateway_endpoint).await?;
+        Ok(Nodes { region_id, fleet, gateway, console })
     }
 
     /// Ensures the dialler node of the demo, with a fresh secret.

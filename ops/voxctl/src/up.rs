@@ -215,6 +215,7 @@ async fn start(
         .collect(),
         envs: vec![
             ("VOX_NODE_SECRET", nodes.gateway.secret.clone()),
+            ("VOX_CONSOLE_NODE_SECRET", nodes.console.secret.clone()),
             ("TWILIO_AUTH_TOKEN", credentials.twilio_auth_token.clone()),
         ],
     };
@@ -222,6 +223,7 @@ async fn start(
     let gateway_url = ready::address_url(children, "voxgate", &layout.address_file("voxgate")).await?;
     ready::healthy(children, &client, "voxgate", &gateway_url).await?;
     admin.set_endpoint(&nodes.gateway.id, &gateway_url).await?;
+    admin.set_endpoint(&nodes.console.id, &gateway_url).await?;
     tracing::info!(url = %gateway_url, workers = args.workers, "voxgate is healthy; waiting for the fleet");
 
     ready::fleet_available(children, &client, &gateway_url, args.workers).await?;
