@@ -292,7 +292,7 @@ async fn up_serves_the_cluster_stops_cleanly_and_comes_back_on_the_same_data() {
     let mut up = Up::start(&data, &bins, "second");
     assert_eq!(admin_password(&data), password, "credentials are read back, not regenerated");
     assert_rest_login_works(&up.gateway, &password).await;
-    assert_eq!(node_names(&up.bridge, &password).await, ["local-fleet", "local-gateway"]);
+    assert_eq!(node_names(&up.bridge, &password).await, ["local-console", "local-fleet", "local-gateway"]);
     assert_eq!(fleet_available(&up.gateway).await, 2);
 
     // A process that dies on its own takes the cluster down, named with its log.
