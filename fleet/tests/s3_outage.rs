@@ -17,7 +17,7 @@ use vox_proto::backend::v1 as bpb;
 use vox_proto::common::v1 as common;
 use vox_proto::fleet::v1::worker_service_client::WorkerServiceClient;
 use vox_proto::fleet::v1::{self as pb, media_in, media_out};
-use vox_testkit::ServerProcess;
+use vox_testkit::{ServerProcess, control};
 
 const AK: &str = "outage-access";
 const SK: &str = "outage-secret-key";
@@ -75,26 +75,8 @@ async fn a_recording_waits_out_an_s3_outage_and_lands_exactly_once() {
         ["--listen", "127.0.0.1:0", "--data-dir", &dir.path().join("bridge").display().to_string()]
             .map(String::from)
             .to_vec();
-    let envs = [
-        ("VOX_ADMIN_EMAIL", "admin@vox.test".to_string()),
-        ("VOX_ADMIN_PASSWORD", "admin password for tests".to_string()),
-    ];
-    let bridge = ServerProcess::start(
-        "voxbridge",
-        &vox_testkit::workspace_binary("voxbridge", "voxbridge"),
-        &bridge_args,
-        &envs,
-        dir.path(),
-    )
-    .await
-    .unwrap();
-    let channel = Channel::from_shared(bridge.url()).unwrap().connect().await.unwrap();
-    let admin = bpb::auth_service_client::AuthServiceClient::new(channel.clone())
-        .login(bpb::LoginRequest { email: "admin@vox.test".into(), password: "admin password for tests".into() })
-        .await
-        .unwrap()
-        .into_inner()
-        .access_token;
+    let bridge = control::start_bridge("voxbridge", &bridge_args, dir.path()).await;
+    let (channel, admin) = control::admin_session(&bridge.url()).await;
     let storage = bpb::RegionStorageInput {
         endpoint_url: format!("http://127.0.0.1:{port}"),
         bucket: "recordings".into(),

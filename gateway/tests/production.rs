@@ -16,7 +16,7 @@ use tonic::transport::Channel;
 use vox_blob::BlobStore;
 use vox_proto::backend::v1 as bpb;
 use vox_proto::common::v1 as pcommon;
-use vox_testkit::ServerProcess;
+use vox_testkit::{ServerProcess, control};
 
 fn env(name: &str) -> String {
     std::env::var(name).unwrap_or_else(|_| {
@@ -26,43 +26,21 @@ fn env(name: &str) -> String {
     })
 }
 
-const ADMIN: (&str, &str) = ("admin@vox.test", "admin password for tests");
-
 async fn bridge(dir: &Path, name: &str, shared: &[String]) -> ServerProcess {
     let mut args: Vec<String> = ["--listen", "127.0.0.1:0", "--heartbeat-interval-ms", "500", "--log-format", "json"]
         .map(String::from)
         .to_vec();
     args.extend(["--data-dir".to_string(), dir.join(name).display().to_string()]);
     args.extend(shared.iter().cloned());
-    let envs = [("VOX_ADMIN_EMAIL", ADMIN.0.to_string()), ("VOX_ADMIN_PASSWORD", ADMIN.1.to_string())];
-    ServerProcess::start(name, &vox_testkit::workspace_binary("voxbridge", "voxbridge"), &args, &envs, dir)
-        .await
-        .unwrap()
+    control::start_bridge(name, &args, dir).await
 }
 
 async fn login(channel: &Channel) -> String {
-    bpb::auth_service_client::AuthServiceClient::new(channel.clone())
-        .login(bpb::LoginRequest { email: ADMIN.0.into(), password: ADMIN.1.into() })
-        .await
-        .unwrap()
-        .into_inner()
-        .access_token
+    control::login(channel).await
 }
 
 async fn register(channel: &Channel, admin: &str, kind: bpb::NodeKind, region: &str) -> (String, String) {
-    let r = bpb::node_service_client::NodeServiceClient::new(channel.clone())
-        .register_node(authed(
-            admin,
-            bpb::RegisterNodeRequest {
-                kind: kind as i32,
-                region_id: region.into(),
-                endpoint: "http://127.0.0.1:1".into(),
-                ..Default::default()
-            },
-        ))
-        .await
-        .unwrap()
-        .into_inner();
+    let r = control::register_node(channel, admin, region, kind).await;
     (r.node.unwrap().id, r.api_secret)
 }
 
@@ -229,7 +207,7 @@ async fn a_call_through_the_gateway_is_recorded_to_s3_on_two_instances_of_mongo_
     let http = reqwest::Client::new();
     let token: Value = http
         .post(format!("{}/api/v1/auth/login", gate.url()))
-        .json(&json!({"email": ADMIN.0, "password": ADMIN.1}))
+        .json(&json!({"email": control::ADMIN_EMAIL, "password": control::ADMIN_PASSWORD}))
         .send()
         .await
         .unwrap()
@@ -287,7 +265,7 @@ async fn a_local_recording_plays_through_the_gateways_signed_path() {
     let http = reqwest::Client::new();
     let token: Value = http
         .post(format!("{}/api/v1/auth/login", c.gate.url()))
-        .json(&json!({"email": "admin@vox.test", "password": "admin password for tests"}))
+        .json(&json!({"email": control::ADMIN_EMAIL, "password": control::ADMIN_PASSWORD}))
         .send()
         .await
         .unwrap()

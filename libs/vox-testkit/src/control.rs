@@ -36,13 +36,18 @@ pub fn authed<T>(token: &str, msg: T) -> Request<T> {
 /// A connected channel to voxbridge at `url` and the test admin's access token.
 pub async fn admin_session(url: &str) -> (Channel, String) {
     let channel = Channel::from_shared(url.to_string()).unwrap().connect().await.unwrap();
-    let token = pb::auth_service_client::AuthServiceClient::new(channel.clone())
+    let token = login(&channel).await;
+    (channel, token)
+}
+
+/// The test admin's access token from the voxbridge behind `channel`.
+pub async fn login(channel: &Channel) -> String {
+    pb::auth_service_client::AuthServiceClient::new(channel.clone())
         .login(pb::LoginRequest { email: ADMIN_EMAIL.into(), password: ADMIN_PASSWORD.into() })
         .await
         .unwrap()
         .into_inner()
-        .access_token;
-    (channel, token)
+        .access_token
 }
 
 /// Creates a region in the US and returns its id.
