@@ -11,7 +11,7 @@ mod common;
 use std::path::Path;
 
 use common::*;
-use serde_json::{Value, json};
+use serde_json::Value;
 use tonic::transport::Channel;
 use vox_blob::BlobStore;
 use vox_proto::backend::v1 as bpb;
@@ -33,10 +33,6 @@ async fn bridge(dir: &Path, name: &str, shared: &[String]) -> ServerProcess {
     args.extend(["--data-dir".to_string(), dir.join(name).display().to_string()]);
     args.extend(shared.iter().cloned());
     control::start_bridge(name, &args, dir).await
-}
-
-async fn login(channel: &Channel) -> String {
-    control::login(channel).await
 }
 
 async fn register(channel: &Channel, admin: &str, kind: bpb::NodeKind, region: &str) -> (String, String) {
@@ -70,7 +66,7 @@ async fn a_call_through_the_gateway_is_recorded_to_s3_on_two_instances_of_mongo_
         Channel::from_shared(a.url()).unwrap().connect().await.unwrap(),
         Channel::from_shared(b.url()).unwrap().connect().await.unwrap(),
     );
-    let admin = login(&ch_a).await;
+    let admin = control::login(&ch_a).await;
 
     // The region's storage is the only place S3 settings exist.
     let bucket = format!("vox-e2e-{}", vox_domain::ids::random_token(8).to_ascii_lowercase());
@@ -205,16 +201,7 @@ async fn a_call_through_the_gateway_is_recorded_to_s3_on_two_instances_of_mongo_
     // The console API (through the gateway, on B) plays it through a presigned URL and
     // checks the region's storage.
     let http = reqwest::Client::new();
-    let token: Value = http
-        .post(format!("{}/api/v1/auth/login", gate.url()))
-        .json(&json!({"email": control::ADMIN_EMAIL, "password": control::ADMIN_PASSWORD}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let token = token["access_token"].as_str().unwrap().to_string();
+    let token = rest_login(&gate.url()).await;
     let r =
         http.get(format!("{}/api/v1/calls/{call_id}/recording", gate.url())).bearer_auth(&token).send().await.unwrap();
     assert_eq!(r.status(), 200);
@@ -263,16 +250,7 @@ async fn a_local_recording_plays_through_the_gateways_signed_path() {
     let file = std::fs::read(c.dir.path().join("recordings").join(&rec.key)).unwrap();
 
     let http = reqwest::Client::new();
-    let token: Value = http
-        .post(format!("{}/api/v1/auth/login", c.gate.url()))
-        .json(&json!({"email": control::ADMIN_EMAIL, "password": control::ADMIN_PASSWORD}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let token = token["access_token"].as_str().unwrap().to_string();
+    let token = rest_login(&c.gate.url()).await;
     let playback: Value = http
         .get(format!("{}/api/v1/calls/{call_id}/recording", c.gate.url()))
         .bearer_auth(&token)

@@ -32,6 +32,20 @@ pub struct Cluster {
 
 pub use vox_testkit::control::authed;
 
+/// The test admin's access token from the console REST API at `gate_url`.
+pub async fn rest_login(gate_url: &str) -> String {
+    let r: Value = reqwest::Client::new()
+        .post(format!("{gate_url}/api/v1/auth/login"))
+        .json(&json!({"email": control::ADMIN_EMAIL, "password": control::ADMIN_PASSWORD}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    r["access_token"].as_str().unwrap().to_string()
+}
+
 pub async fn until<T>(what: &str, mut f: impl AsyncFnMut() -> Option<T>) -> T {
     for _ in 0..200 {
         if let Some(v) = f().await {
