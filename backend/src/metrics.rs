@@ -13,6 +13,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
+use vox_telemetry::metrics::registered;
 
 type Labels = Vec<(&'static str, String)>;
 
@@ -45,59 +46,94 @@ fn latency() -> Histogram {
 impl Default for Metrics {
     fn default() -> Self {
         let mut registry = Registry::with_prefix("voxbridge");
-        macro_rules! reg {
-            ($name:literal, $help:literal, $metric:expr) => {{
-                let m = $metric;
-                registry.register($name, $help, m.clone());
-                m
-            }};
-        }
         Metrics {
-            heartbeats: reg!("heartbeats", "Heartbeats accepted, by node kind", Family::default()),
-            heartbeat_rejections: reg!("heartbeat_rejections", "Heartbeats refused, by reason", Family::default()),
-            calls_leased: reg!("calls_leased", "Calls leased to the dialler", Counter::default()),
-            lease_rejections: reg!("lease_rejections", "Lease requests refused, by gRPC code", Family::default()),
-            transitions: reg!("call_transitions", "Call transitions applied, by target state", Family::default()),
-            transition_rejections: reg!(
+            heartbeats: registered(&mut registry, "heartbeats", "Heartbeats accepted, by node kind", Family::default()),
+            heartbeat_rejections: registered(
+                &mut registry,
+                "heartbeat_rejections",
+                "Heartbeats refused, by reason",
+                Family::default(),
+            ),
+            calls_leased: registered(&mut registry, "calls_leased", "Calls leased to the dialler", Counter::default()),
+            lease_rejections: registered(
+                &mut registry,
+                "lease_rejections",
+                "Lease requests refused, by gRPC code",
+                Family::default(),
+            ),
+            transitions: registered(
+                &mut registry,
+                "call_transitions",
+                "Call transitions applied, by target state",
+                Family::default(),
+            ),
+            transition_rejections: registered(
+                &mut registry,
                 "call_transition_rejections",
                 "Call transitions refused, by gRPC code",
-                Family::default()
+                Family::default(),
             ),
-            reaped: reg!(
+            reaped: registered(
+                &mut registry,
                 "calls_reaped",
                 "Calls moved on by the stale-call reaper, by the state they were stuck in",
-                Family::default()
+                Family::default(),
             ),
-            rpc_requests: reg!("rpc_requests", "RPCs served, by method and gRPC status code", Family::default()),
-            rpc_seconds: reg!(
+            rpc_requests: registered(
+                &mut registry,
+                "rpc_requests",
+                "RPCs served, by method and gRPC status code",
+                Family::default(),
+            ),
+            rpc_seconds: registered(
+                &mut registry,
                 "rpc_seconds",
                 "Time to the response headers of each RPC, by method",
-                Family::<Labels, Histogram>::new_with_constructor(latency)
+                Family::<Labels, Histogram>::new_with_constructor(latency),
             ),
-            nodes_online: reg!("nodes_online", "Nodes with a fresh heartbeat, by kind", Family::default()),
-            nodes_registered: reg!(
+            nodes_online: registered(
+                &mut registry,
+                "nodes_online",
+                "Nodes with a fresh heartbeat, by kind",
+                Family::default(),
+            ),
+            nodes_registered: registered(
+                &mut registry,
                 "nodes_registered",
                 "Registered nodes that are not disabled, by kind",
-                Family::default()
+                Family::default(),
             ),
-            worker_slots_free: reg!(
+            worker_slots_free: registered(
+                &mut registry,
                 "worker_slots_free",
                 "Idle worker slots on online, active fleet nodes",
-                Gauge::default()
+                Gauge::default(),
             ),
-            worker_slots_total: reg!("worker_slots_total", "Worker slots on online fleet nodes", Gauge::default()),
-            calls_live: reg!("calls_live", "Calls with a person on the line", Gauge::default()),
-            calls_processing: reg!(
+            worker_slots_total: registered(
+                &mut registry,
+                "worker_slots_total",
+                "Worker slots on online fleet nodes",
+                Gauge::default(),
+            ),
+            calls_live: registered(&mut registry, "calls_live", "Calls with a person on the line", Gauge::default()),
+            calls_processing: registered(
+                &mut registry,
                 "calls_processing",
                 "Calls leased, dialing, ringing, answered or attaching",
-                Gauge::default()
+                Gauge::default(),
             ),
-            calls_pending_due: reg!(
+            calls_pending_due: registered(
+                &mut registry,
                 "calls_pending_due",
                 "Pending calls due now in running campaigns",
-                Gauge::default()
+                Gauge::default(),
             ),
-            leader_term: reg!("leader_term", "The dialler leadership fencing term", Gauge::<u64, AtomicU64>::default()),
+            leader_term: registered(
+                &mut registry,
+                "leader_term",
+                "The dialler leadership fencing term",
+                Gauge::<u64, AtomicU64>::default(),
+            ),
             registry,
         }
     }

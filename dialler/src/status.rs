@@ -15,6 +15,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 use serde::Serialize;
 use vox_proto::dialler::v1 as dpb;
+use vox_telemetry::metrics::registered;
 
 /// One campaign's live pacing figures.
 #[derive(Debug, Clone, Default, Serialize, PartialEq)]
@@ -96,31 +97,79 @@ pub struct Health {
 impl Status {
     pub fn new(node_id: &str, stale_after: Duration) -> Self {
         let mut registry = Registry::with_prefix("voxdialler");
-        macro_rules! reg {
-            ($name:literal, $help:literal) => {{
-                let m = Default::default();
-                registry.register($name, $help, Clone::clone(&m));
-                m
-            }};
-        }
         Status {
             node_id: node_id.to_string(),
             stale_after,
             inner: Mutex::new(Inner::default()),
-            answer_rate: reg!("answer_rate", "Human answers per ended dial, per campaign (live estimate)"),
-            aht: reg!("aht_seconds", "Average handle time: seconds a connected call holds its slot"),
-            abandon_rate: reg!("abandon_rate", "Abandoned / human answers since this dialler started"),
-            dial_ratio: reg!("dial_ratio", "Calls placed per free slot in the last tick"),
-            active_dials: reg!("active_dials", "Dials leased, dialing or ringing now"),
-            placed: reg!("calls_placed", "Calls the provider accepted"),
-            answered: reg!("calls_answered", "Calls a person answered"),
-            abandoned: reg!("calls_abandoned", "Answered calls that found no free worker in time"),
-            machine: reg!("calls_machine", "Calls an answering machine picked up"),
-            leader_term: reg!("leader_term", "The fencing term this dialler leads with (0: standby)"),
-            is_leader: reg!("leader", "1 while this dialler holds the leadership lease"),
-            ticks: reg!("ticks", "Completed ticks"),
-            tick_failures: reg!("tick_failures", "Ticks that could not complete (voxbridge unreachable, ...)"),
-            placement_failures: reg!("placement_failures", "Calls the provider did not place, by reason"),
+            answer_rate: registered(
+                &mut registry,
+                "answer_rate",
+                "Human answers per ended dial, per campaign (live estimate)",
+                Default::default(),
+            ),
+            aht: registered(
+                &mut registry,
+                "aht_seconds",
+                "Average handle time: seconds a connected call holds its slot",
+                Default::default(),
+            ),
+            abandon_rate: registered(
+                &mut registry,
+                "abandon_rate",
+                "Abandoned / human answers since this dialler started",
+                Default::default(),
+            ),
+            dial_ratio: registered(
+                &mut registry,
+                "dial_ratio",
+                "Calls placed per free slot in the last tick",
+                Default::default(),
+            ),
+            active_dials: registered(
+                &mut registry,
+                "active_dials",
+                "Dials leased, dialing or ringing now",
+                Default::default(),
+            ),
+            placed: registered(&mut registry, "calls_placed", "Calls the provider accepted", Default::default()),
+            answered: registered(&mut registry, "calls_answered", "Calls a person answered", Default::default()),
+            abandoned: registered(
+                &mut registry,
+                "calls_abandoned",
+                "Answered calls that found no free worker in time",
+                Default::default(),
+            ),
+            machine: registered(
+                &mut registry,
+                "calls_machine",
+                "Calls an answering machine picked up",
+                Default::default(),
+            ),
+            leader_term: registered(
+                &mut registry,
+                "leader_term",
+                "The fencing term this dialler leads with (0: standby)",
+                Default::default(),
+            ),
+            is_leader: registered(
+                &mut registry,
+                "leader",
+                "1 while this dialler holds the leadership lease",
+                Default::default(),
+            ),
+            ticks: registered(&mut registry, "ticks", "Completed ticks", Default::default()),
+            tick_failures: registered(
+                &mut registry,
+                "tick_failures",
+                "Ticks that could not complete (voxbridge unreachable, ...)",
+                Default::default(),
+            ),
+            placement_failures: registered(
+                &mut registry,
+                "placement_failures",
+                "Calls the provider did not place, by reason",
+                Default::default(),
+            ),
             registry,
         }
     }

@@ -6,6 +6,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
+use vox_telemetry::metrics::registered;
 
 type Labels = Vec<(&'static str, String)>;
 
@@ -30,34 +31,45 @@ pub struct Metrics {
 impl Default for Metrics {
     fn default() -> Self {
         let mut registry = Registry::with_prefix("voxgate");
-        macro_rules! reg {
-            ($name:literal, $help:literal, $metric:expr) => {{
-                let m = $metric;
-                registry.register($name, $help, m.clone());
-                m
-            }};
-        }
         Metrics {
-            slots_free: reg!("slots_free", "Worker slots free for a new call", Gauge::default()),
-            slots_total: reg!("slots_total", "Worker slots known", Gauge::default()),
-            reservations: reg!("reservations", "Worker slots reserved for calls", Counter::default()),
-            reservation_retries: reg!(
+            slots_free: registered(&mut registry, "slots_free", "Worker slots free for a new call", Gauge::default()),
+            slots_total: registered(&mut registry, "slots_total", "Worker slots known", Gauge::default()),
+            reservations: registered(
+                &mut registry,
+                "reservations",
+                "Worker slots reserved for calls",
+                Counter::default(),
+            ),
+            reservation_retries: registered(
+                &mut registry,
                 "reservation_retries",
                 "Reservations moved on to the next slot, by the worker's answer",
-                Family::default()
+                Family::default(),
             ),
-            rejections: reg!("rejections", "Media streams turned away, by reason", Family::default()),
-            media_frames: reg!("media_frames", "Media frames relayed, by direction", Family::default()),
-            relay_seconds: reg!(
+            rejections: registered(
+                &mut registry,
+                "rejections",
+                "Media streams turned away, by reason",
+                Family::default(),
+            ),
+            media_frames: registered(
+                &mut registry,
+                "media_frames",
+                "Media frames relayed, by direction",
+                Family::default(),
+            ),
+            relay_seconds: registered(
+                &mut registry,
                 "relay_seconds",
                 "Time to hand one carrier frame to its worker",
-                Histogram::new([0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1])
+                Histogram::new([0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1]),
             ),
-            active_streams: reg!("active_streams", "Media streams in progress", Gauge::default()),
-            outbound_transitions: reg!(
+            active_streams: registered(&mut registry, "active_streams", "Media streams in progress", Gauge::default()),
+            outbound_transitions: registered(
+                &mut registry,
                 "outbound_transitions",
                 "Outbound call transitions made from carrier callbacks, by target state",
-                Family::default()
+                Family::default(),
             ),
             registry,
         }

@@ -3,6 +3,8 @@
 //! (default `info`). Messages are lower case; identifiers travel as fields (`call_id`,
 //! `node_id`, `worker`), never inside the text.
 
+pub mod metrics;
+
 use tracing_subscriber::EnvFilter;
 
 /// Installs the global subscriber once; later calls do nothing.
