@@ -462,11 +462,8 @@ impl Engine {
             call_id: call.id.clone(),
             to_state: to as i32,
             fencing_term: term,
-            lease_token: if call.state() == pb::CallState::Leased || to == pb::CallState::Dialing {
-                token
-            } else {
-                String::new()
-            },
+            // Only a leased call carries a lease the move must match.
+            lease_token: if call.state() == pb::CallState::Leased { token } else { String::new() },
             reason: reason.to_string(),
             provider_call_id: provider_call_id.to_string(),
             ..Default::default()
@@ -523,7 +520,7 @@ impl Engine {
         match self.provider.place(&dial).await {
             Ok(placed) => {
                 lock(&self.breaker).reset();
-                lock(&self.tracker).placed(&call.id, &placed.provider_call_id);
+                lock(&self.tracker).placed(&call.id);
                 tracing::info!(call_id = %call.id, provider_call_id = %placed.provider_call_id, "call placed");
                 if let Some(outcome) = placed.outcome {
                     self.settle(&dialing, term, outcome, &placed.provider_call_id).await;

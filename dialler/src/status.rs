@@ -257,10 +257,6 @@ impl Status {
         }
     }
 
-    pub fn campaigns(&self) -> Vec<CampaignFigures> {
-        self.lock().campaigns.values().cloned().collect()
-    }
-
     pub fn to_proto(&self) -> dpb::DiallerStatus {
         let health = self.health();
         let i = self.lock();

@@ -35,7 +35,6 @@ pub struct Tracked {
     /// Reported to pacing already.
     dial_ended: bool,
     connected: bool,
-    pub provider_call_id: String,
 }
 
 /// Per-campaign counts since this process started.
@@ -89,15 +88,13 @@ impl Tracker {
                 answered_at: None,
                 dial_ended: false,
                 connected: false,
-                provider_call_id: String::new(),
             },
         );
     }
 
     /// The carrier accepted the call.
-    pub fn placed(&mut self, call_id: &str, provider_call_id: &str) {
-        if let Some(t) = self.calls.get_mut(call_id) {
-            t.provider_call_id = provider_call_id.to_string();
+    pub fn placed(&mut self, call_id: &str) {
+        if let Some(t) = self.calls.get(call_id) {
             self.counters.entry(t.campaign_id.clone()).or_default().placed += 1;
         }
     }
@@ -146,7 +143,6 @@ impl Tracker {
             answered_at: None,
             dial_ended: false,
             connected: false,
-            provider_call_id: call.provider_call_id.clone(),
         });
         let counters = self.counters.entry(t.campaign_id.clone()).or_default();
         t.state = state;
@@ -240,7 +236,7 @@ mod tests {
     fn a_connected_call_reports_its_answer_connect_and_release_once() {
         let mut t = Tracker::default();
         t.leased("ca_1", "cp_1", 100.0);
-        t.placed("ca_1", "CA1");
+        t.placed("ca_1");
         assert!(t.update(&call("ca_1", pb::CallState::Ringing, None, None), 105.0).is_empty());
         assert_eq!(t.live("cp_1", 105.0).ringing, vec![5.0]);
         let o = t.update(&call("ca_1", pb::CallState::InProgress, Some(110), None), 111.0);

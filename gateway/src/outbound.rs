@@ -59,14 +59,6 @@ impl HeldClaims {
         let (claim, at) = self.lock().remove(call_id)?;
         (at.elapsed() < HOLD_FOR).then_some(claim)
     }
-
-    pub fn len(&self) -> usize {
-        self.lock().len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
 }
 
 #[derive(Debug, Deserialize)]
