@@ -132,34 +132,16 @@ async fn a_fleet_host_heartbeats_follows_lifecycle_and_reports_calls() {
     .await;
 
     // A call: created as the gateway would, attached to worker 1, media, hangup.
+    let call = vox_testkit::control::inbound_call_on_worker(
+        &channel,
+        &admin,
+        &region.id,
+        &node_id,
+        &reg.api_secret,
+        "+14155550199",
+    )
+    .await;
     let mut calls = bpb::call_service_client::CallServiceClient::new(channel.clone());
-    let call = calls
-        .create_inbound_call(authed(
-            &admin,
-            bpb::CreateInboundCallRequest {
-                region_id: region.id.clone(),
-                channel: common::Channel::Phone as i32,
-                from_number: "+14155550199".into(),
-                to_number: "+14155550100".into(),
-                ..Default::default()
-            },
-        ))
-        .await
-        .unwrap()
-        .into_inner();
-    calls
-        .transition_call(authed(
-            &reg.api_secret,
-            bpb::TransitionCallRequest {
-                call_id: call.id.clone(),
-                to_state: bpb::CallState::Attaching as i32,
-                node_id: node_id.clone(),
-                worker_index: 1,
-                ..Default::default()
-            },
-        ))
-        .await
-        .unwrap();
     let mut worker = WorkerServiceClient::new(vox_node::channel::connect_lazy(&online.workers[0].endpoint).unwrap());
     let r = worker
         .reserve(pb::ReserveRequest { call_id: call.id.clone(), ttl_ms: 5000, ..Default::default() })

@@ -14,7 +14,6 @@ use tonic::Request;
 use tonic::transport::Channel;
 use vox_blob::BlobStore;
 use vox_proto::backend::v1 as bpb;
-use vox_proto::common::v1 as common;
 use vox_proto::fleet::v1::worker_service_client::WorkerServiceClient;
 use vox_proto::fleet::v1::{self as pb, media_in, media_out};
 use vox_testkit::{ServerProcess, control};
@@ -126,34 +125,16 @@ async fn a_recording_waits_out_an_s3_outage_and_lands_exactly_once() {
     .await
     .unwrap();
 
+    let call = vox_testkit::control::inbound_call_on_worker(
+        &channel,
+        &admin,
+        &region.id,
+        &node_id,
+        &reg.api_secret,
+        "+353155550199",
+    )
+    .await;
     let mut calls = bpb::call_service_client::CallServiceClient::new(channel.clone());
-    let call = calls
-        .create_inbound_call(authed(
-            &admin,
-            bpb::CreateInboundCallRequest {
-                region_id: region.id.clone(),
-                channel: common::Channel::Phone as i32,
-                from_number: "+353155550199".into(),
-                to_number: "+14155550100".into(),
-                ..Default::default()
-            },
-        ))
-        .await
-        .unwrap()
-        .into_inner();
-    calls
-        .transition_call(authed(
-            &reg.api_secret,
-            bpb::TransitionCallRequest {
-                call_id: call.id.clone(),
-                to_state: bpb::CallState::Attaching as i32,
-                node_id: node_id.clone(),
-                worker_index: 1,
-                ..Default::default()
-            },
-        ))
-        .await
-        .unwrap();
     let mut client =
         WorkerServiceClient::new(Channel::from_shared(worker.endpoint.clone()).unwrap().connect().await.unwrap());
     let r = client

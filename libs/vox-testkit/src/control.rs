@@ -86,3 +86,45 @@ pub async fn register_node(
         .unwrap()
         .into_inner()
 }
+
+/// An inbound phone call from `from_number`, created as a gateway would (by the admin)
+/// and moved to attaching on worker 1 of fleet node `node_id` by that node (`node_secret`),
+/// ready for the worker's media stream.
+pub async fn inbound_call_on_worker(
+    channel: &Channel,
+    admin: &str,
+    region_id: &str,
+    node_id: &str,
+    node_secret: &str,
+    from_number: &str,
+) -> pb::Call {
+    let mut calls = pb::call_service_client::CallServiceClient::new(channel.clone());
+    let call = calls
+        .create_inbound_call(authed(
+            admin,
+            pb::CreateInboundCallRequest {
+                region_id: region_id.into(),
+                channel: vox_proto::common::v1::Channel::Phone as i32,
+                from_number: from_number.into(),
+                to_number: "+14155550100".into(),
+                ..Default::default()
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    calls
+        .transition_call(authed(
+            node_secret,
+            pb::TransitionCallRequest {
+                call_id: call.id.clone(),
+                to_state: pb::CallState::Attaching as i32,
+                node_id: node_id.into(),
+                worker_index: 1,
+                ..Default::default()
+            },
+        ))
+        .await
+        .unwrap();
+    call
+}
