@@ -140,6 +140,18 @@ impl Auth {
         Ok(p)
     }
 
+    /// A node of one of `kinds` (no user).
+    pub async fn node(&self, metadata: &tonic::metadata::MetadataMap, kinds: &[NodeKind]) -> Result<Node> {
+        match self.principal(metadata).await? {
+            Principal::Node(n) => check_node(&n, kinds).map(|()| n),
+            Principal::User(u) => Err(Error::permission_denied(format!(
+                "{} cannot call this; only nodes ({}) can",
+                u.email,
+                kinds.iter().map(|k| k.as_str()).collect::<Vec<_>>().join(", ")
+            ))),
+        }
+    }
+
     /// A user with at least `min` role, or a node of one of `kinds`.
     pub async fn user_or_node(
         &self,

@@ -19,6 +19,9 @@ pub struct Bridge {
     pub settings: Arc<Settings>,
     pub master_key: MasterKey,
     pub auth: Auth,
+    /// Signs the cluster's worker and stream tokens (a key derived from the master key,
+    /// the same on every instance).
+    pub tokens: vox_node::tokens::TokenSigner,
     pub metrics: Arc<Metrics>,
     /// Each region's object storage, and the signer of local playback URLs.
     pub region_stores: RegionStores,

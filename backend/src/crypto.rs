@@ -64,6 +64,17 @@ impl MasterKey {
 
 /// A new node API secret, `vxn.<node id>.<32 random characters>` (160 bits): the node id
 /// inside lets the control plane find the hash to check without a scan.
+/// The signer of cluster tokens: an Ed25519 key whose seed is HMAC-SHA256(master key,
+/// label), so every voxbridge instance with the same master key signs with the same key and
+/// the key says nothing about the master key.
+pub fn cluster_token_signer(master_key: &[u8; 32]) -> Result<vox_node::tokens::TokenSigner> {
+    use hmac::{Hmac, Mac};
+    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(master_key).map_err(|_| Error::internal("derive token key"))?;
+    mac.update(b"vox cluster token key v1");
+    let seed: [u8; 32] = mac.finalize().into_bytes().into();
+    vox_node::tokens::TokenSigner::from_seed(&seed)
+}
+
 pub fn new_node_secret(node_id: &str) -> String {
     format!("{NODE_SECRET_PREFIX}.{node_id}.{}", ids::random_token(32))
 }

@@ -89,6 +89,7 @@ pub async fn run_with(
             chrono::Duration::minutes(i64::from(settings.token_ttl_minutes)),
         ),
         master_key: crypto::MasterKey::new(&settings.master_key),
+        tokens: crypto::cluster_token_signer(&settings.master_key).map_err(|e| anyhow::anyhow!("{}", e.message))?,
         metrics: Arc::new(metrics::Metrics::default()),
         region_stores: storage::RegionStores::new(
             settings.recordings_dir.clone(),
@@ -144,6 +145,7 @@ pub async fn run_with(
         .add_service(pb::job_service_server::JobServiceServer::new(api::jobs::Jobs(b.clone())))
         .add_service(pb::do_not_call_service_server::DoNotCallServiceServer::new(api::dnc::DoNotCall(b.clone())))
         .add_service(pb::storage_service_server::StorageServiceServer::new(api::storage::Storage(b.clone())))
+        .add_service(pb::cluster_service_server::ClusterServiceServer::new(api::cluster::Cluster(b.clone())))
         .into_axum_router();
     let app = grpc
         .merge(http::routes(Arc::clone(&bridge)))

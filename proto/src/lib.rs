@@ -49,4 +49,5 @@ pub const BACKEND_SERVICES: &[&str] = &[
     "vox.backend.v1.JobService",
     "vox.backend.v1.StorageService",
     "vox.backend.v1.DoNotCallService",
+    "vox.backend.v1.ClusterService",
 ];

@@ -4,6 +4,7 @@
 
 pub mod calls;
 pub mod campaigns;
+pub mod cluster;
 pub mod dashboard;
 pub mod dnc;
 pub mod jobs;

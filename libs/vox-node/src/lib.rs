@@ -6,6 +6,8 @@
 pub mod channel;
 pub mod heartbeat;
 pub mod host;
+pub mod tls;
+pub mod tokens;
 
 use tonic::metadata::MetadataValue;
 use tonic::service::interceptor::InterceptedService;
@@ -52,11 +54,25 @@ impl NodeSecret {
     pub fn node_id(&self) -> &str {
         &self.node_id
     }
+
+    /// True when `bearer` is this secret (compared in constant time): how a worker knows
+    /// its own host.
+    pub fn is(&self, bearer: &str) -> bool {
+        use subtle::ConstantTimeEq;
+        let mine = self.header.as_bytes().strip_prefix(b"Bearer ").unwrap_or_default();
+        mine.ct_eq(bearer.trim().as_bytes()).into()
+    }
 }
 
 /// Adds the node's credentials to every request.
 #[derive(Clone, Debug)]
 pub struct NodeAuth(NodeSecret);
+
+impl NodeAuth {
+    pub fn new(secret: NodeSecret) -> Self {
+        NodeAuth(secret)
+    }
+}
 
 impl tonic::service::Interceptor for NodeAuth {
     fn call(&mut self, mut req: tonic::Request<()>) -> std::result::Result<tonic::Request<()>, tonic::Status> {
@@ -77,8 +93,7 @@ pub struct Bridge {
 impl Bridge {
     /// A lazily connecting client: a voxbridge that is down at start is retried by each call.
     pub fn new(url: &str, secret: NodeSecret) -> Result<Self> {
-        let endpoint = tonic::transport::Endpoint::from_shared(url.to_string())
-            .map_err(|e| Error::invalid("bridge url", format!("{url:?}: {e}")))?
+        let endpoint = channel::endpoint("bridge url", url)?
             .connect_timeout(std::time::Duration::from_secs(3))
             .timeout(std::time::Duration::from_secs(10));
         Ok(Bridge { channel: endpoint.connect_lazy(), secret })
@@ -122,6 +137,11 @@ impl Bridge {
         pb::leadership_service_client::LeadershipServiceClient::new(self.authed())
     }
 
+    /// Cluster tokens: the public key, worker and stream tokens.
+    pub fn cluster(&self) -> pb::cluster_service_client::ClusterServiceClient<Authed> {
+        pb::cluster_service_client::ClusterServiceClient::new(self.authed())
+    }
+
     /// The region's storage settings (fleet nodes).
     pub fn storage(&self) -> pb::storage_service_client::StorageServiceClient<Authed> {
         pb::storage_service_client::StorageServiceClient::new(self.authed())
@@ -161,6 +181,8 @@ mod tests {
             NodeSecret::parse("VOX_NODE_SECRET", "vxn.nd_0123456789abcdef.0123456789abcdefghjkmnpqrstvwxyz").unwrap();
         assert_eq!(s.node_id(), "nd_0123456789abcdef");
         assert!(!format!("{s:?}").contains("0123456789abcdefghjk"), "Debug never shows the secret");
+        assert!(s.is("vxn.nd_0123456789abcdef.0123456789abcdefghjkmnpqrstvwxyz"));
+        assert!(!s.is("vxn.nd_0123456789abcdef.0123456789abcdefghjkmnpqrstvwxyy"));
         let err = NodeSecret::parse("VOX_NODE_SECRET", "hunter2").unwrap_err();
         assert!(err.message.starts_with("VOX_NODE_SECRET:"), "{err}");
     }
