@@ -128,6 +128,16 @@ pub struct Args {
     #[arg(long, env = "VOX_RECORDINGS_DIR")]
     pub recordings_dir: Option<PathBuf>,
 
+    /// Serve gRPC, /health and /metrics over TLS with this certificate chain (PEM); with
+    /// --tls-key. Re-read when the file changes. Nodes then use an https:// --bridge-url
+    /// and trust the issuing CA with --tls-ca.
+    #[arg(long, env = "VOX_TLS_CERT")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// The private key (PEM) of --tls-cert.
+    #[arg(long, env = "VOX_TLS_KEY")]
+    pub tls_key: Option<PathBuf>,
+
     /// Create a region's bucket on first use when it is missing. Turn off when the
     /// storage keys may not create buckets; a missing bucket is then an error naming it.
     /// [default: true]
@@ -166,6 +176,8 @@ pub struct Settings {
     /// Absolute: fleet nodes are told this path.
     pub recordings_dir: PathBuf,
     pub create_buckets: bool,
+    #[serde(skip)]
+    pub tls: Option<vox_node::tls::TlsFiles>,
 }
 
 impl std::fmt::Debug for Settings {
@@ -313,6 +325,7 @@ impl Args {
             log_format,
             recordings_dir,
             create_buckets: pick!(create_buckets).unwrap_or(true),
+            tls: vox_node::tls::TlsFiles::from_flags(pick!(tls_cert).as_deref(), pick!(tls_key).as_deref())?,
         };
         if settings.node_staleness_seconds * 1000 <= settings.heartbeat_interval_ms {
             bail!("--node-staleness-seconds must be longer than one heartbeat interval, or every node flaps offline");

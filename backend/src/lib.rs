@@ -157,7 +157,7 @@ pub async fn run_with(
     if let Some(path) = &settings.address_file {
         std::fs::write(path, addr.to_string()).with_context(|| format!("write address file {}", path.display()))?;
     }
-    tracing::info!(%addr, store = ?settings.store, redis = settings.redis.is_some(), "voxbridge listening (gRPC, /health, /metrics)");
+    tracing::info!(%addr, store = ?settings.store, redis = settings.redis.is_some(), tls = settings.tls.is_some(), "voxbridge listening (gRPC, /health, /metrics)");
 
     let reaper = tokio::spawn(reaper::run(Arc::clone(&bridge)));
     let stopping = async move {
@@ -168,15 +168,7 @@ pub async fn run_with(
     };
     // Open connections get a grace period to finish their requests; clients that keep an
     // idle HTTP/2 connection open do not hold the shutdown hostage.
-    let mut stopped = bridge.shutdown.clone();
-    let grace = async move {
-        let _ = stopped.wait_for(|s| *s).await;
-        tokio::time::sleep(std::time::Duration::from_secs(5)).await;
-    };
-    tokio::select! {
-        served = axum::serve(listener, app).with_graceful_shutdown(stopping) => served.context("serve")?,
-        () = grace => tracing::warn!("connections still open 5 s after shutdown began; closing them"),
-    }
+    vox_node::tls::serve(listener, app, settings.tls.as_ref(), stopping, std::time::Duration::from_secs(5)).await?;
     reaper.abort();
     tracing::info!("voxbridge stopped");
     Ok(())

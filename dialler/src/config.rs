@@ -30,6 +30,10 @@ pub struct Args {
     #[arg(long, env = "VOX_BRIDGE_URL", default_value = "http://127.0.0.1:7070")]
     pub bridge_url: String,
 
+    /// CA certificate (PEM) to trust for an https:// --bridge-url (a cluster CA).
+    #[arg(long, env = "VOX_TLS_CA")]
+    pub tls_ca: Option<std::path::PathBuf>,
+
     /// This dialler node's API secret from registration (vxn.<node id>.<secret>).
     #[arg(long, env = "VOX_NODE_SECRET", hide_env_values = true)]
     pub node_secret: String,

@@ -64,6 +64,9 @@ pub async fn run(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     args.validate()?;
+    if let Some(ca) = &args.tls_ca {
+        vox_node::tls::trust_ca_file(ca)?;
+    }
     let secret = vox_node::NodeSecret::parse("--node-secret (VOX_NODE_SECRET)", &args.node_secret)
         .map_err(|e| anyhow::anyhow!("{}", e.message))?;
     let bridge = vox_node::Bridge::new(&args.bridge_url, secret).map_err(|e| anyhow::anyhow!("{}", e.message))?;

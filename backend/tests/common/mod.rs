@@ -53,6 +53,25 @@ pub async fn start_in(dir: tempfile::TempDir, extra: &[&str]) -> Bridge {
     Bridge { process, dir, channel, admin }
 }
 
+/// A voxbridge serving TLS (`extra` holds --tls-cert/--tls-key), and clients that trust `ca`.
+pub async fn start_tls(extra: &[&str], ca: &std::path::Path) -> Bridge {
+    let dir = tempfile::tempdir().unwrap();
+    let mut args: Vec<String> = ["--listen", "127.0.0.1:0", "--data-dir"].map(String::from).to_vec();
+    args.push(data_dir(&dir).display().to_string());
+    args.extend(extra.iter().map(|s| s.to_string()));
+    let envs = [("VOX_ADMIN_EMAIL", ADMIN_EMAIL.to_string()), ("VOX_ADMIN_PASSWORD", ADMIN_PASSWORD.to_string())];
+    let bin = std::path::Path::new(env!("CARGO_BIN_EXE_voxbridge"));
+    // Health is polled over plain HTTP by the harness, so only wait for the port here.
+    let process = ServerProcess::start_listening("voxbridge", bin, &args, &envs, dir.path()).await.unwrap();
+    let tls = tonic::transport::ClientTlsConfig::new()
+        .ca_certificate(tonic::transport::Certificate::from_pem(std::fs::read(ca).unwrap()))
+        .domain_name("localhost");
+    let url = process.url().replace("http://", "https://");
+    let channel = Channel::from_shared(url).unwrap().tls_config(tls).unwrap().connect().await.unwrap();
+    let admin = login(&channel, ADMIN_EMAIL, ADMIN_PASSWORD).await.unwrap();
+    Bridge { process, dir, channel, admin }
+}
+
 pub async fn login(channel: &Channel, email: &str, password: &str) -> Result<String, tonic::Status> {
     let mut auth = pb::auth_service_client::AuthServiceClient::new(channel.clone());
     let r = auth.login(pb::LoginRequest { email: email.into(), password: password.into() }).await?;

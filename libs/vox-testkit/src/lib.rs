@@ -5,6 +5,7 @@
 //! logs when the test that owns it panics, so a failure explains itself.
 
 pub mod control;
+pub mod tls;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
