@@ -59,7 +59,8 @@ impl ClusterService for Cluster {
                 s if s <= STREAM_TOKEN_MAX_SECONDS => s,
                 _ => return Err(Error::invalid("ttl_seconds", format!("at most {STREAM_TOKEN_MAX_SECONDS}"))),
             };
-            let call = self.0.stores.calls.get_call(&call_id).await?.ok_or_else(|| Error::not_found("call", &call_id))?;
+            let call =
+                self.0.stores.calls.get_call(&call_id).await?.ok_or_else(|| Error::not_found("call", &call_id))?;
             if let Some(region) = gateway.region_id.as_deref()
                 && call.region_id != region
             {

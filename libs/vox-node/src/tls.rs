@@ -70,7 +70,9 @@ async fn reloading(files: &TlsFiles) -> anyhow::Result<RustlsConfig> {
                     tracing::info!(cert = %files.cert.display(), "TLS certificate reloaded");
                     seen = now;
                 }
-                Err(e) => tracing::warn!(cert = %files.cert.display(), error = %e, "new TLS certificate not loaded; keeping the old one"),
+                Err(e) => {
+                    tracing::warn!(cert = %files.cert.display(), error = %e, "new TLS certificate not loaded; keeping the old one")
+                }
             }
         }
     });

@@ -87,7 +87,8 @@ impl TokenSigner {
             .map_err(|_| Error::internal("derive the cluster token key"))?;
         let public = pair.public_key().as_ref().to_vec();
         // PKCS#8 v2 (RFC 5958) of an Ed25519 key (RFC 8410): the form `EncodingKey` reads.
-        let mut der = vec![0x30, 0x51, 0x02, 0x01, 0x01, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04, 0x20];
+        let mut der =
+            vec![0x30, 0x51, 0x02, 0x01, 0x01, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04, 0x20];
         der.extend_from_slice(seed);
         der.extend_from_slice(&[0x81, 0x21, 0x00]);
         der.extend_from_slice(&public);
@@ -264,11 +265,8 @@ impl GatewayCredential {
                             Ok(v) => {
                                 *shared.0.write().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(v);
                                 failing = false;
-                                let left = t
-                                    .expires_at
-                                    .map(|e| e.seconds - Utc::now().timestamp())
-                                    .unwrap_or(60)
-                                    .max(3);
+                                let left =
+                                    t.expires_at.map(|e| e.seconds - Utc::now().timestamp()).unwrap_or(60).max(3);
                                 Duration::from_secs(u64::try_from(left / 3).unwrap_or(1).max(1))
                             }
                             Err(_) => Duration::from_secs(5),
@@ -352,7 +350,8 @@ mod tests {
         let (token, _) = signer.worker_token("nd_gw", "rg", now, chrono::Duration::minutes(5)).unwrap();
         assert!(other.worker(&token).is_err(), "another cluster's key");
         assert!(verifier.stream(&token).is_err(), "a worker token is not a stream token");
-        let (old, _) = signer.worker_token("nd_gw", "rg", now - chrono::Duration::hours(1), chrono::Duration::minutes(5)).unwrap();
+        let (old, _) =
+            signer.worker_token("nd_gw", "rg", now - chrono::Duration::hours(1), chrono::Duration::minutes(5)).unwrap();
         let err = verifier.worker(&old).unwrap_err();
         assert!(err.message.contains("expired"), "{err}");
         let mut parts: Vec<String> = token.split('.').map(String::from).collect();
