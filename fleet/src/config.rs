@@ -1,6 +1,6 @@
 //! voxcore's settings: clap flags, each with an environment name.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
@@ -33,16 +33,20 @@ pub struct WorkerArgs {
     #[arg(long, env = "VOX_SOCKET_DIR", default_value = "/run/vox")]
     pub socket_dir: PathBuf,
 
-    /// Listen on TCP instead of the Unix socket.
+    /// Listen on TCP at this address instead of the Unix socket (wins over --listen-ip).
+    /// Needs voxbridge (--bridge-url): gateways prove themselves with its tokens.
     #[arg(long, env = "VOX_WORKER_LISTEN")]
     pub listen: Option<SocketAddr>,
+
+    #[command(flatten)]
+    pub tcp: WorkerTcp,
 
     /// Finish the current call and exit when the parent process goes away (set by
     /// `voxcore host` for the workers it starts, so a crashed host leaves no orphans).
     #[arg(long, env = "VOX_EXIT_WITH_PARENT")]
     pub exit_with_parent: bool,
 
-    /// Write the worker's URL (unix:///… or http://…) here once listening.
+    /// Write the worker's URL (unix:///…, http://… or https://…) here once listening.
     #[arg(long, env = "VOX_ADDRESS_FILE")]
     pub address_file: Option<PathBuf>,
 
@@ -93,6 +97,70 @@ pub struct CommonArgs {
     /// "pretty" or "json".
     #[arg(long, env = "VOX_LOG_FORMAT", default_value = "pretty")]
     pub log_format: String,
+
+    /// Serve the worker's TCP listener over TLS with this certificate chain (PEM), with
+    /// --tls-key; re-read when the file changes. Gateways then reach the workers at
+    /// https:// URLs. The Unix socket never leaves the machine and stays plain.
+    #[arg(long, env = "VOX_TLS_CERT")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// The private key (PEM) of --tls-cert.
+    #[arg(long, env = "VOX_TLS_KEY")]
+    pub tls_key: Option<PathBuf>,
+
+    /// CA certificate (PEM) to trust for https:// links this process opens: an https://
+    /// --bridge-url, and (the host) its workers' https:// addresses.
+    #[arg(long, env = "VOX_TLS_CA")]
+    pub tls_ca: Option<PathBuf>,
+}
+
+/// Where workers listen on TCP, shared by `voxcore host` (which starts them) and
+/// `voxcore worker` (systemd's voxcore@<i>, which works out its own port from its index),
+/// so one environment file sets both alike.
+#[derive(Debug, Clone, Args)]
+pub struct WorkerTcp {
+    /// Serve the workers over TCP on this IP address (the machine's address on the
+    /// cluster network, or 0.0.0.0 with --advertise), worker i on port
+    /// --worker-base-port + i - 1. Unset: Unix sockets in --socket-dir, reachable from
+    /// this machine only. Needs voxbridge (--bridge-url).
+    #[arg(long, env = "VOX_WORKER_LISTEN_IP")]
+    pub listen_ip: Option<IpAddr>,
+
+    /// Port of worker 1 with --listen-ip; worker i takes this + i - 1. 0: each worker
+    /// takes a free port and the host learns it (not with --spawn false, where systemd
+    /// starts the workers and nobody tells the host their ports).
+    #[arg(long, env = "VOX_WORKER_BASE_PORT", default_value_t = 7101)]
+    pub worker_base_port: u16,
+}
+
+impl WorkerTcp {
+    /// Worker `index`'s TCP address, when workers listen on TCP.
+    pub fn address(&self, index: u32) -> anyhow::Result<Option<SocketAddr>> {
+        let Some(ip) = self.listen_ip else { return Ok(None) };
+        if self.worker_base_port == 0 {
+            return Ok(Some(SocketAddr::new(ip, 0)));
+        }
+        let port = u32::from(self.worker_base_port) + index.saturating_sub(1);
+        let port = u16::try_from(port).map_err(|_| {
+            anyhow::anyhow!(
+                "--worker-base-port (VOX_WORKER_BASE_PORT) {} leaves no port for worker {index}: \
+                 ports end at 65535",
+                self.worker_base_port
+            )
+        })?;
+        Ok(Some(SocketAddr::new(ip, port)))
+    }
+}
+
+impl WorkerArgs {
+    /// The TCP address this worker listens on, if any: --listen, else --listen-ip with
+    /// this worker's port.
+    pub fn tcp_address(&self) -> anyhow::Result<Option<SocketAddr>> {
+        match self.listen {
+            Some(addr) => Ok(Some(addr)),
+            None => self.tcp.address(self.index),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Args)]
@@ -109,6 +177,15 @@ pub struct HostArgs {
     /// this process only heartbeats.
     #[arg(long, env = "VOX_SPAWN_WORKERS", default_value_t = true, action = clap::ArgAction::Set)]
     pub spawn: bool,
+
+    #[command(flatten)]
+    pub tcp: WorkerTcp,
+
+    /// The host name or IP address other machines reach this host's workers at, as the
+    /// heartbeats advertise them (http(s)://<advertise>:<port>). With --listen-ip only;
+    /// [default: the listen IP]. With TLS it must be a name the certificate holds.
+    #[arg(long, env = "VOX_ADVERTISE")]
+    pub advertise: Option<String>,
 
     #[command(flatten)]
     pub common: CommonArgs,
@@ -139,10 +216,50 @@ impl CommonArgs {
             out.push("--bridge-url".into());
             out.push(url.clone());
         }
+        for (flag, path) in [("--tls-cert", &self.tls_cert), ("--tls-key", &self.tls_key), ("--tls-ca", &self.tls_ca)] {
+            if let Some(path) = path {
+                out.push(flag.into());
+                out.push(path.display().to_string());
+            }
+        }
         out
     }
 }
 
 pub fn socket_path(dir: &std::path::Path, index: u32) -> PathBuf {
     dir.join(format!("voxcore_{index}.sock"))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn worker(flags: &[&str]) -> WorkerArgs {
+        match Cli::try_parse_from(["voxcore", "worker"].iter().chain(flags)).unwrap().command {
+            Command::Worker(w) => w,
+            Command::Host(_) => unreachable!(),
+        }
+    }
+
+    #[test]
+    fn a_worker_under_systemd_works_out_its_port_from_its_index() {
+        let w = worker(&["--index", "3", "--listen-ip", "10.0.0.5", "--worker-base-port", "7101"]);
+        assert_eq!(w.tcp_address().unwrap(), Some("10.0.0.5:7103".parse().unwrap()));
+        let explicit = worker(&["--index", "3", "--listen-ip", "10.0.0.5", "--listen", "127.0.0.1:9"]);
+        assert_eq!(explicit.tcp_address().unwrap(), Some("127.0.0.1:9".parse().unwrap()), "--listen wins");
+        assert_eq!(worker(&[]).tcp_address().unwrap(), None, "the Unix socket by default");
+        let past = worker(&["--index", "2", "--listen-ip", "10.0.0.5", "--worker-base-port", "65535"]);
+        assert!(past.tcp_address().unwrap_err().to_string().contains("65535"));
+    }
+
+    #[test]
+    fn the_host_hands_its_workers_the_tls_settings() {
+        let w = worker(&["--tls-cert", "/etc/vox/c.pem", "--tls-key", "/etc/vox/k.pem", "--tls-ca", "/etc/vox/ca.pem"]);
+        let args = w.common.to_worker_args();
+        for pair in [["--tls-cert", "/etc/vox/c.pem"], ["--tls-key", "/etc/vox/k.pem"], ["--tls-ca", "/etc/vox/ca.pem"]]
+        {
+            assert!(args.windows(2).any(|w| w == pair), "{args:?}");
+        }
+    }
 }

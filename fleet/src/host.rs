@@ -3,49 +3,209 @@
 //! slot. The heartbeat reply's desired state is applied to the workers: maintenance
 //! drains them, resume reopens them, shutdown drains them to exit and then ends the host
 //! (its service manager starts it again, with a new boot id).
+//!
+//! Workers listen on Unix sockets (one machine) or, with `--listen-ip`, each on its own
+//! TCP port, advertised as `http(s)://<advertise>:<port>` so gateways on other machines
+//! reach them directly: one hop, no host-level proxy in the audio path. The host talks to
+//! its workers at the same addresses, with its node secret.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::future::Future;
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::Context;
 use tokio::sync::watch;
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::Channel;
+use vox_node::NodeAuth;
 use vox_proto::backend::v1 as bpb;
 use vox_proto::fleet::v1 as pb;
 use vox_proto::fleet::v1::worker_service_client::WorkerServiceClient;
 
 use crate::config::{HostArgs, socket_path};
-use crate::worker::bridge_from;
+use crate::worker::{bridge_from, node_secret, trust_cluster_ca};
+
+type Client = WorkerServiceClient<InterceptedService<Channel, NodeAuth>>;
+
+/// Where one worker is reached now.
+#[derive(Debug, Clone)]
+struct Link {
+    url: String,
+    client: Client,
+}
+
+/// How the host's workers are reached.
+#[derive(Debug, Clone)]
+enum Reach {
+    /// `unix://<socket dir>/voxcore_<i>.sock`.
+    Unix(PathBuf),
+    /// `<scheme>://<advertise>:<port>`; worker i listens on `listen_ip`, port
+    /// `base_port + i - 1`, or a port of its choosing when `base_port` is 0.
+    Tcp { scheme: &'static str, advertise: String, listen_ip: IpAddr, base_port: u16 },
+}
+
+impl Reach {
+    fn from_args(args: &HostArgs) -> anyhow::Result<Reach> {
+        let Some(listen_ip) = args.tcp.listen_ip else {
+            if args.advertise.is_some() {
+                tracing::warn!(
+                    "--advertise (VOX_ADVERTISE) is ignored without --listen-ip: workers are on Unix sockets"
+                );
+            }
+            return Ok(Reach::Unix(args.socket_dir.clone()));
+        };
+        let base_port = args.tcp.worker_base_port;
+        if base_port == 0 && !args.spawn {
+            anyhow::bail!(
+                "--worker-base-port (VOX_WORKER_BASE_PORT) 0 needs --spawn true: with --spawn false systemd starts \
+                 the workers and nobody tells this host which ports they took; give a fixed base port (worker i \
+                 listens on base + i - 1) in the environment file both units read"
+            );
+        }
+        if base_port != 0 && u32::from(base_port) + args.workers - 1 > u32::from(u16::MAX) {
+            anyhow::bail!(
+                "--worker-base-port (VOX_WORKER_BASE_PORT) {base_port} + {} workers runs past port 65535",
+                args.workers
+            );
+        }
+        let advertise = match &args.advertise {
+            Some(a) => advertised_host(a)?,
+            None if listen_ip.is_unspecified() => anyhow::bail!(
+                "--listen-ip (VOX_WORKER_LISTEN_IP) {listen_ip} listens on every address, which is none that \
+                 other machines can dial: set --advertise (VOX_ADVERTISE) to this host's name or IP address"
+            ),
+            None => advertised_host(&listen_ip.to_string())?,
+        };
+        let scheme = if args.common.tls_cert.is_some() { "https" } else { "http" };
+        Ok(Reach::Tcp { scheme, advertise, listen_ip, base_port })
+    }
+
+    /// Worker `index`'s URL when it is known before the worker starts.
+    fn fixed_url(&self, index: u32) -> Option<String> {
+        match self {
+            Reach::Unix(dir) => Some(format!("unix://{}", socket_path(dir, index).display())),
+            Reach::Tcp { base_port: 0, .. } => None,
+            Reach::Tcp { scheme, advertise, base_port, .. } => {
+                Some(format!("{scheme}://{advertise}:{}", u32::from(*base_port) + index - 1))
+            }
+        }
+    }
+
+    fn url_for_port(&self, port: u16) -> Option<String> {
+        match self {
+            Reach::Unix(_) => None,
+            Reach::Tcp { scheme, advertise, .. } => Some(format!("{scheme}://{advertise}:{port}")),
+        }
+    }
+}
+
+/// `host` as it goes in a URL: a name or IPv4 address as is, an IPv6 address in brackets.
+fn advertised_host(host: &str) -> anyhow::Result<String> {
+    let host = host.trim();
+    if let Ok(ip) = host.trim_start_matches('[').trim_end_matches(']').parse::<IpAddr>() {
+        if ip.is_unspecified() {
+            anyhow::bail!("--advertise (VOX_ADVERTISE) {ip} is not an address other machines can dial");
+        }
+        return Ok(match ip {
+            IpAddr::V6(v6) => format!("[{v6}]"),
+            IpAddr::V4(v4) => v4.to_string(),
+        });
+    }
+    let name_ok = !host.is_empty() && host.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.');
+    if !name_ok {
+        anyhow::bail!(
+            "--advertise (VOX_ADVERTISE) {host:?}: expected a host name or IP address, without scheme or port \
+             (e.g. fleet-1.internal or 10.0.0.5)"
+        );
+    }
+    Ok(host.to_string())
+}
 
 #[derive(Debug)]
 struct Workers {
-    urls: Vec<(u32, String)>,
-    clients: HashMap<u32, WorkerServiceClient<tonic::transport::Channel>>,
+    links: BTreeMap<u32, Mutex<Option<Link>>>,
+    /// The host's credentials to its workers: the node secret they share.
+    auth: NodeAuth,
+    node_id: String,
+    /// Beats in a row each worker did not answer.
+    misses: Mutex<BTreeMap<u32, u32>>,
     applied: Mutex<bpb::DesiredState>,
     stop: watch::Sender<bool>,
 }
 
 impl Workers {
-    async fn each(
-        &self,
-        f: impl Fn(WorkerServiceClient<tonic::transport::Channel>) -> futures::future::BoxFuture<'static, ()>,
-    ) {
-        futures::future::join_all(self.clients.values().cloned().map(f)).await;
+    fn link(&self, index: u32) -> Option<Link> {
+        self.links.get(&index)?.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Points worker `index` at `url` (None: not reachable now, e.g. between restarts).
+    fn set(&self, index: u32, url: Option<String>) -> anyhow::Result<()> {
+        let link = match url {
+            Some(url) => {
+                let channel = vox_node::channel::connect_lazy(&url).map_err(|e| anyhow::anyhow!(e.message))?;
+                let client = WorkerServiceClient::new(InterceptedService::new(channel, self.auth.clone()));
+                Some(Link { url, client })
+            }
+            None => None,
+        };
+        if let Some(slot) = self.links.get(&index) {
+            *slot.lock().unwrap_or_else(|p| p.into_inner()) = link;
+        }
+        Ok(())
+    }
+
+    /// Notes whether worker `index` answered at `url`; says so in the log when it has
+    /// not for several beats in a row (not at once: a starting worker misses a few), as
+    /// a wrong --advertise, an untrusted certificate or a firewall look just like this.
+    fn answered(&self, index: u32, url: &str, error: Option<String>) {
+        const SAY_AFTER: u32 = 5;
+        let mut misses = self.misses.lock().unwrap_or_else(|p| p.into_inner());
+        let n = misses.entry(index).or_default();
+        match error {
+            Some(error) => {
+                *n += 1;
+                if *n == SAY_AFTER {
+                    tracing::warn!(
+                        worker = index,
+                        url,
+                        error,
+                        "the worker does not answer its host at its address; it is left out of the heartbeats (check --advertise, --tls-ca and firewalls)"
+                    );
+                }
+            }
+            None => {
+                if *n >= SAY_AFTER {
+                    tracing::info!(worker = index, url, "the worker answers its host again");
+                }
+                *n = 0;
+            }
+        }
+    }
+
+    async fn each(&self, f: impl Fn(Client) -> futures::future::BoxFuture<'static, ()>) {
+        let clients: Vec<Client> = self.links.keys().filter_map(|i| self.link(*i)).map(|l| l.client).collect();
+        futures::future::join_all(clients.into_iter().map(f)).await;
     }
 }
 
 impl vox_node::heartbeat::HeartbeatSource for Workers {
     async fn slots(&self) -> Vec<bpb::WorkerSlot> {
         let mut out = Vec::new();
-        for (index, url) in &self.urls {
-            let Some(client) = self.clients.get(index) else { continue };
-            let mut client = client.clone();
+        for index in self.links.keys() {
+            let Some(Link { url, mut client }) = self.link(*index) else { continue };
             let status = tokio::time::timeout(Duration::from_millis(800), client.status(pb::StatusRequest {})).await;
             // A worker that does not answer has no slot to offer: leave it out.
-            if let Ok(Ok(s)) = status {
-                let s = s.into_inner();
-                out.push(bpb::WorkerSlot { index: *index, state: s.state, call_id: s.call_id, endpoint: url.clone() });
+            match status {
+                Ok(Ok(s)) => {
+                    self.answered(*index, &url, None);
+                    let s = s.into_inner();
+                    out.push(bpb::WorkerSlot { index: *index, state: s.state, call_id: s.call_id, endpoint: url });
+                }
+                Ok(Err(e)) => self.answered(*index, &url, Some(format!("{:?}: {}", e.code(), e.message()))),
+                Err(_) => self.answered(*index, &url, Some("no answer within 800 ms".into())),
             }
         }
         out
@@ -90,8 +250,32 @@ impl vox_node::heartbeat::HeartbeatSource for Workers {
     }
 }
 
+/// Where worker `index` of node `node_id` writes its address when it picks its own port.
+/// Named by node too: two hosts on one machine may share a socket folder.
+fn address_file(dir: &Path, node_id: &str, index: u32) -> PathBuf {
+    dir.join(format!("voxcore_{index}.{node_id}.addr"))
+}
+
+/// The port in a worker's address file (`http://host:port` or `https://host:port`),
+/// once the worker has written it whole.
+fn port_in(text: &str) -> Option<u16> {
+    let text = text.trim();
+    let hostport = text.strip_prefix("http://").or_else(|| text.strip_prefix("https://"))?;
+    hostport.parse::<SocketAddr>().ok().map(|a| a.port())
+}
+
+/// Waits until the worker writes its address to `file`, and returns the port.
+async fn learn_port(file: &Path) -> u16 {
+    loop {
+        if let Some(port) = std::fs::read_to_string(file).ok().as_deref().and_then(port_in) {
+            return port;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// Starts worker `index` again whenever it exits, until `stop`.
-async fn supervise(index: u32, args: HostArgs, stop: watch::Receiver<bool>) {
+async fn supervise(index: u32, args: HostArgs, reach: Reach, workers: Arc<Workers>, stop: watch::Receiver<bool>) {
     let exe = match std::env::current_exe() {
         Ok(p) => p,
         Err(e) => {
@@ -99,6 +283,7 @@ async fn supervise(index: u32, args: HostArgs, stop: watch::Receiver<bool>) {
             return;
         }
     };
+    let node_id = workers.node_id.clone();
     loop {
         let mut cmd = tokio::process::Command::new(&exe);
         cmd.arg("worker")
@@ -108,7 +293,23 @@ async fn supervise(index: u32, args: HostArgs, stop: watch::Receiver<bool>) {
             .arg(&args.socket_dir)
             .arg("--exit-with-parent")
             .args(args.common.to_worker_args())
+            // Where a worker listens is this host's decision alone, never the environment's.
+            .env_remove("VOX_WORKER_LISTEN")
+            .env_remove("VOX_WORKER_LISTEN_IP")
+            .env_remove("VOX_WORKER_BASE_PORT")
+            .env_remove("VOX_ADDRESS_FILE")
             .kill_on_drop(false);
+        let mut learn_from = None;
+        if let Reach::Tcp { listen_ip, base_port, .. } = &reach {
+            let port = if *base_port == 0 { 0 } else { *base_port + (index - 1) as u16 };
+            cmd.arg("--listen").arg(SocketAddr::new(*listen_ip, port).to_string());
+            if port == 0 {
+                let file = address_file(&args.socket_dir, &node_id, index);
+                let _ = std::fs::remove_file(&file);
+                cmd.arg("--address-file").arg(&file);
+                learn_from = Some(file);
+            }
+        }
         if let Some(secret) = &args.common.node_secret {
             // Through the environment, never argv: other users can read argv in ps.
             cmd.env("VOX_NODE_SECRET", secret);
@@ -123,8 +324,24 @@ async fn supervise(index: u32, args: HostArgs, stop: watch::Receiver<bool>) {
         };
         let pid = child.id();
         let mut stop_wait = stop.clone();
+        // A worker on a port of its choosing: heartbeat its address once it says it.
+        let learn = async {
+            if let Some(file) = &learn_from {
+                let port = learn_port(file).await;
+                let url = reach.url_for_port(port);
+                tracing::info!(worker = index, url = url.as_deref().unwrap_or_default(), "worker listening");
+                if let Err(e) = workers.set(index, url) {
+                    tracing::error!(worker = index, error = %e, "cannot make a client for the worker");
+                }
+            }
+            std::future::pending::<()>().await;
+        };
         tokio::select! {
             status = child.wait() => {
+                if learn_from.is_some() {
+                    // Its next run may take another port; until then it has no address.
+                    let _ = workers.set(index, None);
+                }
                 if *stop.borrow() {
                     return;
                 }
@@ -139,36 +356,59 @@ async fn supervise(index: u32, args: HostArgs, stop: watch::Receiver<bool>) {
                 let _ = child.wait().await;
                 return;
             }
+            () = learn => {}
         }
     }
 }
 
 pub async fn run(args: HostArgs, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+    trust_cluster_ca(&args.common)?;
+    vox_node::tls::TlsFiles::from_flags(args.common.tls_cert.as_deref(), args.common.tls_key.as_deref())?;
     let bridge = bridge_from(&args.common)?.context(
         "a fleet host heartbeats to voxbridge: set --bridge-url (VOX_BRIDGE_URL) and --node-secret (VOX_NODE_SECRET)",
     )?;
+    let secret = node_secret(&args.common)?.context("--node-secret (VOX_NODE_SECRET) is required")?;
     if args.workers == 0 || args.workers > 1024 {
         anyhow::bail!("--workers (VOX_WORKERS) must be 1-1024, not {}", args.workers);
     }
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let mut urls = Vec::new();
-    let mut clients = HashMap::new();
-    for i in 1..=args.workers {
-        let url = format!("unix://{}", socket_path(&args.socket_dir, i).display());
-        let channel = vox_node::channel::connect_lazy(&url).map_err(|e| anyhow::anyhow!(e.message))?;
-        clients.insert(i, WorkerServiceClient::new(channel));
-        urls.push((i, url));
+    let reach = Reach::from_args(&args)?;
+    if let Reach::Tcp { base_port: 0, .. } = reach {
+        std::fs::create_dir_all(&args.socket_dir)
+            .with_context(|| format!("create socket dir {} (workers' address files)", args.socket_dir.display()))?;
     }
-    let workers =
-        Arc::new(Workers { urls, clients, applied: Mutex::new(bpb::DesiredState::Active), stop: stop_tx.clone() });
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let workers = Arc::new(Workers {
+        links: (1..=args.workers).map(|i| (i, Mutex::new(None))).collect(),
+        auth: NodeAuth::new(secret),
+        node_id: bridge.node_id().to_string(),
+        misses: Mutex::default(),
+        applied: Mutex::new(bpb::DesiredState::Active),
+        stop: stop_tx.clone(),
+    });
+    for i in 1..=args.workers {
+        workers.set(i, reach.fixed_url(i))?;
+    }
 
     let mut supervisors = Vec::new();
     if args.spawn {
         for i in 1..=args.workers {
-            supervisors.push(tokio::spawn(supervise(i, args.clone(), stop_rx.clone())));
+            supervisors.push(tokio::spawn(supervise(
+                i,
+                args.clone(),
+                reach.clone(),
+                Arc::clone(&workers),
+                stop_rx.clone(),
+            )));
         }
     }
-    tracing::info!(node_id = bridge.node_id(), workers = args.workers, spawn = args.spawn, "voxcore host started");
+    let first = workers.link(1).map(|l| l.url);
+    tracing::info!(
+        node_id = bridge.node_id(),
+        workers = args.workers,
+        spawn = args.spawn,
+        worker_1 = first.as_deref().unwrap_or("(a port of its choosing)"),
+        "voxcore host started"
+    );
     // Each worker fetches the region's storage itself; the host fetches it once too, so
     // its log says where this host's recordings go (or why voxbridge has not said yet).
     tokio::spawn({
@@ -197,4 +437,67 @@ pub async fn run(args: HostArgs, shutdown: impl Future<Output = ()> + Send + 'st
     beat.abort();
     tracing::info!("voxcore host stopped");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use clap::Parser;
+
+    use super::*;
+    use crate::config::{Cli, Command};
+
+    fn host(flags: &[&str]) -> HostArgs {
+        let argv = ["voxcore", "host", "--socket-dir", "/run/vox"].iter().chain(flags);
+        match Cli::try_parse_from(argv).unwrap().command {
+            Command::Host(h) => h,
+            Command::Worker(_) => unreachable!(),
+        }
+    }
+
+    #[test]
+    fn workers_are_advertised_where_other_machines_reach_them() {
+        let unix = Reach::from_args(&host(&[])).unwrap();
+        assert_eq!(unix.fixed_url(2).unwrap(), "unix:///run/vox/voxcore_2.sock");
+        let tcp = Reach::from_args(&host(&["--listen-ip", "10.0.0.5"])).unwrap();
+        assert_eq!(tcp.fixed_url(1).unwrap(), "http://10.0.0.5:7101");
+        assert_eq!(tcp.fixed_url(4).unwrap(), "http://10.0.0.5:7104");
+        let named = Reach::from_args(&host(&[
+            "--listen-ip",
+            "0.0.0.0",
+            "--advertise",
+            "fleet-1.internal",
+            "--worker-base-port",
+            "9000",
+            "--tls-cert",
+            "c.pem",
+            "--tls-key",
+            "k.pem",
+        ]))
+        .unwrap();
+        assert_eq!(named.fixed_url(2).unwrap(), "https://fleet-1.internal:9001");
+        let v6 = Reach::from_args(&host(&["--listen-ip", "fd00::5"])).unwrap();
+        assert_eq!(v6.fixed_url(1).unwrap(), "http://[fd00::5]:7101");
+        let ephemeral = Reach::from_args(&host(&["--listen-ip", "127.0.0.2", "--worker-base-port", "0"])).unwrap();
+        assert_eq!(ephemeral.fixed_url(1), None);
+        assert_eq!(ephemeral.url_for_port(40001).unwrap(), "http://127.0.0.2:40001");
+    }
+
+    #[test]
+    fn unreachable_or_unknowable_addresses_are_refused() {
+        let err = |flags: &[&str]| Reach::from_args(&host(flags)).unwrap_err().to_string();
+        assert!(err(&["--listen-ip", "0.0.0.0"]).contains("--advertise"));
+        assert!(err(&["--listen-ip", "10.0.0.5", "--advertise", "http://x:1"]).contains("without scheme or port"));
+        let systemd = err(&["--listen-ip", "10.0.0.5", "--spawn", "false", "--worker-base-port", "0"]);
+        assert!(systemd.contains("--spawn false") && systemd.contains("fixed base port"), "{systemd}");
+        assert!(err(&["--listen-ip", "10.0.0.5", "--worker-base-port", "65535", "--workers", "2"]).contains("65535"));
+    }
+
+    #[test]
+    fn the_port_is_read_from_a_whole_address_file_only() {
+        assert_eq!(port_in("http://127.0.0.2:40001\n"), Some(40001));
+        assert_eq!(port_in("https://[::1]:443"), Some(443));
+        assert_eq!(port_in("http://127.0.0.2:"), None);
+        assert_eq!(port_in(""), None);
+    }
 }

@@ -9,9 +9,12 @@
 //! recording when the call ends ([`spool`]), finishing at the next start whatever a
 //! crash interrupted. Where recordings go is the region's storage as voxbridge says
 //! ([`storage`]: an S3 bucket, or voxbridge's folder in embedded mode), never settings
-//! of the host's own. [`host`] runs N workers on a machine and heartbeats them.
+//! of the host's own. [`host`] runs N workers on a machine and heartbeats them, on Unix
+//! sockets or on TCP ports other machines reach. Only a gateway with a token voxbridge
+//! signed, or the worker's own host, gets past [`auth`].
 
 pub mod agents;
+pub mod auth;
 pub mod config;
 pub mod host;
 pub mod recording;

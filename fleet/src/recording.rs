@@ -2,6 +2,10 @@
 //! written to `<spool>/<call id>.wav` beside a small JSON ticket that says where the
 //! recording goes. The two sides arrive at their own pace; whichever runs more than
 //! 200 ms ahead has the other padded with silence, so the channels stay aligned.
+//!
+//! Spool file names are call ids and nothing else ([`spool_file`]): a name that came
+//! from a request, or was read back from the spool after a crash, never reaches outside
+//! the spool folder.
 
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
@@ -9,6 +13,19 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 use vox_audio::wav::{StereoWavWriter, WavInfo};
+use vox_domain::ids;
+
+/// `<spool>/<call id>.<ext>`, for a call id of the id alphabet only (no `/`, no `..`).
+pub fn spool_file(spool: &Path, call_id: &str, ext: &str) -> std::io::Result<PathBuf> {
+    if !ids::has_prefix(call_id, ids::CALL) {
+        let shown: String = call_id.chars().take(40).collect();
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!("{shown:?} is not a call id (ca_ and 16 characters of 0-9a-z); spool files are named by call id"),
+        ));
+    }
+    Ok(spool.join(format!("{call_id}.{ext}")))
+}
 
 /// What the uploader needs to finish a recording, kept on disk beside the WAV.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -21,17 +38,26 @@ pub struct Ticket {
 }
 
 impl Ticket {
-    pub fn wav_path(spool: &Path, call_id: &str) -> PathBuf {
-        spool.join(format!("{call_id}.wav"))
+    pub fn wav_path(spool: &Path, call_id: &str) -> std::io::Result<PathBuf> {
+        spool_file(spool, call_id, "wav")
     }
 
-    pub fn path(spool: &Path, call_id: &str) -> PathBuf {
-        spool.join(format!("{call_id}.json"))
+    pub fn path(spool: &Path, call_id: &str) -> std::io::Result<PathBuf> {
+        spool_file(spool, call_id, "json")
+    }
+
+    /// True when the ticket is the one `call_id`'s spool file should hold, pointing at
+    /// that call's recording key: a ticket edited on disk cannot send a recording over
+    /// another object.
+    pub fn is_for(&self, call_id: &str) -> bool {
+        self.call_id == call_id
+            && self.key.starts_with("recordings/")
+            && self.key.strip_suffix(&format!("/{call_id}.wav")).is_some()
     }
 
     /// Writes the ticket durably (write beside, sync, rename).
     pub fn save(&self, spool: &Path) -> std::io::Result<()> {
-        let path = Ticket::path(spool, &self.call_id);
+        let path = Ticket::path(spool, &self.call_id)?;
         let tmp = path.with_extension("json.tmp");
         let body = serde_json::to_vec(self).map_err(std::io::Error::other)?;
         {
@@ -61,11 +87,12 @@ pub struct CallRecorder {
 
 impl CallRecorder {
     pub fn start(spool: &Path, call_id: &str, sample_rate: u32) -> std::io::Result<Self> {
+        let wav = Ticket::wav_path(spool, call_id)?;
         std::fs::create_dir_all(spool)?;
         let ticket =
             Ticket { call_id: call_id.to_string(), key: recording_key(call_id, chrono::Utc::now()), finished: false };
         ticket.save(spool)?;
-        let writer = StereoWavWriter::create(&Ticket::wav_path(spool, call_id), sample_rate)?;
+        let writer = StereoWavWriter::create(&wav, sample_rate)?;
         Ok(CallRecorder {
             writer,
             ticket,
@@ -128,10 +155,12 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
 
+    const CALL: &str = "ca_0123456789abcdef";
+
     #[test]
     fn channels_stay_aligned_when_one_side_is_silent() {
         let dir = tempfile::tempdir().unwrap();
-        let mut r = CallRecorder::start(dir.path(), "ca_x", 8000).unwrap();
+        let mut r = CallRecorder::start(dir.path(), CALL, 8000).unwrap();
         // One second of caller audio, the agent silent throughout.
         for _ in 0..50 {
             r.caller(&[500; 160]).unwrap();
@@ -139,8 +168,31 @@ mod tests {
         let (ticket, info) = r.finish().unwrap();
         assert!(ticket.finished);
         assert_eq!(info.duration_ms, 1000);
-        let saved: Ticket = serde_json::from_slice(&std::fs::read(Ticket::path(dir.path(), "ca_x")).unwrap()).unwrap();
+        let saved: Ticket =
+            serde_json::from_slice(&std::fs::read(Ticket::path(dir.path(), CALL).unwrap()).unwrap()).unwrap();
         assert_eq!(saved, ticket);
-        assert!(ticket.key.starts_with("recordings/") && ticket.key.ends_with("/ca_x.wav"));
+        assert!(ticket.key.starts_with("recordings/") && ticket.key.ends_with(&format!("/{CALL}.wav")));
+        assert!(ticket.is_for(CALL));
+    }
+
+    #[test]
+    fn names_that_are_not_call_ids_never_become_spool_paths() {
+        let dir = tempfile::tempdir().unwrap();
+        let spool = dir.path().join("spool");
+        for bad in ["../../etc/x", "ca_../../x", "ca_0123456789abcdef/..", "", "ca_0123456789ABCDEF", "/tmp/ca_x"] {
+            let err = CallRecorder::start(&spool, bad, 8000).unwrap_err();
+            assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput, "{bad:?}");
+            assert!(Ticket::path(&spool, bad).is_err() && Ticket::wav_path(&spool, bad).is_err(), "{bad:?}");
+        }
+        assert!(!spool.exists(), "nothing was created, not even the spool folder");
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn a_ticket_must_point_at_its_own_calls_recording() {
+        let key = |k: &str| Ticket { call_id: CALL.into(), key: k.into(), finished: true };
+        assert!(key(&recording_key(CALL, chrono::Utc::now())).is_for(CALL));
+        assert!(!key("prompts/hello.wav").is_for(CALL));
+        assert!(!key(&format!("recordings/2026/01/01/{CALL}.wav")).is_for("ca_fedcba9876543210"));
     }
 }

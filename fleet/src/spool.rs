@@ -1,13 +1,15 @@
 //! Uploading finished recordings from the spool to storage, with retries. A recording
 //! leaves the spool only after the store confirmed it; the call is pointed at it only
 //! then. At start, whatever a previous run left (a crash mid-call or mid-upload) is
-//! repaired and uploaded.
+//! repaired and uploaded; a file whose name is not a call id is left alone, never
+//! turned into a path or a voxbridge request.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use vox_blob::BlobStore;
+use vox_domain::ids;
 use vox_proto::backend::v1 as pb;
 
 use crate::recording::Ticket;
@@ -25,10 +27,13 @@ impl Uploader {
         if let Ok(entries) = std::fs::read_dir(&spool) {
             for entry in entries.flatten() {
                 let name = entry.file_name().to_string_lossy().to_string();
-                if let Some(call_id) = name.strip_suffix(".json") {
-                    tracing::info!(call_id, "found a recording left by an earlier run; finishing its upload");
-                    uploader.queue(call_id);
+                let Some(call_id) = name.strip_suffix(".json") else { continue };
+                if !ids::has_prefix(call_id, ids::CALL) {
+                    tracing::warn!(file = %entry.path().display(), "ignoring a spool file not named by a call id");
+                    continue;
                 }
+                tracing::info!(call_id, "found a recording left by an earlier run; finishing its upload");
+                uploader.queue(call_id);
             }
         }
         tokio::spawn(async move {
@@ -49,7 +54,12 @@ impl Uploader {
         uploader
     }
 
+    /// Queues `call_id`'s recording for upload; anything but a call id is refused here.
     pub fn queue(&self, call_id: &str) {
+        if !ids::has_prefix(call_id, ids::CALL) {
+            tracing::error!(call_id, "not queueing an upload for a name that is not a call id");
+            return;
+        }
         let _ = self.tx.send(call_id.to_string());
     }
 }
@@ -60,13 +70,23 @@ async fn upload_one(
     bridge: Option<&vox_node::Bridge>,
     call_id: &str,
 ) -> anyhow::Result<()> {
-    let ticket_path = Ticket::path(spool, call_id);
-    let wav = Ticket::wav_path(spool, call_id);
+    let (ticket_path, wav) = match (Ticket::path(spool, call_id), Ticket::wav_path(spool, call_id)) {
+        (Ok(t), Ok(w)) => (t, w),
+        (Err(e), _) | (_, Err(e)) => {
+            // `queue` lets none through; retrying could never help.
+            tracing::error!(call_id, error = %e, "not uploading a recording whose name is not a call id");
+            return Ok(());
+        }
+    };
     let ticket: Ticket = match std::fs::read(&ticket_path) {
         Ok(bytes) => serde_json::from_slice(&bytes)?,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()), // already done
         Err(e) => return Err(e.into()),
     };
+    if !ticket.is_for(call_id) {
+        tracing::error!(call_id, ticket_call_id = %ticket.call_id, key = %ticket.key, "a spool ticket that does not match its file name; left in the spool for an operator");
+        return Ok(());
+    }
     if !wav.exists() {
         tracing::warn!(call_id, "recording ticket without audio; dropping it");
         std::fs::remove_file(&ticket_path)?;

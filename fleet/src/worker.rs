@@ -1,7 +1,9 @@
 //! One worker process: its slots, its gRPC service (`vox.fleet.v1.WorkerService` plus
-//! health and reflection) on a Unix socket or TCP, and its drain/exit behaviour.
+//! health and reflection) on a Unix socket or TCP (TLS when given a certificate), and
+//! its drain/exit behaviour. Every WorkerService call passes [`crate::auth`] first.
 
 use std::future::Future;
+use std::path::Path;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,10 +13,14 @@ use futures::Stream;
 use tokio::sync::mpsc;
 use tonic::{Request, Response, Status, Streaming};
 use vox_blob::BlobStore;
+use vox_domain::ids;
+use vox_node::tls::TlsFiles;
+use vox_node::tokens::ClusterKey;
 use vox_node::{Bridge, NodeSecret};
 use vox_proto::fleet::v1::worker_service_server::{WorkerService, WorkerServiceServer};
 use vox_proto::fleet::v1::{self as pb, media_in};
 
+use crate::auth::{Caller, WorkerAuth};
 use crate::config::{CommonArgs, WorkerArgs, socket_path};
 use crate::session::{self, Format};
 use crate::slots::Slots;
@@ -31,20 +37,45 @@ pub struct Worker {
     pub uploader: Uploader,
 }
 
+/// The node secret from the settings, parsed.
+pub fn node_secret(common: &CommonArgs) -> anyhow::Result<Option<NodeSecret>> {
+    common
+        .node_secret
+        .as_deref()
+        .map(|s| NodeSecret::parse("--node-secret (VOX_NODE_SECRET)", s).map_err(|e| anyhow::anyhow!(e.message)))
+        .transpose()
+}
+
 /// voxbridge from the settings, if configured; both URL and secret or neither.
 pub fn bridge_from(common: &CommonArgs) -> anyhow::Result<Option<Bridge>> {
-    match (&common.bridge_url, &common.node_secret) {
-        (Some(url), Some(secret)) => {
-            let secret =
-                NodeSecret::parse("--node-secret (VOX_NODE_SECRET)", secret).map_err(|e| anyhow::anyhow!(e.message))?;
-            Ok(Some(Bridge::new(url, secret).map_err(|e| anyhow::anyhow!(e.message))?))
-        }
+    match (&common.bridge_url, node_secret(common)?) {
+        (Some(url), Some(secret)) => Ok(Some(Bridge::new(url, secret).map_err(|e| anyhow::anyhow!(e.message))?)),
         (None, None) => Ok(None),
         (Some(_), None) => anyhow::bail!(
             "--bridge-url is set but --node-secret (VOX_NODE_SECRET) is not; give the fleet node's API secret"
         ),
         (None, Some(_)) => anyhow::bail!("--node-secret is set but --bridge-url (VOX_BRIDGE_URL) is not"),
     }
+}
+
+/// Trusts the cluster CA for https:// links (--tls-ca), before any link is made.
+pub fn trust_cluster_ca(common: &CommonArgs) -> anyhow::Result<()> {
+    if let Some(ca) = &common.tls_ca {
+        vox_node::tls::trust_ca_file(ca)?;
+    }
+    Ok(())
+}
+
+/// Refuses anything but a call id of the id alphabet: call ids become spool file names
+/// and voxbridge requests, so `../` or a stray `/` must never get further than here.
+pub fn check_call_id(field: &str, call_id: &str) -> Result<(), Status> {
+    if ids::has_prefix(call_id, ids::CALL) {
+        return Ok(());
+    }
+    let shown: String = call_id.chars().take(40).collect();
+    Err(Status::invalid_argument(format!(
+        "{field}: expected a call id as voxbridge makes them (ca_ and 16 characters of 0-9a-z), not {shown:?}"
+    )))
 }
 
 #[derive(Debug, Clone)]
@@ -56,9 +87,7 @@ type MediaStream = Pin<Box<dyn Stream<Item = Result<pb::MediaOut, Status>> + Sen
 impl WorkerService for Service {
     async fn reserve(&self, req: Request<pb::ReserveRequest>) -> Result<Response<pb::ReserveResponse>, Status> {
         let r = req.into_inner();
-        if r.call_id.trim().is_empty() || r.call_id.len() > 64 {
-            return Err(Status::invalid_argument("call_id: required, at most 64 characters"));
-        }
+        check_call_id("call_id", &r.call_id)?;
         let asked = if r.ttl_ms == 0 { 5000 } else { r.ttl_ms };
         let ttl = Duration::from_millis(u64::from(asked.min(self.0.common.max_reservation_ms)));
         let reservation = self.0.slots.reserve(r, ttl)?;
@@ -86,6 +115,7 @@ impl WorkerService for Service {
         let Some(pb::MediaIn { event: Some(media_in::Event::Start(start)) }) = first else {
             return Err(Status::invalid_argument("the first media message must be `start`"));
         };
+        check_call_id("start.call_id", &start.call_id)?;
         let format = Format::from_proto(start.format.as_ref())?;
         let reservation = self.0.slots.start_call(&start.reservation_id, &start.call_id)?;
         let (tx, rx) = mpsc::channel(64);
@@ -100,7 +130,8 @@ impl WorkerService for Service {
     async fn drain(&self, req: Request<pb::DrainRequest>) -> Result<Response<pb::WorkerStatus>, Status> {
         let exit = req.get_ref().exit_when_idle;
         self.0.slots.drain(exit);
-        tracing::info!(worker = self.0.index, exit_when_idle = exit, "draining");
+        let by = req.extensions().get::<Caller>();
+        tracing::info!(worker = self.0.index, exit_when_idle = exit, ?by, "draining");
         Ok(Response::new(self.0.slots.status(self.0.index)))
     }
 
@@ -116,15 +147,53 @@ enum Listener {
     Unix(tokio::net::UnixListener, std::path::PathBuf),
 }
 
+/// Binds the worker's Unix socket. `owner_only` (a worker without voxbridge, whose only
+/// gate is the file mode): bound under a temporary name, made 0600, then renamed into
+/// place, so there is no moment at which another user could connect to it.
+fn bind_unix(path: &Path, owner_only: bool) -> anyhow::Result<tokio::net::UnixListener> {
+    use std::os::unix::fs::PermissionsExt;
+    // A socket file left by a killed worker would make bind fail.
+    let _ = std::fs::remove_file(path);
+    if !owner_only {
+        return tokio::net::UnixListener::bind(path).with_context(|| format!("bind {}", path.display()));
+    }
+    let tmp = path.with_extension(format!("sock.{}.tmp", std::process::id()));
+    let _ = std::fs::remove_file(&tmp);
+    let listener = tokio::net::UnixListener::bind(&tmp).with_context(|| format!("bind {}", tmp.display()))?;
+    std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o600))
+        .with_context(|| format!("make {} owner-only (0600)", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("move the socket into place at {}", path.display()))?;
+    Ok(listener)
+}
+
 /// Runs one worker until it is told to stop: on `shutdown` (SIGTERM) or a drain with
 /// exit_when_idle, it takes no new call, finishes the ones it holds, then exits.
 pub async fn run(args: WorkerArgs, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+    trust_cluster_ca(&args.common)?;
+    let tls = TlsFiles::from_flags(args.common.tls_cert.as_deref(), args.common.tls_key.as_deref())?;
+    if let Some(files) = &tls {
+        // Said now, before the worker reports itself listening, not at its first client.
+        for (flag, path) in [("--tls-cert (VOX_TLS_CERT)", &files.cert), ("--tls-key (VOX_TLS_KEY)", &files.key)] {
+            std::fs::File::open(path).with_context(|| format!("{flag}: cannot read {}", path.display()))?;
+        }
+    }
+    let tcp = args.tcp_address()?;
+    let bridge = bridge_from(&args.common)?;
+    let auth = match (&bridge, node_secret(&args.common)?) {
+        (Some(bridge), Some(own)) => WorkerAuth::Cluster { own, key: ClusterKey::fetch_from(bridge.clone()) },
+        _ if tcp.is_some() => anyhow::bail!(
+            "--listen / --listen-ip (TCP) needs voxbridge (--bridge-url and --node-secret): gateways prove \
+             themselves to a worker with voxbridge's worker tokens, and without them anyone who reaches the port \
+             could drain the worker or stream into its calls. Without voxbridge, leave both unset: the worker \
+             then serves only its Unix socket in --socket-dir, which only its own user may open"
+        ),
+        _ => WorkerAuth::SocketOnly,
+    };
     std::fs::create_dir_all(&args.common.spool_dir)
         .with_context(|| format!("create spool dir {}", args.common.spool_dir.display()))?;
     if let Some(dir) = &args.common.recordings_dir {
         std::fs::create_dir_all(dir).with_context(|| format!("create recordings dir {}", dir.display()))?;
     }
-    let bridge = bridge_from(&args.common)?;
     let storage = Arc::new(RegionStorage::new(bridge.clone(), args.common.recordings_dir.clone()));
     tokio::spawn({
         let storage = Arc::clone(&storage);
@@ -141,19 +210,26 @@ pub async fn run(args: WorkerArgs, shutdown: impl Future<Output = ()> + Send + '
         uploader,
     });
 
-    let (listener, url) = match args.listen {
+    let (listener, url) = match tcp {
         Some(addr) => {
-            let l = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("bind {addr}"))?;
-            let url = format!("http://{}", l.local_addr()?);
+            let l = tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("bind {addr}, this worker's TCP address: is another process on that port?"))?;
+            let scheme = if tls.is_some() { "https" } else { "http" };
+            let url = format!("{scheme}://{}", l.local_addr()?);
             (Listener::Tcp(l), url)
         }
         None => {
+            if tls.is_some() {
+                tracing::info!(
+                    worker = args.index,
+                    "--tls-cert is for a TCP listener; the Unix socket never leaves this machine and is served plain"
+                );
+            }
             std::fs::create_dir_all(&args.socket_dir)
                 .with_context(|| format!("create socket dir {}", args.socket_dir.display()))?;
             let path = socket_path(&args.socket_dir, args.index);
-            // A socket file left by a killed worker would make bind fail.
-            let _ = std::fs::remove_file(&path);
-            let l = tokio::net::UnixListener::bind(&path).with_context(|| format!("bind {}", path.display()))?;
+            let l = bind_unix(&path, matches!(auth, WorkerAuth::SocketOnly))?;
             let url = format!("unix://{}", path.display());
             (Listener::Unix(l, path), url)
         }
@@ -161,7 +237,13 @@ pub async fn run(args: WorkerArgs, shutdown: impl Future<Output = ()> + Send + '
     if let Some(file) = &args.address_file {
         std::fs::write(file, &url).with_context(|| format!("write {}", file.display()))?;
     }
-    tracing::info!(worker = args.index, %url, max_calls = args.common.max_concurrent_calls, "voxcore worker listening");
+    tracing::info!(
+        worker = args.index,
+        %url,
+        max_calls = args.common.max_concurrent_calls,
+        authenticated = matches!(auth, WorkerAuth::Cluster { .. }),
+        "voxcore worker listening"
+    );
 
     // Reservations that never see media are dropped (watchdog: reservation unused).
     let expiry = {
@@ -220,17 +302,27 @@ pub async fn run(args: WorkerArgs, shutdown: impl Future<Output = ()> + Send + '
             health.set_not_serving::<WorkerServiceServer<Service>>().await;
         }
     };
-    let router = tonic::transport::Server::builder()
-        .add_service(health_svc)
-        .add_service(reflection_v1)
-        .add_service(reflection_v1alpha)
-        .add_service(WorkerServiceServer::new(Service(Arc::clone(&worker))));
+    // Health and reflection stay open; every WorkerService call passes `auth` first.
+    let service = WorkerServiceServer::with_interceptor(Service(Arc::clone(&worker)), auth);
     match listener {
         Listener::Tcp(l) => {
-            router.serve_with_incoming_shutdown(tokio_stream::wrappers::TcpListenerStream::new(l), stopping).await?;
+            let app = tonic::service::Routes::new(health_svc)
+                .add_service(reflection_v1)
+                .add_service(reflection_v1alpha)
+                .add_service(service)
+                .into_axum_router();
+            // The worker is idle by the time `stopping` resolves; the grace only lets
+            // gateways' idle connections see the GOAWAY.
+            vox_node::tls::serve(l, app, tls.as_ref(), stopping, Duration::from_secs(5)).await?;
         }
         Listener::Unix(l, path) => {
-            router.serve_with_incoming_shutdown(tokio_stream::wrappers::UnixListenerStream::new(l), stopping).await?;
+            tonic::transport::Server::builder()
+                .add_service(health_svc)
+                .add_service(reflection_v1)
+                .add_service(reflection_v1alpha)
+                .add_service(service)
+                .serve_with_incoming_shutdown(tokio_stream::wrappers::UnixListenerStream::new(l), stopping)
+                .await?;
             let _ = std::fs::remove_file(path);
         }
     }

@@ -135,8 +135,10 @@ async fn a_recording_waits_out_an_s3_outage_and_lands_exactly_once() {
     )
     .await;
     let mut calls = bpb::call_service_client::CallServiceClient::new(channel.clone());
-    let mut client =
-        WorkerServiceClient::new(Channel::from_shared(worker.endpoint.clone()).unwrap().connect().await.unwrap());
+    // The worker's own host's credentials (the node secret it runs with).
+    let host = vox_node::NodeAuth::new(vox_node::NodeSecret::parse("node secret", &reg.api_secret).unwrap());
+    let channel_to_worker = Channel::from_shared(worker.endpoint.clone()).unwrap().connect().await.unwrap();
+    let mut client = WorkerServiceClient::with_interceptor(channel_to_worker, host);
     let r = client
         .reserve(pb::ReserveRequest { call_id: call.id.clone(), ttl_ms: 5000, ..Default::default() })
         .await

@@ -1,5 +1,6 @@
 //! voxcore workers as real processes: media round trips, slot rules, watchdogs, crash
-//! recovery of recordings, prompts and external agents.
+//! recovery of recordings, prompts and external agents. These workers have no voxbridge,
+//! so they serve their Unix socket only (owner-only), without credentials.
 #![allow(clippy::unwrap_used)]
 
 use std::path::{Path, PathBuf};
@@ -28,13 +29,21 @@ impl Worker {
     fn recordings(&self) -> PathBuf {
         self.dir.path().join("recordings")
     }
+    fn socket(&self) -> PathBuf {
+        PathBuf::from(self.process.endpoint.strip_prefix("unix://").unwrap())
+    }
+}
+
+/// A call id of the id alphabet, as voxbridge makes them.
+fn new_call() -> String {
+    vox_domain::ids::new_id(vox_domain::ids::CALL)
 }
 
 async fn start_in(dir: tempfile::TempDir, extra: &[&str]) -> Worker {
     let mut args: Vec<String> = vec![
         "worker".into(),
-        "--listen".into(),
-        "127.0.0.1:0".into(),
+        "--socket-dir".into(),
+        dir.path().join("sock").display().to_string(),
         "--spool-dir".into(),
         dir.path().join("spool").display().to_string(),
         "--recordings-dir".into(),
@@ -47,8 +56,7 @@ async fn start_in(dir: tempfile::TempDir, extra: &[&str]) -> Worker {
         ServerProcess::start_listening("voxcore", Path::new(env!("CARGO_BIN_EXE_voxcore")), &args, &[], dir.path())
             .await
             .unwrap();
-    let client =
-        WorkerServiceClient::new(Channel::from_shared(process.endpoint.clone()).unwrap().connect().await.unwrap());
+    let client = WorkerServiceClient::new(vox_node::channel::connect_lazy(&process.endpoint).unwrap());
     Worker { process, dir, client }
 }
 
@@ -139,7 +147,8 @@ fn find(dir: &Path, name: &str) -> Option<PathBuf> {
 #[tokio::test]
 async fn echo_round_trip_is_recorded_in_stereo() {
     let mut w = start(&[]).await;
-    let mut call = open(&mut w.client, "ca_echo", None).await;
+    let echo = new_call();
+    let mut call = open(&mut w.client, &echo, None).await;
     for i in 0..50 {
         call.send(audio(i)).await;
         match call.next().await {
@@ -154,16 +163,16 @@ async fn echo_round_trip_is_recorded_in_stereo() {
     assert_eq!(call.next().await, Some(media_out::Event::Mark(pb::Mark { name: "dtmf-5".into() })));
 
     // One slot, one call: the next reservation is refused before any side effect.
-    let busy = w.client.reserve(reserve_req("ca_other", None)).await.unwrap_err();
+    let busy = w.client.reserve(reserve_req(&new_call(), None)).await.unwrap_err();
     assert_eq!(busy.code(), Code::ResourceExhausted);
     let status = w.client.status(pb::StatusRequest {}).await.unwrap().into_inner();
-    assert_eq!((status.worker_calls, status.worker_max, status.call_id.as_str()), (1, 1, "ca_echo"));
+    assert_eq!((status.worker_calls, status.worker_max, status.call_id.as_str()), (1, 1, echo.as_str()));
     assert_eq!(status.state, common::WorkerState::InCall as i32);
 
     call.send(media_in::Event::Hangup(pb::Hangup { reason: String::new() })).await;
     assert_eq!(call.next().await, None, "the stream ends after hangup");
 
-    let wav = uploaded(&w.recordings(), "ca_echo").await;
+    let wav = uploaded(&w.recordings(), &echo).await;
     let bytes = std::fs::read(&wav).unwrap();
     assert_eq!(u16::from_le_bytes([bytes[22], bytes[23]]), 2, "stereo");
     let data_len = u32::from_le_bytes(bytes[40..44].try_into().unwrap());
@@ -181,17 +190,18 @@ async fn echo_round_trip_is_recorded_in_stereo() {
         "the spool is emptied once the upload is confirmed"
     );
     assert_eq!(w.client.status(pb::StatusRequest {}).await.unwrap().into_inner().worker_calls, 0);
-    w.client.reserve(reserve_req("ca_next", None)).await.unwrap();
+    w.client.reserve(reserve_req(&new_call(), None)).await.unwrap();
 }
 
 #[tokio::test]
 async fn draining_refuses_new_calls_and_sigterm_waits_for_the_call() {
     let mut w = start(&["--max-concurrent-calls", "2"]).await;
-    let mut call = open(&mut w.client, "ca_live", None).await;
+    let mut call = open(&mut w.client, &new_call(), None).await;
+    let new = new_call();
     w.client.drain(pb::DrainRequest { exit_when_idle: false }).await.unwrap();
-    assert_eq!(w.client.reserve(reserve_req("ca_new", None)).await.unwrap_err().code(), Code::Unavailable);
+    assert_eq!(w.client.reserve(reserve_req(&new, None)).await.unwrap_err().code(), Code::Unavailable);
     w.client.resume(pb::ResumeRequest {}).await.unwrap();
-    let spare = w.client.reserve(reserve_req("ca_new", None)).await.unwrap().into_inner();
+    let spare = w.client.reserve(reserve_req(&new, None)).await.unwrap().into_inner();
     w.client.release(pb::ReleaseRequest { reservation_id: spare.reservation_id }).await.unwrap();
 
     // SIGTERM: the live call carries on; the worker exits once it ends.
@@ -200,7 +210,7 @@ async fn draining_refuses_new_calls_and_sigterm_waits_for_the_call() {
     tokio::time::sleep(Duration::from_millis(500)).await;
     call.send(audio(1)).await;
     assert!(matches!(call.next().await, Some(media_out::Event::Audio(_))), "the call still flows after SIGTERM");
-    assert_eq!(w.client.reserve(reserve_req("ca_late", None)).await.unwrap_err().code(), Code::Unavailable);
+    assert_eq!(w.client.reserve(reserve_req(&new_call(), None)).await.unwrap_err().code(), Code::Unavailable);
     call.send(media_in::Event::Hangup(pb::Hangup { reason: "caller_hangup".into() })).await;
     let status = w.process.wait_exit(Duration::from_secs(10)).await.unwrap();
     assert!(status.success(), "{status}");
@@ -209,7 +219,7 @@ async fn draining_refuses_new_calls_and_sigterm_waits_for_the_call() {
 #[tokio::test]
 async fn watchdogs_free_the_slot_without_a_restart() {
     let mut w = start(&["--no-media-timeout-seconds", "1"]).await;
-    let mut call = open(&mut w.client, "ca_phantom", None).await;
+    let mut call = open(&mut w.client, &new_call(), None).await;
     // The leg died: no audio arrives.
     let started = std::time::Instant::now();
     assert_eq!(call.next().await, Some(media_out::Event::Hangup(pb::Hangup { reason: "watchdog:no_media".into() })));
@@ -219,20 +229,21 @@ async fn watchdogs_free_the_slot_without_a_restart() {
     assert_eq!(w.client.status(pb::StatusRequest {}).await.unwrap().into_inner().worker_calls, 0);
 
     // A reservation nobody uses expires and frees the slot.
+    let unused_call = new_call();
     let unused = w
         .client
-        .reserve(pb::ReserveRequest { call_id: "ca_unused".into(), ttl_ms: 300, ..Default::default() })
+        .reserve(pb::ReserveRequest { call_id: unused_call.clone(), ttl_ms: 300, ..Default::default() })
         .await
         .unwrap()
         .into_inner();
-    assert_eq!(w.client.reserve(reserve_req("ca_blocked", None)).await.unwrap_err().code(), Code::ResourceExhausted);
+    assert_eq!(w.client.reserve(reserve_req(&new_call(), None)).await.unwrap_err().code(), Code::ResourceExhausted);
     tokio::time::sleep(Duration::from_millis(700)).await;
-    w.client.reserve(reserve_req("ca_after", None)).await.unwrap();
+    w.client.reserve(reserve_req(&new_call(), None)).await.unwrap();
     let (tx, rx) = mpsc::channel(4);
     tx.send(pb::MediaIn {
         event: Some(media_in::Event::Start(pb::MediaStart {
             reservation_id: unused.reservation_id,
-            call_id: "ca_unused".into(),
+            call_id: unused_call,
             format: Some(mulaw()),
             stream_id: String::new(),
         })),
@@ -246,7 +257,8 @@ async fn watchdogs_free_the_slot_without_a_restart() {
 #[tokio::test]
 async fn bad_media_is_refused_clearly() {
     let mut w = start(&[]).await;
-    let r = w.client.reserve(reserve_req("ca_bad", None)).await.unwrap().into_inner();
+    let bad = new_call();
+    let r = w.client.reserve(reserve_req(&bad, None)).await.unwrap().into_inner();
     let (tx, rx) = mpsc::channel(4);
     tx.send(pb::MediaIn { event: Some(audio(0)) }).await.unwrap();
     let err = w.client.media(ReceiverStream::new(rx)).await.unwrap_err();
@@ -257,7 +269,7 @@ async fn bad_media_is_refused_clearly() {
     tx.send(pb::MediaIn {
         event: Some(media_in::Event::Start(pb::MediaStart {
             reservation_id: r.reservation_id.clone(),
-            call_id: "ca_bad".into(),
+            call_id: bad.clone(),
             format: Some(pcm44),
             stream_id: String::new(),
         })),
@@ -273,7 +285,8 @@ async fn bad_media_is_refused_clearly() {
 #[tokio::test]
 async fn a_killed_worker_keeps_its_partial_recording() {
     let mut w = start(&[]).await;
-    let mut call = open(&mut w.client, "ca_crash", None).await;
+    let crash = new_call();
+    let mut call = open(&mut w.client, &crash, None).await;
     // Two seconds at real pace, so the recording reaches the disk.
     for i in 0..100 {
         call.send(audio(i)).await;
@@ -281,12 +294,12 @@ async fn a_killed_worker_keeps_its_partial_recording() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     w.process.kill();
-    assert!(find(&w.spool(), "ca_crash.wav").is_some(), "the partial recording is in the spool");
+    assert!(find(&w.spool(), &format!("{crash}.wav")).is_some(), "the partial recording is in the spool");
     let dir = std::mem::replace(&mut w.dir, tempfile::tempdir().unwrap());
     drop(w);
 
     let again = start_in(dir, &[]).await;
-    let wav = uploaded(&again.recordings(), "ca_crash").await;
+    let wav = uploaded(&again.recordings(), &crash).await;
     let info = vox_audio::wav::repair(&wav).unwrap();
     assert!(info.duration_ms >= 1000, "at least the flushed second survives: {info:?}");
     assert_eq!(info.channels, 2);
@@ -305,7 +318,7 @@ async fn the_prompt_agent_plays_its_wav_then_answers_digits() {
         external_url: String::new(),
         params: [("dtmf.9".to_string(), "hangup".to_string())].into(),
     };
-    let mut call = open(&mut w.client, "ca_prompt", Some(agent)).await;
+    let mut call = open(&mut w.client, &new_call(), Some(agent)).await;
     let mut heard = Vec::new();
     loop {
         call.send(audio(0)).await;
@@ -362,7 +375,7 @@ async fn the_external_agent_relays_to_a_websocket_server() {
     let agent =
         common::AgentSettings { kind: common::AgentKind::External as i32, external_url: url, ..Default::default() };
     let (mut client, _worker) = w_client().await;
-    let mut call = open(&mut client, "ca_ext", Some(agent)).await;
+    let mut call = open(&mut client, &new_call(), Some(agent)).await;
     assert_eq!(seen_rx.recv().await.unwrap(), "start");
     call.send(audio(10)).await;
     match call.next().await {
@@ -387,14 +400,37 @@ async fn w_client() -> (WorkerServiceClient<Channel>, Worker) {
 async fn grpcurl_sees_the_worker_api_by_reflection() {
     let w = start(&[]).await;
     let grpcurl = vox_testkit::require_program("grpcurl", "install it with `bash ops/install-test-deps.sh`");
-    let addr = w.process.endpoint.trim_start_matches("http://").to_string();
-    let out = std::process::Command::new(&grpcurl).args(["-plaintext", &addr, "list"]).output().unwrap();
+    let socket = w.socket().display().to_string();
+    // grpc-go sends the socket path as :authority, which HTTP/2 servers refuse as malformed.
+    let unix = ["-plaintext", "-unix", "-authority", "localhost", &socket];
+    let out = std::process::Command::new(&grpcurl).args(unix).arg("list").output().unwrap();
     let listed = String::from_utf8_lossy(&out.stdout);
     assert!(listed.contains("vox.fleet.v1.WorkerService") && listed.contains("grpc.health.v1.Health"), "{listed}");
-    let out = std::process::Command::new(&grpcurl)
-        .args(["-plaintext", &addr, "vox.fleet.v1.WorkerService/Status"])
-        .output()
-        .unwrap();
+    let out =
+        std::process::Command::new(&grpcurl).args(unix).arg("vox.fleet.v1.WorkerService/Status").output().unwrap();
     let status = String::from_utf8_lossy(&out.stdout);
     assert!(status.contains("\"workerMax\": 1"), "the seeds' worker_max over grpcurl: {status}");
+}
+
+#[tokio::test]
+async fn without_voxbridge_only_the_owner_reaches_the_worker() {
+    use std::os::unix::fs::PermissionsExt;
+    let w = start(&[]).await;
+    let mode = std::fs::metadata(w.socket()).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "the socket is the only gate: owner-only");
+
+    // TCP needs voxbridge, whose tokens let gateways in; the worker says so and stops.
+    let dir = tempfile::tempdir().unwrap();
+    let args: Vec<String> = ["worker", "--listen", "127.0.0.1:0", "--spool-dir"]
+        .map(String::from)
+        .into_iter()
+        .chain([dir.path().join("spool").display().to_string()])
+        .collect();
+    let mut p =
+        ServerProcess::spawn("voxcore-tcp", Path::new(env!("CARGO_BIN_EXE_voxcore")), &args, &[], dir.path()).unwrap();
+    let status = p.wait_exit(Duration::from_secs(10)).await.unwrap();
+    assert!(!status.success());
+    let logs = p.logs();
+    assert!(logs.contains("needs voxbridge (--bridge-url and --node-secret)"), "{logs}");
+    assert!(!dir.path().join("spool").exists(), "refused before touching anything");
 }

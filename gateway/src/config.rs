@@ -21,6 +21,23 @@ pub struct Args {
     #[arg(long, env = "VOX_BRIDGE_URL")]
     pub bridge_url: String,
 
+    /// CA certificate (PEM) to trust for https:// links: an https:// --bridge-url and
+    /// workers that serve TLS (a cluster CA). Without it, https:// links trust the public
+    /// web roots.
+    #[arg(long, env = "VOX_TLS_CA")]
+    pub tls_ca: Option<PathBuf>,
+
+    /// Serve HTTPS/WSS with this certificate chain (PEM); with --tls-key. Re-read when
+    /// the file changes, so a renewed certificate needs no restart. URLs the gateway hands
+    /// out (stream URLs in TwiML, web sessions' ws_url) then use wss:// unless
+    /// --public-url says otherwise.
+    #[arg(long, env = "VOX_TLS_CERT")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// The private key (PEM) of --tls-cert.
+    #[arg(long, env = "VOX_TLS_KEY")]
+    pub tls_key: Option<PathBuf>,
+
     /// This gateway node's API secret from registration (vxn.<node id>.<secret>).
     #[arg(long, env = "VOX_NODE_SECRET", hide_env_values = true)]
     pub node_secret: String,
@@ -72,7 +89,9 @@ pub struct Args {
     #[arg(long, env = "VOX_DIALLER_URL")]
     pub dialler_url: Option<String>,
 
-    /// How long a worker reservation waits for its media stream, milliseconds.
+    /// How long a worker reservation waits for its media stream, milliseconds (the
+    /// reservation an outbound answer makes waits 15 s: the carrier connects the stream
+    /// after the answer).
     #[arg(long, env = "VOX_RESERVATION_TTL_MS", default_value_t = 5000)]
     pub reservation_ttl_ms: u32,
 

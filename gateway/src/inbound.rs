@@ -17,7 +17,7 @@ use vox_proto::common::v1 as common;
 use crate::Gate;
 use crate::media::twilio;
 use crate::metrics::label;
-use crate::routes::{grpc_problem, problem};
+use crate::routes::{grpc_problem, problem, public_base};
 
 #[derive(Debug, Deserialize)]
 pub struct VoiceQuery {
@@ -36,14 +36,10 @@ fn signed_urls(gate: &Gate, headers: &HeaderMap, uri: &axum::http::Uri) -> Vec<S
     vec![format!("https://{host}{path}"), format!("http://{host}{path}")]
 }
 
-/// Where the carrier should stream the call's audio.
+/// Where the carrier should stream the call's audio. Never with a query string: Twilio
+/// does not support one on stream URLs; what the stream needs goes in `<Parameter>`s.
 pub(crate) fn stream_url(gate: &Gate, headers: &HeaderMap) -> String {
-    if let Some(base) = &gate.args.public_url {
-        let base = base.trim_end_matches('/').replacen("https://", "wss://", 1).replacen("http://", "ws://", 1);
-        return format!("{base}/media/twilio");
-    }
-    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("localhost");
-    format!("ws://{host}/media/twilio")
+    format!("{}/media/twilio", public_base(gate, headers, true))
 }
 
 pub(crate) fn xml_escape(s: &str) -> String {
@@ -51,16 +47,20 @@ pub(crate) fn xml_escape(s: &str) -> String {
 }
 
 pub fn twiml_connect(stream_url: &str, call_id: &str) -> String {
-    format!("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Response>{}</Response>\n", connect_verb(stream_url, call_id))
+    format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Response>{}</Response>\n",
+        connect_verb(stream_url, &[("call_id", call_id)])
+    )
 }
 
-/// TwiML's `<Connect><Stream>` with the call id as a stream parameter.
-pub(crate) fn connect_verb(stream_url: &str, call_id: &str) -> String {
-    format!(
-        "<Connect><Stream url=\"{}\"><Parameter name=\"call_id\" value=\"{}\"/></Stream></Connect>",
-        xml_escape(stream_url),
-        xml_escape(call_id)
-    )
+/// TwiML's `<Connect><Stream>` with `parameters` (the call id first) as stream
+/// parameters: Twilio hands them to the stream in `start.customParameters`.
+pub(crate) fn connect_verb(stream_url: &str, parameters: &[(&str, &str)]) -> String {
+    let parameters: String = parameters
+        .iter()
+        .map(|(name, value)| format!("<Parameter name=\"{}\" value=\"{}\"/>", xml_escape(name), xml_escape(value)))
+        .collect();
+    format!("<Connect><Stream url=\"{}\">{parameters}</Stream></Connect>", xml_escape(stream_url))
 }
 
 /// A carrier webhook's form parameters, after its `X-Twilio-Signature` was checked

@@ -1,8 +1,14 @@
 //! voxgate, the Vox edge: HTTP/WSS on one port for carrier media streams (Twilio Media
 //! Streams today, one adapter per dialect in [`media`]), the seeds' fleet routes
 //! (`GET /health`, `GET /health/fleet`), the console REST API (`voxgate-rest`, under
-//! `/api/v1`), the web console's files at `/` ([`console`]) and `/metrics`. It picks
-//! worker slots by least load ([`fleet`]) and holds a call's slot for the whole call.
+//! `/api/v1`), the web console's files at `/` ([`console`]) and `/metrics`; HTTPS/WSS
+//! itself with `--tls-cert`/`--tls-key`. It picks worker slots by region and load
+//! ([`fleet`]), holds a call's slot for the whole call, and talks to workers with a worker
+//! token from voxbridge.
+//!
+//! The edge keeps no state another gateway cannot find: web-session tokens are stream
+//! tokens voxbridge signs (any gateway checks them), and an answered outbound call's
+//! TwiML names the worker reserved for it, so its stream may reach any gateway.
 //!
 //! WebSocket routes answer only real upgrades (`Connection: upgrade` and
 //! `Upgrade: websocket`); everything else is plain HTTP, so a POST never meets a
@@ -17,6 +23,7 @@ mod livekit;
 pub mod media;
 pub mod metrics;
 pub mod outbound;
+mod reservation;
 mod routes;
 mod web_sessions;
 
@@ -26,12 +33,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::Context;
+use vox_node::tokens::{ClusterKey, GatewayCredential};
 use vox_node::{Bridge, NodeSecret};
 use vox_proto::backend::v1 as bpb;
-use vox_proto::fleet::v1::worker_service_client::WorkerServiceClient;
 
 use crate::config::Args;
-use crate::fleet::Fleet;
+use crate::fleet::{Fleet, WorkerClient};
 use crate::metrics::Metrics;
 
 /// What every request handler shares.
@@ -43,10 +50,12 @@ pub struct Gate {
     pub metrics: Metrics,
     /// Maintenance, shutdown or disable from voxbridge: no new streams.
     pub draining: AtomicBool,
-    /// Web session tokens waiting for their streams.
-    pub web_sessions: media::web::Sessions,
-    /// Worker slots claimed for answered outbound calls, waiting for their streams.
-    pub held_claims: outbound::HeldClaims,
+    /// This gateway's worker token, which every worker client carries.
+    pub credential: GatewayCredential,
+    /// voxbridge's public key, which checks stream tokens (web sessions).
+    pub cluster_key: ClusterKey,
+    /// Serving HTTPS/WSS: the URLs handed out say wss:// (without --public-url).
+    pub tls: bool,
     /// voxbridge without the node's credentials, for calls made with a user's token.
     pub rest_channel: tonic::transport::Channel,
     /// Outgoing HTTP (LiveKit's API).
@@ -67,7 +76,19 @@ impl vox_node::heartbeat::HeartbeatSource for Gate {
 }
 
 /// Refreshes the fleet from voxbridge and the static worker list.
-async fn refresh(gate: &Gate, statics: &[(String, WorkerServiceClient<tonic::transport::Channel>)]) {
+async fn refresh(gate: &Gate, statics: &[(String, WorkerClient)]) {
+    if gate.fleet.region().is_none() {
+        // The gateway's own region: its workers are preferred.
+        let me = bpb::GetNodeRequest { id: gate.bridge.node_id().to_string() };
+        match gate.bridge.nodes().get_node(me).await {
+            Ok(n) => {
+                let region = n.into_inner().region_id;
+                tracing::info!(region_id = %region, "workers of this region are preferred");
+                gate.fleet.set_region(&region);
+            }
+            Err(s) => tracing::warn!(code = ?s.code(), error = s.message(), "cannot read this gateway's region yet"),
+        }
+    }
     let req = bpb::ListNodesRequest { region_id: String::new(), kind: bpb::NodeKind::Fleet as i32 };
     match gate.bridge.nodes().list_nodes(req).await {
         Ok(r) => gate.fleet.apply_nodes(&r.into_inner().nodes),
@@ -86,37 +107,57 @@ async fn refresh(gate: &Gate, statics: &[(String, WorkerServiceClient<tonic::tra
     gate.metrics.slots_total.set(i64::from(gate.fleet.total()));
 }
 
-/// Serves voxgate on `listener` until `shutdown` resolves.
+/// How long open requests may take to finish once shutdown begins.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+/// Serves voxgate on `listener` (HTTPS/WSS with `--tls-cert`) until `shutdown` resolves.
 pub async fn run(
     args: Args,
     listener: tokio::net::TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    // Before any link is made: https:// links trust this CA from their creation on.
+    if let Some(ca) = &args.tls_ca {
+        vox_node::tls::trust_ca_file(ca)?;
+    }
+    let tls = vox_node::tls::TlsFiles::from_flags(args.tls_cert.as_deref(), args.tls_key.as_deref())?;
     let secret = NodeSecret::parse("--node-secret (VOX_NODE_SECRET)", &args.node_secret)
         .map_err(|e| anyhow::anyhow!(e.message))?;
     let bridge = Bridge::new(&args.bridge_url, secret).map_err(|e| anyhow::anyhow!(e.message))?;
+    let credential = GatewayCredential::renew_from(bridge.clone());
+    let cluster_key = ClusterKey::fetch_from(bridge.clone());
+    let fleet = Arc::new(Fleet::new(credential.interceptor()));
     let mut statics = Vec::new();
-    for url in args.fleet_urls.iter().filter(|u| !u.trim().is_empty()) {
-        let channel =
-            vox_node::channel::connect_lazy(url.trim()).map_err(|e| anyhow::anyhow!("FLEET_URLS: {}", e.message))?;
-        statics.push((url.trim().to_string(), WorkerServiceClient::new(channel)));
+    for url in args.fleet_urls.iter().map(|u| u.trim()).filter(|u| !u.is_empty()) {
+        let client = fleet.client(url).map_err(|e| anyhow::anyhow!("FLEET_URLS: {}", e.message))?;
+        statics.push((url.to_string(), client));
     }
-    let rest_channel = tonic::transport::Endpoint::from_shared(args.bridge_url.clone())
-        .context("--bridge-url")?
+    let rest_channel = vox_node::channel::endpoint("--bridge-url (VOX_BRIDGE_URL)", &args.bridge_url)
+        .map_err(|e| anyhow::anyhow!(e.message))?
         .connect_timeout(Duration::from_secs(3))
         .connect_lazy();
     let gate = Arc::new(Gate {
         args,
         bridge: bridge.clone(),
-        fleet: Arc::new(Fleet::default()),
+        fleet,
         metrics: Metrics::default(),
         draining: AtomicBool::new(false),
-        web_sessions: media::web::Sessions::default(),
-        held_claims: outbound::HeldClaims::default(),
+        credential,
+        cluster_key,
+        tls: tls.is_some(),
         rest_channel: rest_channel.clone(),
         http: reqwest::Client::new(),
     });
 
+    // Workers refuse a gateway without a worker token: get one before taking traffic
+    // (voxbridge being away is no reason not to start; calls wait for it then).
+    let waited = tokio::time::Instant::now();
+    while !gate.credential.ready() && waited.elapsed() < Duration::from_secs(5) {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    if !gate.credential.ready() {
+        tracing::warn!("no worker token from voxbridge yet; calls wait for one");
+    }
     // Learn the fleet (and who is busy) before taking traffic.
     refresh(&gate, &statics).await;
     let refresher = {
@@ -166,11 +207,8 @@ pub async fn run(
     if let Some(file) = &gate.args.address_file {
         std::fs::write(file, addr.to_string()).with_context(|| format!("write {}", file.display()))?;
     }
-    tracing::info!(%addr, slots = gate.fleet.total(), "voxgate listening");
-    axum::serve(listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>())
-        .with_graceful_shutdown(shutdown)
-        .await
-        .context("serve")?;
+    tracing::info!(%addr, slots = gate.fleet.total(), tls = gate.tls, "voxgate listening");
+    vox_node::tls::serve(listener, app, tls.as_ref(), shutdown, SHUTDOWN_GRACE).await?;
     let _ = stop_tx.send(true);
     refresher.abort();
     beat.abort();

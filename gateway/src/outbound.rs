@@ -3,11 +3,14 @@
 //!
 //! * `POST /twilio/outbound/answer?call_id=<id>`: the carrier's voice webhook, fetched
 //!   when the callee picks up. A machine (the carrier's `AnsweredBy=machine_*`) ends the
-//!   call as `machine` with a hangup. A person gets a worker slot: the gateway waits up
-//!   to the connect window (2 s by default, `--abandon-window-ms`) for a free slot, holds
-//!   it for the media stream and answers TwiML that connects the audio to
-//!   `/media/twilio?call_id=<id>`. With no slot in time the call is `abandoned`: the
-//!   callee hears a short message and the carrier hangs up, and pacing counts it.
+//!   call as `machine` with a hangup. A person gets a worker: within the connect window
+//!   (2 s by default, `--abandon-window-ms`) the gateway reserves one for 15 s and
+//!   answers TwiML that connects the audio to `/media/twilio` (no query string: Twilio
+//!   allows none) with `<Parameter name="call_id">` and `<Parameter name="slot"
+//!   value="<node_id>/<worker_index>/<reservation_id>">`. The gateway keeps nothing: the
+//!   stream may reach any gateway, which takes the reservation over. With no worker in
+//!   time the call is `abandoned`: the callee hears a short message and the carrier
+//!   hangs up, and pacing counts it.
 //! * `POST /twilio/status?call_id=<id>`: status callbacks (`ringing`, `busy`,
 //!   `no-answer`, `failed`, `canceled`, `completed`, machine answers) become call
 //!   transitions in voxbridge.
@@ -16,8 +19,8 @@
 //! Carriers retry callbacks and send them out of order, so a callback that would move a
 //! call backwards or that it already reflects is acknowledged and changes nothing.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::collections::HashSet;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::extract::{OriginalUri, Query, State};
@@ -26,40 +29,17 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use vox_proto::backend::v1 as bpb;
 
-use crate::Gate;
-use crate::fleet::Claim;
 use crate::inbound::{connect_verb, stream_url, verified_form, xml_escape};
 use crate::metrics::label;
 use crate::routes::{grpc_problem, problem};
+use crate::{Gate, reservation};
 
-/// How long a slot claimed for an answer waits for its media stream to connect.
-const HOLD_FOR: Duration = Duration::from_secs(15);
+/// How long the worker reserved at answer time waits for the call's media stream (the
+/// worker may cap it): the carrier fetches the TwiML and then opens the stream.
+const ANSWER_RESERVATION_MS: u32 = 15_000;
 
 /// What the callee hears when no worker is free (then the carrier hangs up).
 const ABANDON_MESSAGE: &str = "Sorry, all of our agents are busy right now. We will call you back shortly. Goodbye.";
-
-/// Worker slots claimed at answer time, waiting for the call's media stream.
-#[derive(Debug, Default)]
-pub struct HeldClaims(Mutex<HashMap<String, (Claim, Instant)>>);
-
-impl HeldClaims {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (Claim, Instant)>> {
-        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
-    /// Keeps `claim` for `call_id` until its stream connects or `HOLD_FOR` passes.
-    pub fn hold(&self, call_id: &str, claim: Claim) {
-        let mut held = self.lock();
-        held.retain(|_, (_, at)| at.elapsed() < HOLD_FOR);
-        held.insert(call_id.to_string(), (claim, Instant::now()));
-    }
-
-    /// The slot held for `call_id`, if it is still held.
-    pub fn take(&self, call_id: &str) -> Option<Claim> {
-        let (claim, at) = self.lock().remove(call_id)?;
-        (at.elapsed() < HOLD_FOR).then_some(claim)
-    }
-}
 
 #[derive(Debug, Deserialize)]
 pub struct CallQuery {
@@ -166,13 +146,16 @@ pub async fn answer(
         tracing::info!(call_id, state = ?call.state(), "answer webhook for a call that is not ringing; hanging up");
         return twiml("<Hangup/>");
     }
-    // A person is on the line: find a worker within the connect window.
+    // A person is on the line: reserve a worker within the connect window.
     let deadline = Instant::now() + Duration::from_millis(gate.args.abandon_window_ms);
-    let claim = loop {
+    let agent = reservation::agent_of(&gate, &call).await;
+    let reserved = loop {
         if !gate.draining.load(std::sync::atomic::Ordering::SeqCst)
-            && let Some(c) = gate.fleet.claim(&Default::default())
+            && let Some(r) =
+                reservation::reserve(&gate, &call, agent.clone(), ANSWER_RESERVATION_MS, None, &mut HashSet::new())
+                    .await
         {
-            break Some(c);
+            break Some(r);
         }
         if Instant::now() >= deadline {
             break None;
@@ -182,15 +165,20 @@ pub async fn answer(
     if call.state() != bpb::CallState::Answered
         && !advance(&gate, &call, bpb::CallState::Answered, "answered", sid).await
     {
+        if let Some(r) = reserved {
+            r.release().await;
+        }
         return twiml("<Hangup/>");
     }
-    match claim {
-        Some(claim) => {
-            gate.held_claims.hold(&call_id, claim);
-            let query = serde_urlencoded::to_string([("call_id", call_id.as_str())]).unwrap_or_default();
-            let url = format!("{}?{query}", stream_url(&gate, &headers));
-            tracing::info!(call_id, "outbound call answered; connecting its audio");
-            twiml(&connect_verb(&url, &call_id))
+    match reserved {
+        Some(reservation::Reserved { claim, reservation_id, .. }) => {
+            // The stream may reach any gateway: this one keeps no claim, and counts the
+            // worker busy until the fleet's next refresh tells.
+            gate.fleet.handed_over(&claim.slot);
+            let slot = claim.slot.with_reservation(&reservation_id);
+            drop(claim);
+            tracing::info!(call_id, slot, "outbound call answered; connecting its audio");
+            twiml(&connect_verb(&stream_url(&gate, &headers), &[("call_id", &call_id), ("slot", &slot)]))
         }
         None => {
             gate.metrics.rejections.get_or_create(&label("reason", "no_free_slot")).inc();

@@ -70,6 +70,8 @@ async fn health(State(gate): State<Arc<Gate>>) -> Response {
         "draining": gate.draining.load(Ordering::SeqCst),
         "fleet_available": gate.fleet.available(),
         "worker_slots": gate.fleet.total(),
+        // Workers refuse this gateway until voxbridge has given it a worker token.
+        "worker_token": gate.credential.ready(),
         "version": env!("CARGO_PKG_VERSION"),
     }))
     .into_response()
@@ -100,6 +102,28 @@ async fn metrics(State(gate): State<Arc<Gate>>) -> Response {
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], gate.metrics.render()).into_response()
 }
 
+/// The base URL clients reach this gateway at: `--public-url` when set, else the
+/// request's Host over the scheme this gateway serves. `websocket` picks ws(s):// over
+/// http(s)://.
+pub(crate) fn public_base(gate: &Gate, headers: &HeaderMap, websocket: bool) -> String {
+    if let Some(base) = &gate.args.public_url {
+        let base = base.trim_end_matches('/');
+        return if websocket {
+            base.replacen("https://", "wss://", 1).replacen("http://", "ws://", 1)
+        } else {
+            base.replacen("wss://", "https://", 1).replacen("ws://", "http://", 1)
+        };
+    }
+    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("localhost");
+    let scheme = match (websocket, gate.tls) {
+        (true, true) => "wss",
+        (true, false) => "ws",
+        (false, true) => "https",
+        (false, false) => "http",
+    };
+    format!("{scheme}://{host}")
+}
+
 /// The URLs Twilio may have signed for this request.
 fn signed_urls(gate: &Gate, headers: &HeaderMap, uri: &axum::http::Uri) -> Vec<String> {
     let path = uri.path_and_query().map_or("/media/twilio", |p| p.as_str());
@@ -110,15 +134,9 @@ fn signed_urls(gate: &Gate, headers: &HeaderMap, uri: &axum::http::Uri) -> Vec<S
     vec![format!("wss://{host}{path}"), format!("ws://{host}{path}")]
 }
 
-#[derive(Debug, serde::Deserialize)]
-struct MediaQuery {
-    call_id: Option<String>,
-}
-
 async fn twilio_media(
     State(gate): State<Arc<Gate>>,
     OriginalUri(uri): OriginalUri,
-    axum::extract::Query(query): axum::extract::Query<MediaQuery>,
     headers: HeaderMap,
     ws: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
 ) -> Response {
@@ -145,14 +163,15 @@ async fn twilio_media(
         reject("draining");
         return problem(StatusCode::SERVICE_UNAVAILABLE, "draining", "this gateway is draining; use another");
     }
-    // An answered outbound call comes with the slot claimed for it at answer time.
-    // Otherwise claim one before accepting, so a full fleet answers 503 rather than a
-    // stream that cannot be served.
-    let held = query.call_id.as_deref().and_then(|id| gate.held_claims.take(id));
-    let Some(claim) = held.or_else(|| gate.fleet.claim(&HashSet::new())) else {
+    // Claim a slot before accepting, so a full fleet answers 503 rather than a stream
+    // that cannot be served. The one exception: a worker holds a reservation waiting for
+    // its stream (an answered outbound call), and this may be that stream; its `start`
+    // says so, and it takes that reservation over.
+    let claim = gate.fleet.claim(&HashSet::new());
+    if claim.is_none() && !gate.fleet.awaiting_streams() {
         reject("no_free_slot");
         return no_free_slot();
-    };
+    }
     let max = gate.args.max_frame_bytes;
     ws.max_message_size(max)
         .max_frame_size(max)

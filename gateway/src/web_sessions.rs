@@ -1,10 +1,15 @@
 //! `POST /web/sessions`: a signed-in operator (or the customer's backend, with an API
-//! user's token) opens a web call and gets a short-lived, single-use token for the
-//! browser's media stream (`/media/web?token=…`, see [`crate::media::web`]).
+//! user's token) opens a web call and gets a short-lived token for the browser's media
+//! stream (`/media/web?token=…`, see [`crate::media::web`]).
+//!
+//! The token is a stream token voxbridge signs for the call, so any gateway of the
+//! cluster accepts it, not only the one that opened the session, and no gateway keeps
+//! it. It opens its call once: a stream starts only for an `answered` call, and the move
+//! to `attaching` happens once, so a second use (on any gateway) finds the call past
+//! `answered` and is refused.
 
 use std::collections::HashSet;
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{Query, State};
@@ -18,10 +23,10 @@ use vox_proto::common::v1 as common;
 use crate::Gate;
 use crate::media::{Encoding, StreamStart, relay, web};
 use crate::metrics::label;
-use crate::routes::{grpc_problem, no_free_slot, problem, upgrade_required};
+use crate::routes::{grpc_problem, no_free_slot, problem, public_base, upgrade_required};
 
-/// How long a session token waits for its stream.
-const TOKEN_TTL: Duration = Duration::from_secs(60);
+/// How long a session token waits for its stream, seconds.
+const TOKEN_TTL_SECONDS: u32 = 60;
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -76,21 +81,31 @@ fn bad_request(message: &str) -> Response {
 
 /// The session's stream URL, on the public URL when one is set.
 fn ws_url(gate: &Gate, headers: &HeaderMap, token: &str) -> String {
-    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("localhost");
-    let base = gate
-        .args
-        .public_url
-        .as_deref()
-        .map(|b| b.trim_end_matches('/').replacen("https://", "wss://", 1).replacen("http://", "ws://", 1));
-    format!("{}/media/web?token={token}", base.unwrap_or_else(|| format!("ws://{host}")))
+    let query = serde_urlencoded::to_string([("token", token)]).unwrap_or_default();
+    format!("{}/media/web?{query}", public_base(gate, headers, true))
 }
 
-fn session_reply(status: StatusCode, gate: &Gate, headers: &HeaderMap, call_id: &str, sample_rate: u32) -> Response {
-    let token = gate.web_sessions.issue(call_id, sample_rate, TOKEN_TTL);
+/// A stream token for the call from voxbridge, and the reply carrying it.
+async fn session_reply(
+    status: StatusCode,
+    gate: &Gate,
+    headers: &HeaderMap,
+    call_id: &str,
+    sample_rate: u32,
+) -> Response {
+    let req =
+        bpb::IssueStreamTokenRequest { call_id: call_id.to_string(), sample_rate, ttl_seconds: TOKEN_TTL_SECONDS };
+    let token = match gate.bridge.cluster().issue_stream_token(req).await {
+        Ok(t) => t.into_inner().token,
+        Err(s) => {
+            tracing::warn!(call_id, code = ?s.code(), error = s.message(), "voxbridge issued no stream token");
+            return grpc_problem(&s, "unavailable");
+        }
+    };
     let url = ws_url(gate, headers, &token);
     (
         status,
-        axum::Json(json!({"call_id": call_id, "token": token, "ws_url": url, "sample_rate": sample_rate, "expires_in_seconds": TOKEN_TTL.as_secs()})),
+        axum::Json(json!({"call_id": call_id, "token": token, "ws_url": url, "sample_rate": sample_rate, "expires_in_seconds": TOKEN_TTL_SECONDS})),
     )
         .into_response()
 }
@@ -132,7 +147,7 @@ pub async fn create(State(gate): State<Arc<Gate>>, headers: HeaderMap, body: axu
             return grpc_problem(&s, "invalid_argument");
         }
     };
-    session_reply(StatusCode::CREATED, &gate, &headers, &call.id, sample_rate)
+    session_reply(StatusCode::CREATED, &gate, &headers, &call.id, sample_rate).await
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -189,7 +204,7 @@ pub async fn attach(State(gate): State<Arc<Gate>>, headers: HeaderMap, body: axu
             &format!("call {} is {:?}, not answered", call.id, call.state()),
         );
     }
-    session_reply(StatusCode::OK, &gate, &headers, &call.id, sample_rate)
+    session_reply(StatusCode::OK, &gate, &headers, &call.id, sample_rate).await
 }
 
 #[derive(Debug, Deserialize)]
@@ -204,24 +219,51 @@ pub async fn stream(
 ) -> Response {
     let Ok(ws) = ws else { return upgrade_required() };
     let reject = |reason: &str| gate.metrics.rejections.get_or_create(&label("reason", reason)).inc();
-    let Some(session) = q.token.as_deref().and_then(|t| gate.web_sessions.redeem(t)) else {
-        reject("bad_token");
-        return problem(
+    let refused = || {
+        problem(
             StatusCode::UNAUTHORIZED,
             "unauthenticated",
             "the session token is missing, used or expired; open a new session",
+        )
+    };
+    let Some(verifier) = gate.cluster_key.verifier() else {
+        reject("not_ready");
+        return problem(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "this gateway has not got voxbridge's token key yet; retry shortly",
         );
     };
+    let claims = match q.token.as_deref().map(|t| verifier.stream(t)) {
+        Some(Ok(c)) if vox_domain::ids::has_prefix(&c.sub, vox_domain::ids::CALL) && matches!(c.rate, 8000 | 16000) => {
+            c
+        }
+        _ => {
+            reject("bad_token");
+            return refused();
+        }
+    };
+    // Used already? The call has moved past answered. (Two uses at once both pass here;
+    // only one moves the call to attaching, and the relay closes the other.)
+    match gate.bridge.calls().get_call(bpb::GetCallRequest { id: claims.sub.clone() }).await {
+        Ok(c) if c.get_ref().state() == bpb::CallState::Answered => {}
+        Ok(_) => {
+            reject("bad_token");
+            return refused();
+        }
+        Err(s) => return grpc_problem(&s, "unavailable"),
+    }
     let Some(claim) = gate.fleet.claim(&HashSet::new()) else {
         reject("no_free_slot");
         return no_free_slot();
     };
     let start = StreamStart {
-        stream_id: format!("web-{}", session.call_id),
+        stream_id: format!("web-{}", claims.sub),
         carrier_call_id: String::new(),
-        call_id: Some(session.call_id),
+        call_id: Some(claims.sub),
+        slot: None,
         encoding: Encoding::Pcm16le,
-        sample_rate: session.sample_rate,
+        sample_rate: claims.rate,
     };
     let max = gate.args.max_frame_bytes;
     ws.max_message_size(max)

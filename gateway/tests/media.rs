@@ -219,7 +219,7 @@ async fn a_browser_session_streams_pcm_with_a_single_use_token() {
         .unwrap();
     let ws_url = opened["ws_url"].as_str().unwrap().to_string();
     let call_id = opened["call_id"].as_str().unwrap().to_string();
-    assert!(ws_url.starts_with(&format!("ws://{}/media/web?token=vws_", c.gate.addr)), "{opened}");
+    assert!(ws_url.starts_with(&format!("ws://{}/media/web?token=", c.gate.addr)), "{opened}");
 
     let (mut ws, _) = tokio_tungstenite::connect_async(ws_url.as_str()).await.unwrap();
     let pcm: Vec<u8> = (0..320i16).flat_map(|i| (i * 50).to_le_bytes()).collect();
@@ -388,13 +388,14 @@ async fn livekit_dispatch_verifies_the_webhook_and_creates_the_inbound_call() {
 #[tokio::test]
 async fn static_fleet_urls_work_beside_voxbridge_fleet() {
     // A cluster with no fleet host: its only worker is a standalone one named in FLEET_URLS.
+    // Without voxbridge nobody issues it tokens, so it serves its Unix socket only.
     let mut c = cluster_with(&[], &[]).await;
     let worker_dir = c.dir.path().join("static");
     std::fs::create_dir_all(&worker_dir).unwrap();
     let args: Vec<String> = vec![
         "worker".into(),
-        "--listen".into(),
-        "127.0.0.1:0".into(),
+        "--socket-dir".into(),
+        worker_dir.join("sock").display().to_string(),
         "--spool-dir".into(),
         worker_dir.join("spool").display().to_string(),
         "--recordings-dir".into(),

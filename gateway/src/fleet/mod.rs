@@ -1,33 +1,61 @@
-//! Every worker slot the gateway can send a call to, and the least-loaded claim.
+//! Every worker slot the gateway can send a call to, and which one a call claims.
 //!
 //! Slots come from voxbridge (the workers of every online, active fleet node, refreshed
 //! every 2 s from their heartbeats) and from a static `FLEET_URLS` list (polled with
-//! `Status`). A call claims a slot here before anything else and holds the claim until
-//! it ends, so two calls never go to one single-call worker; a worker that answers
-//! RESOURCE_EXHAUSTED anyway (another gateway got there first) is marked busy and the
-//! next slot is tried — that is never a health failure. Slots of nodes that drain, go
-//! offline or are removed take no new calls, and their live calls are left alone.
+//! `Status`). A slot is named by what it is, never by where it listens: worker `index` of
+//! fleet node `node_id` ([`SlotId::Worker`]), so two hosts with the same socket or port
+//! layout never collide, and a worker restarted on a new address keeps its slot (its
+//! client is rebuilt). Only static workers are named by their URL.
+//!
+//! A call claims a slot here before anything else and holds the claim until it ends, so
+//! two calls never go to one single-call worker; a worker that answers RESOURCE_EXHAUSTED
+//! anyway (another gateway got there first) is marked busy and the next slot is tried —
+//! that is never a health failure. Slots of nodes that drain, go offline or are removed
+//! take no new calls, and their live calls are left alone.
+//!
+//! Which slot: one in the gateway's own region while any is free, then the host (fleet
+//! node) with the smallest fraction of busy slots, then its least-loaded worker; ties are
+//! broken by a rotating turn, not by id order, so calls spread across hosts rather than
+//! filling one first.
+//!
+//! Every worker client carries the gateway's worker token ([`WorkerToken`]): workers
+//! serve only gateways.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
 
 use serde::Serialize;
+use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
+use vox_node::tokens::WorkerToken;
 use vox_proto::backend::v1 as bpb;
 use vox_proto::common::v1::WorkerState;
 use vox_proto::fleet::v1::worker_service_client::WorkerServiceClient;
 
+mod slot_id;
+pub use slot_id::SlotId;
+
+/// A worker client that authenticates as this gateway.
+pub type WorkerClient = WorkerServiceClient<InterceptedService<Channel, WorkerToken>>;
+
 #[derive(Debug)]
 struct Slot {
     node_id: String,
+    region_id: String,
     index: u32,
-    client: WorkerServiceClient<Channel>,
+    /// Where the worker listens now; its client is rebuilt when this changes.
+    endpoint: String,
+    client: WorkerClient,
     /// Calls this gateway holds on the slot.
     in_flight: u32,
     capacity: u32,
     /// The worker reports a call this gateway does not hold (another gateway, or one
     /// from before a restart).
     busy_elsewhere: bool,
+    /// The worker holds a reservation waiting for its media stream, which may come to
+    /// any gateway.
+    awaiting_stream: bool,
     /// Its node is online and active, and the worker is not draining.
     accepting: bool,
     /// Seen in the latest refresh of its source.
@@ -43,22 +71,27 @@ impl Slot {
     fn free(&self) -> bool {
         self.accepting && self.load() < self.capacity
     }
+
+    fn counted(&self) -> bool {
+        self.present || self.in_flight > 0
+    }
 }
 
 /// A slot held for one call; the claim is given back when this is dropped.
 #[derive(Debug)]
 pub struct Claim {
     fleet: Arc<Fleet>,
-    pub url: String,
+    pub slot: SlotId,
     pub node_id: String,
     pub index: u32,
-    pub client: WorkerServiceClient<Channel>,
+    pub endpoint: String,
+    pub client: WorkerClient,
 }
 
 impl Drop for Claim {
     fn drop(&mut self) {
         let mut slots = self.fleet.lock();
-        if let Some(s) = slots.get_mut(&self.url) {
+        if let Some(s) = slots.get_mut(&self.slot) {
             s.in_flight = s.in_flight.saturating_sub(1);
         }
         Fleet::forget_gone(&mut slots);
@@ -76,15 +109,22 @@ pub enum Refusal {
     Unreachable,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Fleet {
-    slots: Mutex<HashMap<String, Slot>>,
+    slots: Mutex<HashMap<SlotId, Slot>>,
+    /// The worker token every client carries.
+    auth: WorkerToken,
+    /// This gateway's region, once known; until then every region is as good.
+    region: RwLock<Option<String>>,
+    /// Breaks ties between equally loaded hosts and workers, so they take turns.
+    turn: AtomicUsize,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct SlotView {
     pub url: String,
     pub node_id: String,
+    pub region_id: String,
     pub worker_index: u32,
     /// The seeds' field names: calls on this worker and its capacity.
     pub worker_calls: u32,
@@ -93,39 +133,137 @@ pub struct SlotView {
 }
 
 impl Fleet {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Slot>> {
-        self.slots.lock().unwrap_or_else(|p| p.into_inner())
+    pub fn new(auth: WorkerToken) -> Self {
+        Fleet { slots: Mutex::default(), auth, region: RwLock::default(), turn: AtomicUsize::new(0) }
     }
 
-    fn forget_gone(slots: &mut HashMap<String, Slot>) {
-        slots.retain(|_, s| s.present || s.in_flight > 0);
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<SlotId, Slot>> {
+        self.slots.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Claims the least-loaded free slot not in `tried`.
-    pub fn claim(self: &Arc<Self>, tried: &HashSet<String>) -> Option<Claim> {
+    fn forget_gone(slots: &mut HashMap<SlotId, Slot>) {
+        slots.retain(|_, s| s.counted());
+    }
+
+    /// A client for the worker at `url` (unix://, http:// or https://) carrying this
+    /// gateway's worker token.
+    pub fn client(&self, url: &str) -> vox_domain::Result<WorkerClient> {
+        let channel = vox_node::channel::connect_lazy(url)?;
+        Ok(WorkerServiceClient::new(InterceptedService::new(channel, self.auth.clone())))
+    }
+
+    /// Sets this gateway's region: its slots are preferred from now on.
+    pub fn set_region(&self, region_id: &str) {
+        *self.region.write().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(region_id.to_string());
+    }
+
+    pub fn region(&self) -> Option<String> {
+        self.region.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+    }
+
+    fn next_turn(&self) -> usize {
+        self.turn.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Claims a free slot not in `tried`: own region first, then the least-loaded host,
+    /// then its least-loaded worker.
+    pub fn claim(self: &Arc<Self>, tried: &HashSet<SlotId>) -> Option<Claim> {
+        let region = self.region();
         let mut slots = self.lock();
-        let (url, slot) = slots
-            .iter_mut()
-            .filter(|(url, s)| s.free() && !tried.contains(*url))
-            .min_by(|(ua, a), (ub, b)| a.load().cmp(&b.load()).then_with(|| ua.cmp(ub)))?;
+        let free: Vec<&SlotId> =
+            slots.iter().filter(|(id, s)| s.free() && !tried.contains(*id)).map(|(id, _)| id).collect();
+        // Static workers were named for this gateway: they count as its own region.
+        let local = |id: &SlotId| {
+            let s = &slots[id];
+            s.from_static || region.as_deref().is_none_or(|r| s.region_id == r)
+        };
+        let mut pool: Vec<&SlotId> = free.iter().copied().filter(|id| local(id)).collect();
+        if pool.is_empty() {
+            pool = free;
+        }
+        if pool.is_empty() {
+            return None;
+        }
+        // How busy each candidate host is: busy slots over all its slots.
+        let mut hosts: HashMap<&str, (u32, u32)> = pool.iter().map(|id| (id.host(), (0, 0))).collect();
+        for (id, s) in slots.iter().filter(|(_, s)| s.counted()) {
+            if let Some((busy, all)) = hosts.get_mut(id.host()) {
+                *busy += s.load().min(s.capacity);
+                *all += s.capacity;
+            }
+        }
+        // a/b < c/d without division: a*d < c*b.
+        let fraction = |h: &str| {
+            let (busy, all) = hosts[h];
+            (u64::from(busy), u64::from(all.max(1)))
+        };
+        let least = hosts
+            .keys()
+            .copied()
+            .min_by(|a, b| {
+                let ((ab, aa), (bb, ba)) = (fraction(a), fraction(b));
+                (ab * ba).cmp(&(bb * aa))
+            })
+            .map(fraction)?;
+        let mut tied_hosts: Vec<&str> =
+            hosts.keys().copied().filter(|h| fraction(h).0 * least.1 == least.0 * fraction(h).1).collect();
+        tied_hosts.sort_unstable();
+        let turn = self.next_turn();
+        let host = tied_hosts[turn % tied_hosts.len()];
+        let on_host: Vec<&SlotId> = pool.iter().copied().filter(|id| id.host() == host).collect();
+        let lightest = on_host.iter().map(|id| slots[*id].load()).min()?;
+        let mut tied: Vec<&SlotId> = on_host.into_iter().filter(|id| slots[*id].load() == lightest).collect();
+        tied.sort_unstable();
+        let id = tied[(turn / tied_hosts.len()) % tied.len()].clone();
+        let slot = slots.get_mut(&id)?;
         slot.in_flight += 1;
-        Some(Claim {
+        Some(self.claim_of(id, slot))
+    }
+
+    fn claim_of(self: &Arc<Self>, id: SlotId, slot: &Slot) -> Claim {
+        Claim {
             fleet: Arc::clone(self),
-            url: url.clone(),
+            slot: id,
             node_id: slot.node_id.clone(),
             index: slot.index,
+            endpoint: slot.endpoint.clone(),
             client: slot.client.clone(),
-        })
+        }
+    }
+
+    /// Claims exactly `id`, for a call that already holds a reservation there (made by
+    /// whichever gateway answered it): busy or not accepting in this gateway's view does
+    /// not matter, only that this gateway knows the slot and holds no call on it.
+    pub fn claim_reserved(self: &Arc<Self>, id: &SlotId) -> Option<Claim> {
+        let mut slots = self.lock();
+        let slot = slots.get_mut(id).filter(|s| s.present && s.in_flight < s.capacity)?;
+        slot.in_flight += 1;
+        Some(self.claim_of(id.clone(), slot))
     }
 
     /// Records a worker's refusal until the next refresh says otherwise.
-    pub fn refused(&self, url: &str, why: Refusal) {
-        if let Some(s) = self.lock().get_mut(url) {
+    pub fn refused(&self, id: &SlotId, why: Refusal) {
+        if let Some(s) = self.lock().get_mut(id) {
             match why {
                 Refusal::Busy => s.busy_elsewhere = true,
                 Refusal::Draining | Refusal::Unreachable => s.accepting = false,
             }
         }
+    }
+
+    /// Records that this gateway reserved the slot for a stream that may reach another
+    /// gateway: it is busy until the next refresh says otherwise.
+    pub fn handed_over(&self, id: &SlotId) {
+        if let Some(s) = self.lock().get_mut(id) {
+            s.busy_elsewhere = true;
+            s.awaiting_stream = true;
+        }
+    }
+
+    /// True when some worker holds a reservation waiting for its stream: a stream that
+    /// arrives while no slot is free may be that one.
+    pub fn awaiting_streams(&self) -> bool {
+        self.lock().values().any(|s| s.present && s.awaiting_stream)
     }
 
     /// Applies voxbridge's view of the fleet: the workers of online, active fleet nodes.
@@ -137,51 +275,70 @@ impl Fleet {
         for n in nodes.iter().filter(|n| n.kind() == bpb::NodeKind::Fleet && n.online) {
             let active = n.desired_state() == bpb::DesiredState::Active;
             for w in &n.workers {
+                let id = SlotId::Worker { node_id: n.id.clone(), index: w.index };
                 let state = WorkerState::try_from(w.state).unwrap_or(WorkerState::Unspecified);
-                let entry = match slots.get_mut(&w.endpoint) {
-                    Some(s) => s,
-                    None => {
-                        let Ok(channel) = vox_node::channel::connect_lazy(&w.endpoint) else {
-                            tracing::warn!(node_id = %n.id, endpoint = %w.endpoint, "worker endpoint is not a usable URL");
+                let stale = slots.get(&id).is_none_or(|s| s.endpoint != w.endpoint);
+                if stale {
+                    // New, or the worker came back on another address: a new client.
+                    let client = match self.client(&w.endpoint) {
+                        Ok(c) => c,
+                        Err(e) => {
+                            tracing::warn!(node_id = %n.id, worker = w.index, endpoint = %w.endpoint, error = %e.message, "worker endpoint is not a usable URL");
                             continue;
-                        };
-                        slots.entry(w.endpoint.clone()).or_insert(Slot {
-                            node_id: n.id.clone(),
-                            index: w.index,
-                            client: WorkerServiceClient::new(channel),
-                            in_flight: 0,
-                            capacity: 1,
-                            busy_elsewhere: false,
-                            accepting: false,
-                            present: true,
-                            from_static: false,
-                        })
+                        }
+                    };
+                    match slots.get_mut(&id) {
+                        Some(s) => {
+                            tracing::info!(node_id = %n.id, worker = w.index, endpoint = %w.endpoint, "worker moved; reconnecting");
+                            s.endpoint = w.endpoint.clone();
+                            s.client = client;
+                        }
+                        None => {
+                            slots.insert(
+                                id.clone(),
+                                Slot {
+                                    node_id: n.id.clone(),
+                                    region_id: n.region_id.clone(),
+                                    index: w.index,
+                                    endpoint: w.endpoint.clone(),
+                                    client,
+                                    in_flight: 0,
+                                    capacity: 1,
+                                    busy_elsewhere: false,
+                                    awaiting_stream: false,
+                                    accepting: false,
+                                    present: true,
+                                    from_static: false,
+                                },
+                            );
+                        }
                     }
-                };
+                }
+                let Some(entry) = slots.get_mut(&id) else { continue };
                 entry.present = true;
+                entry.region_id.clone_from(&n.region_id);
                 entry.accepting = active && state != WorkerState::Draining;
                 entry.busy_elsewhere =
                     entry.in_flight == 0 && matches!(state, WorkerState::InCall | WorkerState::Reserved);
+                entry.awaiting_stream = state == WorkerState::Reserved;
             }
         }
         Self::forget_gone(&mut slots);
     }
 
     /// Applies the polled status of a static worker (None: it did not answer).
-    pub fn apply_static(
-        &self,
-        url: &str,
-        client: &WorkerServiceClient<Channel>,
-        status: Option<&vox_proto::fleet::v1::WorkerStatus>,
-    ) {
+    pub fn apply_static(&self, url: &str, client: &WorkerClient, status: Option<&vox_proto::fleet::v1::WorkerStatus>) {
         let mut slots = self.lock();
-        let entry = slots.entry(url.to_string()).or_insert(Slot {
+        let entry = slots.entry(SlotId::Static(url.to_string())).or_insert(Slot {
             node_id: String::new(),
+            region_id: String::new(),
             index: 0,
+            endpoint: url.to_string(),
             client: client.clone(),
             in_flight: 0,
             capacity: 1,
             busy_elsewhere: false,
+            awaiting_stream: false,
             accepting: false,
             present: true,
             from_static: true,
@@ -193,6 +350,7 @@ impl Fleet {
                 entry.capacity = st.worker_max.max(1);
                 entry.accepting = st.state != WorkerState::Draining as i32;
                 entry.busy_elsewhere = st.worker_calls > entry.in_flight && entry.in_flight == 0;
+                entry.awaiting_stream = st.state == WorkerState::Reserved as i32;
             }
             None => entry.accepting = false,
         }
@@ -201,10 +359,11 @@ impl Fleet {
     pub fn view(&self) -> Vec<SlotView> {
         let slots = self.lock();
         let mut out: Vec<SlotView> = slots
-            .iter()
-            .map(|(url, s)| SlotView {
-                url: url.clone(),
+            .values()
+            .map(|s| SlotView {
+                url: s.endpoint.clone(),
                 node_id: s.node_id.clone(),
+                region_id: s.region_id.clone(),
                 worker_index: s.index,
                 worker_calls: s.load(),
                 worker_max: s.capacity,
@@ -226,70 +385,4 @@ impl Fleet {
 }
 
 #[cfg(test)]
-mod tests {
-    #![allow(clippy::unwrap_used)]
-    use super::*;
-
-    fn node(id: &str, desired: bpb::DesiredState, workers: &[(u32, WorkerState)]) -> bpb::Node {
-        bpb::Node {
-            id: id.into(),
-            kind: bpb::NodeKind::Fleet as i32,
-            online: true,
-            desired_state: desired as i32,
-            workers: workers
-                .iter()
-                .map(|(i, st)| bpb::WorkerSlot {
-                    index: *i,
-                    state: *st as i32,
-                    call_id: String::new(),
-                    endpoint: format!("http://127.0.0.1:1{i}{}", id.len()),
-                })
-                .collect(),
-            ..Default::default()
-        }
-    }
-
-    #[tokio::test]
-    async fn claims_spread_and_never_double_book() {
-        let fleet = Arc::new(Fleet::default());
-        fleet.apply_nodes(&[node("a", bpb::DesiredState::Active, &[(1, WorkerState::Idle), (2, WorkerState::Idle)])]);
-        assert_eq!(fleet.available(), 2);
-        let c1 = fleet.claim(&HashSet::new()).unwrap();
-        let c2 = fleet.claim(&HashSet::new()).unwrap();
-        assert_ne!(c1.url, c2.url);
-        assert!(fleet.claim(&HashSet::new()).is_none(), "every slot taken");
-        drop(c1);
-        assert_eq!(fleet.available(), 1);
-        assert!(fleet.claim(&HashSet::new()).is_some(), "a freed slot is reused");
-    }
-
-    #[tokio::test]
-    async fn busy_draining_and_removed_nodes_take_no_new_calls() {
-        let fleet = Arc::new(Fleet::default());
-        fleet.apply_nodes(&[
-            node("a", bpb::DesiredState::Maintenance, &[(1, WorkerState::Idle)]),
-            node("bb", bpb::DesiredState::Active, &[(1, WorkerState::InCall), (2, WorkerState::Idle)]),
-        ]);
-        assert_eq!(fleet.available(), 1, "maintenance and another gateway's call are not free");
-        let held = fleet.claim(&HashSet::new()).unwrap();
-        assert_eq!(held.node_id, "bb");
-        // The node disappears: its live call keeps its slot until it ends.
-        fleet.apply_nodes(&[]);
-        assert_eq!(fleet.view().len(), 1);
-        assert!(fleet.claim(&HashSet::new()).is_none());
-        drop(held);
-        assert!(fleet.view().is_empty());
-    }
-
-    #[tokio::test]
-    async fn a_busy_refusal_moves_on_to_the_next_slot() {
-        let fleet = Arc::new(Fleet::default());
-        fleet.apply_nodes(&[node("a", bpb::DesiredState::Active, &[(1, WorkerState::Idle), (2, WorkerState::Idle)])]);
-        let first = fleet.claim(&HashSet::new()).unwrap();
-        fleet.refused(&first.url, Refusal::Busy);
-        let tried: HashSet<String> = [first.url.clone()].into();
-        drop(first);
-        let next = fleet.claim(&tried).unwrap();
-        assert!(!tried.contains(&next.url));
-    }
-}
+mod tests;

@@ -43,6 +43,9 @@ pub struct StreamStart {
     pub carrier_call_id: String,
     /// The Vox call id, from the stream's custom parameters.
     pub call_id: Option<String>,
+    /// The worker reserved for the call when it was answered
+    /// (`<node_id>/<worker_index>/<reservation_id>`), from the custom parameters.
+    pub slot: Option<String>,
     pub encoding: Encoding,
     pub sample_rate: u32,
 }

@@ -2,8 +2,11 @@
 //!
 //! The slot was claimed before the WebSocket was accepted. After the carrier's `start`
 //! names the call, the gateway checks the call is answered, reserves the worker (moving
-//! to the next slot on RESOURCE_EXHAUSTED), moves the call to `attaching`, opens the
-//! worker's media stream and relays both ways. The worker reports `in_progress` and the
+//! to the next slot on RESOURCE_EXHAUSTED; an answered outbound call's stream instead
+//! takes over the reservation its `slot` parameter names, [`crate::reservation`]), moves
+//! the call to `attaching`, opens the worker's media stream and relays both ways. Only
+//! one stream can move a call from `answered` to `attaching` (voxbridge makes the move
+//! atomic), so a second stream for the same call, on any gateway, is refused. The worker reports `in_progress` and the
 //! end of the call; the gateway reports only what the worker cannot: `abandoned` when no
 //! slot is free and `failed` (`worker_lost`) when the worker's stream breaks.
 
@@ -19,9 +22,9 @@ use vox_proto::backend::v1 as bpb;
 use vox_proto::fleet::v1::{self as pb, media_in, media_out};
 
 use super::{CarrierEvent, Dialect, Encoding, GatewayEvent, StreamStart};
-use crate::Gate;
 use crate::fleet::{Claim, Refusal};
 use crate::metrics::label;
+use crate::{Gate, reservation};
 
 type Sink = futures::stream::SplitSink<WebSocket, Message>;
 
@@ -50,29 +53,33 @@ async fn transition(
     gate.bridge.calls().transition_call(req).await.map(|_| ())
 }
 
-/// Runs a carrier stream whose first frames name the call (Twilio's `start`).
-pub async fn carrier_stream(gate: Arc<Gate>, socket: WebSocket, claim: Claim, mut dialect: Box<dyn Dialect>) {
+/// Runs a carrier stream whose first frames name the call (Twilio's `start`). `claim`
+/// is the slot claimed before the stream was accepted; None when none was free but a
+/// reservation awaits its stream somewhere, which this one may carry.
+pub async fn carrier_stream(gate: Arc<Gate>, socket: WebSocket, claim: Option<Claim>, mut dialect: Box<dyn Dialect>) {
     gate.metrics.active_streams.inc();
     let (mut sink, mut stream) = socket.split();
     let idle = Duration::from_secs(gate.args.idle_timeout_seconds.max(1));
-    let start: Option<StreamStart> = loop {
+    let start: Result<Option<StreamStart>, (u16, String)> = loop {
         match next_event(&mut stream, Duration::from_secs(10).min(idle), dialect.as_mut()).await {
             Ok(CarrierEvent::Connected) => continue,
-            Ok(CarrierEvent::Start(s)) => break Some(s),
-            Ok(CarrierEvent::Stop) => break None,
-            Ok(other) => {
-                close(&mut sink, close_code::POLICY, &format!("expected start, got {other:?}")).await;
-                break None;
-            }
-            Err((code, why)) => {
-                close(&mut sink, code, &why).await;
-                break None;
-            }
+            Ok(CarrierEvent::Start(s)) => break Ok(Some(s)),
+            Ok(CarrierEvent::Stop) => break Ok(None),
+            Ok(other) => break Err((close_code::POLICY, format!("expected start, got {other:?}"))),
+            Err(e) => break Err(e),
         }
     };
-    if let Some(start) = start {
-        dialect.started(&start);
-        run(&gate, &mut sink, &mut stream, claim, dialect.as_mut(), start).await;
+    match start {
+        Ok(Some(start)) => {
+            dialect.started(&start);
+            run(&gate, &mut sink, &mut stream, claim, dialect.as_mut(), start).await;
+        }
+        Ok(None) => {}
+        Err((code, why)) => {
+            // The slot is free before the carrier hears why, so a retry finds it.
+            drop(claim);
+            close(&mut sink, code, &why).await;
+        }
     }
     gate.metrics.active_streams.dec();
 }
@@ -87,7 +94,7 @@ pub async fn known_stream(
 ) {
     gate.metrics.active_streams.inc();
     let (mut sink, mut stream) = socket.split();
-    run(&gate, &mut sink, &mut stream, claim, dialect.as_mut(), start).await;
+    run(&gate, &mut sink, &mut stream, Some(claim), dialect.as_mut(), start).await;
     gate.metrics.active_streams.dec();
 }
 
@@ -109,18 +116,13 @@ async fn next_event(
     }
 }
 
-async fn run(
-    gate: &Gate,
-    sink: &mut Sink,
-    stream: &mut futures::stream::SplitStream<WebSocket>,
-    claim: Claim,
-    dialect: &mut dyn Dialect,
-    start: StreamStart,
-) {
-    let idle = Duration::from_secs(gate.args.idle_timeout_seconds.max(1));
+/// The call a stream's `start` names, and its audio format, when it may attach: a known
+/// call, answered (not yet attaching: a second stream for it is refused), in a format the
+/// workers take. Otherwise the close code and reason.
+async fn attachable(gate: &Gate, start: &StreamStart) -> Result<(String, pb::AudioFormat, bpb::Call), (u16, String)> {
     let Some(call_id) = start.call_id.clone() else {
         gate.metrics.rejections.get_or_create(&label("reason", "no_call_id")).inc();
-        return close(sink, close_code::POLICY, "start.customParameters.call_id is missing").await;
+        return Err((close_code::POLICY, "start.customParameters.call_id is missing".into()));
     };
     let format = match (start.encoding, start.sample_rate) {
         (Encoding::Mulaw, 8000) => pb::AudioFormat { encoding: pb::AudioEncoding::Mulaw as i32, sample_rate: 8000 },
@@ -128,92 +130,81 @@ async fn run(
             pb::AudioFormat { encoding: pb::AudioEncoding::Pcm16le as i32, sample_rate: rate }
         }
         _ => {
-            return close(
-                sink,
+            return Err((
                 close_code::POLICY,
-                "audio must be mu-law at 8000 Hz or 16-bit PCM at 8000 or 16000 Hz",
-            )
-            .await;
+                "audio must be mu-law at 8000 Hz or 16-bit PCM at 8000 or 16000 Hz".into(),
+            ));
         }
     };
     let call = match gate.bridge.calls().get_call(bpb::GetCallRequest { id: call_id.clone() }).await {
         Ok(c) => c.into_inner(),
         Err(s) if s.code() == tonic::Code::NotFound || s.code() == tonic::Code::InvalidArgument => {
             gate.metrics.rejections.get_or_create(&label("reason", "unknown_call")).inc();
-            return close(sink, close_code::POLICY, &format!("unknown call id {call_id:?}")).await;
+            return Err((close_code::POLICY, format!("unknown call id {call_id:?}")));
         }
         Err(s) => {
             tracing::warn!(call_id, error = s.message(), "voxbridge did not answer for the call");
-            return close(sink, close_code::AGAIN, "the control plane is unreachable; try again").await;
+            return Err((close_code::AGAIN, "the control plane is unreachable; try again".into()));
         }
     };
     if call.state() != bpb::CallState::Answered {
         gate.metrics.rejections.get_or_create(&label("reason", "call_not_answered")).inc();
-        return close(sink, close_code::POLICY, &format!("call {call_id} is {:?}, not answered", call.state())).await;
+        return Err((close_code::POLICY, format!("call {call_id} is {:?}, not answered", call.state())));
     }
-    let agent = match call.campaign_id.as_str() {
-        "" => None,
-        id => gate
-            .bridge
-            .campaigns()
-            .get_campaign(bpb::GetCampaignRequest { id: id.into() })
-            .await
-            .ok()
-            .and_then(|c| c.into_inner().spec)
-            .and_then(|s| s.agent),
-    };
+    Ok((call_id, format, call))
+}
 
-    // Reserve: the claimed slot first, then the next least-loaded ones.
-    let mut tried = HashSet::new();
-    let mut next = Some(claim);
-    let (claim, reservation) = loop {
-        let Some(c) = next.take().or_else(|| gate.fleet.claim(&tried)) else {
-            gate.metrics.rejections.get_or_create(&label("reason", "no_free_slot")).inc();
-            if let Err(s) = transition(gate, &call_id, bpb::CallState::Abandoned, "no_free_slot", None).await {
-                tracing::warn!(call_id, error = s.message(), "could not mark the call abandoned");
-            }
-            return close(sink, close_code::AGAIN, "no free worker slot; try again").await;
-        };
-        tried.insert(c.url.clone());
-        let req = pb::ReserveRequest {
-            call_id: call_id.clone(),
-            ttl_ms: gate.args.reservation_ttl_ms,
-            campaign_id: call.campaign_id.clone(),
-            region_id: call.region_id.clone(),
-            direction: call.direction,
-            channel: call.channel,
-            from_number: call.from_number.clone(),
-            to_number: call.to_number.clone(),
-            agent: agent.clone(),
-        };
-        let mut client = c.client.clone();
-        match client.reserve(req).await {
-            Ok(r) => break (c, r.into_inner()),
-            Err(s) => {
-                let why = match s.code() {
-                    tonic::Code::ResourceExhausted => Refusal::Busy,
-                    tonic::Code::Unavailable if s.message().contains("draining") => Refusal::Draining,
-                    _ => Refusal::Unreachable,
-                };
-                tracing::info!(call_id, worker = %c.url, refusal = ?why, "worker refused the reservation; trying the next slot");
-                gate.metrics
-                    .reservation_retries
-                    .get_or_create(&label("answer", format!("{why:?}").to_lowercase()))
-                    .inc();
-                gate.fleet.refused(&c.url, why);
-            }
+async fn run(
+    gate: &Gate,
+    sink: &mut Sink,
+    stream: &mut futures::stream::SplitStream<WebSocket>,
+    mut held: Option<Claim>,
+    dialect: &mut dyn Dialect,
+    start: StreamStart,
+) {
+    let idle = Duration::from_secs(gate.args.idle_timeout_seconds.max(1));
+    let (call_id, format, call) = match attachable(gate, &start).await {
+        Ok(c) => c,
+        Err((code, why)) => {
+            // The slot is free before the carrier hears why, so a retry finds it.
+            drop(held);
+            return close(sink, code, &why).await;
         }
     };
-    gate.metrics.reservations.inc();
-    if let Err(s) = transition(gate, &call_id, bpb::CallState::Attaching, "slot_reserved", Some(&claim)).await {
-        let mut client = claim.client.clone();
-        let _ = client.release(pb::ReleaseRequest { reservation_id: reservation.reservation_id }).await;
+    let agent = reservation::agent_of(gate, &call).await;
+
+    // An answered outbound call's stream names the worker reserved for it: take that
+    // reservation over. Otherwise (or when it is gone) reserve the claimed slot first,
+    // then the next best ones.
+    let mut tried = HashSet::new();
+    let handed = match start.slot.as_deref() {
+        Some(slot) => reservation::handed_over(gate, &call, agent.clone(), slot, &mut held, &mut tried).await,
+        None => None,
+    };
+    let reserved = match handed {
+        Some(r) => {
+            drop(held.take());
+            Some(r)
+        }
+        None => reservation::reserve(gate, &call, agent, gate.args.reservation_ttl_ms, held.take(), &mut tried).await,
+    };
+    let Some(reserved) = reserved else {
+        gate.metrics.rejections.get_or_create(&label("reason", "no_free_slot")).inc();
+        if let Err(s) = transition(gate, &call_id, bpb::CallState::Abandoned, "no_free_slot", None).await {
+            tracing::warn!(call_id, error = s.message(), "could not mark the call abandoned");
+        }
+        return close(sink, close_code::AGAIN, "no free worker slot; try again").await;
+    };
+    if let Err(s) = transition(gate, &call_id, bpb::CallState::Attaching, "slot_reserved", Some(&reserved.claim)).await
+    {
+        reserved.release().await;
         return close(sink, close_code::POLICY, &format!("call {call_id} cannot attach: {}", s.message())).await;
     }
+    let reservation::Reserved { claim, reservation_id, .. } = reserved;
 
     let (to_worker, rx) = mpsc::channel::<pb::MediaIn>(256);
     let start_msg = pb::MediaStart {
-        reservation_id: reservation.reservation_id.clone(),
+        reservation_id,
         call_id: call_id.clone(),
         format: Some(format),
         stream_id: start.stream_id.clone(),
@@ -228,7 +219,7 @@ async fn run(
             return close(sink, close_code::ERROR, "the worker could not take the call").await;
         }
     };
-    tracing::info!(call_id, worker = %claim.url, stream_id = %start.stream_id, "call attached");
+    tracing::info!(call_id, worker = %claim.slot, stream_id = %start.stream_id, "call attached");
     let frames_in = gate.metrics.media_frames.get_or_create(&label("direction", "carrier_to_worker")).clone();
     let frames_out = gate.metrics.media_frames.get_or_create(&label("direction", "worker_to_carrier")).clone();
     let mut sequence = 0u64;
@@ -280,8 +271,8 @@ async fn run(
                 Some(Ok(_)) => {}
                 None => return close(sink, close_code::NORMAL, "call ended").await,
                 Some(Err(s)) => {
-                    tracing::warn!(call_id, worker = %claim.url, error = s.message(), "worker lost mid-call");
-                    gate.fleet.refused(&claim.url, Refusal::Unreachable);
+                    tracing::warn!(call_id, worker = %claim.slot, error = s.message(), "worker lost mid-call");
+                    gate.fleet.refused(&claim.slot, Refusal::Unreachable);
                     if let Err(e) = transition(gate, &call_id, bpb::CallState::Failed, "worker_lost", Some(&claim)).await {
                         tracing::warn!(call_id, error = e.message(), "could not mark the call failed");
                     }

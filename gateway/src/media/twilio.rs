@@ -1,7 +1,8 @@
 //! Twilio Media Streams, completely: `connected`, `start`, `media`, `dtmf`, `mark`,
 //! `stop` in; `media`, `mark`, `clear` out; and the `X-Twilio-Signature` check.
 //! The Vox call id arrives as the `call_id` custom parameter (TwiML
-//! `<Parameter name="call_id" value="…"/>`), since stream URLs carry no query string.
+//! `<Parameter name="call_id" value="…"/>`), and for an answered outbound call the
+//! worker reserved for it as `slot`, since stream URLs carry no query string.
 
 use base64::Engine;
 use hmac::{Hmac, Mac};
@@ -69,6 +70,7 @@ pub fn parse(text: &str) -> Result<CarrierEvent, String> {
                     .or_else(|| v.pointer("/start/customParameters/callId"))
                     .and_then(Value::as_str)
                     .map(String::from),
+                slot: v.pointer("/start/customParameters/slot").and_then(Value::as_str).map(String::from),
                 encoding,
                 sample_rate,
             }))
@@ -139,6 +141,10 @@ mod tests {
             (s.stream_id.as_str(), s.carrier_call_id.as_str(), s.call_id.as_deref()),
             ("MZ1", "CA1", Some("ca_x"))
         );
+        assert_eq!(s.slot, None);
+        let outbound = start.replace(r#"{"call_id":"ca_x"}"#, r#"{"call_id":"ca_x","slot":"nd_1/2/rsv_3"}"#);
+        let CarrierEvent::Start(s) = parse(&outbound).unwrap() else { panic!() };
+        assert_eq!(s.slot.as_deref(), Some("nd_1/2/rsv_3"));
         let media = r#"{"event":"media","sequenceNumber":"3","streamSid":"MZ1","media":{"track":"inbound","chunk":"2","timestamp":"40","payload":"/////w=="}}"#;
         assert_eq!(parse(media).unwrap(), CarrierEvent::Audio { payload: vec![0xFF; 4], timestamp_ms: 40 });
         assert_eq!(

@@ -1,20 +1,16 @@
 //! Browser (and media-bridge) sessions: 16-bit little-endian PCM over WebSocket.
 //!
-//! A session is opened with a short-lived, single-use token from `POST /web/sessions`,
-//! which creates the web call; the stream then connects to `/media/web?token=…`.
+//! A session is opened with a short-lived token from `POST /web/sessions`, which creates
+//! the web call; the stream then connects to `/media/web?token=…` on any gateway (the
+//! token is a stream token voxbridge signed; see [`crate::web_sessions`]).
 //! Frames: binary frames are raw PCM at the session's rate (8000 or 16000 Hz) both ways;
 //! text frames are JSON events — in: `{"event":"dtmf","digit":"5"}`,
 //! `{"event":"mark","name":…}` (our audio played up to here), `{"event":"stop"}`;
 //! out: `{"event":"mark","name":…}`, `{"event":"clear"}`. The call's end closes the
 //! socket with the reason.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
-
 use axum::extract::ws::{Message, close_code};
 use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
 
 use super::{CarrierEvent, Dialect, GatewayEvent};
 
@@ -64,56 +60,10 @@ impl Dialect for Web {
     }
 }
 
-/// A web session waiting for its stream.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Pending {
-    pub call_id: String,
-    pub sample_rate: u32,
-    expires: Instant,
-}
-
-/// Single-use session tokens; only their hashes are kept.
-#[derive(Debug, Default)]
-pub struct Sessions {
-    pending: Mutex<HashMap<String, Pending>>,
-}
-
-fn digest(token: &str) -> String {
-    format!("{:x}", Sha256::digest(token.as_bytes()))
-}
-
-impl Sessions {
-    pub fn issue(&self, call_id: &str, sample_rate: u32, ttl: Duration) -> String {
-        let token = format!("vws_{}", vox_domain::ids::random_token(32));
-        let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
-        let now = Instant::now();
-        pending.retain(|_, p| p.expires > now);
-        pending.insert(digest(&token), Pending { call_id: call_id.into(), sample_rate, expires: now + ttl });
-        token
-    }
-
-    /// The session a token opens, once: a second use or an expired token finds nothing.
-    pub fn redeem(&self, token: &str) -> Option<Pending> {
-        let p = self.pending.lock().unwrap_or_else(|p| p.into_inner()).remove(&digest(token))?;
-        (p.expires > Instant::now()).then_some(p)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
-
-    #[test]
-    fn tokens_open_once_and_expire() {
-        let s = Sessions::default();
-        let t = s.issue("ca_1", 16000, Duration::from_secs(60));
-        assert_eq!(s.redeem(&t).unwrap().call_id, "ca_1");
-        assert!(s.redeem(&t).is_none(), "single use");
-        let short = s.issue("ca_2", 8000, Duration::from_millis(0));
-        assert!(s.redeem(&short).is_none(), "expired");
-        assert!(s.redeem("vws_guess").is_none());
-    }
 
     #[test]
     fn frames_map_both_ways() {

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use futures::{SinkExt, StreamExt};
 use serde_json::{Value, json};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tonic::transport::Channel;
@@ -67,7 +68,16 @@ pub async fn cluster_of(hosts: &[u32]) -> Cluster {
 }
 
 /// [`cluster_of`] with extra environment for voxgate.
-pub async fn cluster_with(hosts: &[u32], gate_extra_env: &[(&str, String)]) -> Cluster {
+pub async fn cluster_with(hosts: &[u32], gate_extra_env: &[(&'static str, String)]) -> Cluster {
+    cluster_hosts(hosts, |_| Vec::new(), gate_extra_env).await
+}
+
+/// [`cluster_with`] with extra arguments for each host (by its position).
+pub async fn cluster_hosts(
+    hosts: &[u32],
+    host_extra_args: impl Fn(usize) -> Vec<String>,
+    gate_extra_env: &[(&'static str, String)],
+) -> Cluster {
     let dir = tempfile::tempdir().unwrap();
     let bridge_args: Vec<String> = ["--listen", "127.0.0.1:0", "--heartbeat-interval-ms", "500", "--data-dir"]
         .map(String::from)
@@ -87,7 +97,7 @@ pub async fn cluster_with(hosts: &[u32], gate_extra_env: &[(&str, String)]) -> C
     let mut fleet_nodes = Vec::new();
     for (h, workers) in hosts.iter().enumerate() {
         let fleet = register(&mut nodes, bpb::NodeKind::Fleet).await;
-        let host_args: Vec<String> = vec![
+        let host_args: Vec<String> = [
             "host".into(),
             "--workers".into(),
             workers.to_string(),
@@ -99,7 +109,10 @@ pub async fn cluster_with(hosts: &[u32], gate_extra_env: &[(&str, String)]) -> C
             dir.path().join("recordings").display().to_string(),
             "--bridge-url".into(),
             bridge.url(),
-        ];
+        ]
+        .into_iter()
+        .chain(host_extra_args(h))
+        .collect();
         let host = ServerProcess::spawn(
             &format!("voxcore-host{h}"),
             &vox_testkit::workspace_binary("voxcore", "voxcore"),
@@ -122,22 +135,7 @@ pub async fn cluster_with(hosts: &[u32], gate_extra_env: &[(&str, String)]) -> C
         fleet_nodes.push(fleet_id);
     }
     let gateway = register(&mut nodes, bpb::NodeKind::Gateway).await;
-    let gate_args: Vec<String> = ["--listen", "127.0.0.1:0", "--log-format", "json", "--bridge-url"]
-        .map(String::from)
-        .into_iter()
-        .chain([bridge.url()])
-        .collect();
-    let gate_env = [
-        ("VOX_NODE_SECRET", gateway.api_secret.clone()),
-        ("TWILIO_AUTH_TOKEN", TOKEN.to_string()),
-        ("LIVEKIT_API_KEY", LIVEKIT_KEY.to_string()),
-        ("LIVEKIT_API_SECRET", LIVEKIT_SECRET.to_string()),
-    ];
-    let gate_env: Vec<(&str, String)> = gate_env.into_iter().chain(gate_extra_env.iter().cloned()).collect();
-    let gate =
-        ServerProcess::start("voxgate", Path::new(env!("CARGO_BIN_EXE_voxgate")), &gate_args, &gate_env, dir.path())
-            .await
-            .unwrap();
+    let gate = start_gate(dir.path(), "voxgate", &bridge.url(), &gateway.api_secret, &[], gate_extra_env).await;
     let total: u32 = hosts.iter().sum();
     let c = Cluster { dir, bridge, hosts: host_processes, fleet_nodes, gate, channel, admin, region };
     until("the gateway sees every slot", async || (c.fleet_health().await["fleet_available"] == total).then_some(()))
@@ -145,9 +143,149 @@ pub async fn cluster_with(hosts: &[u32], gate_extra_env: &[(&str, String)]) -> C
     c
 }
 
+/// voxgate's arguments and environment as gateway node `secret` of the cluster at
+/// `bridge_url`, with the test's Twilio and LiveKit credentials.
+pub fn gate_command(
+    bridge_url: &str,
+    secret: &str,
+    extra_args: &[String],
+    extra_env: &[(&'static str, String)],
+) -> (Vec<String>, Vec<(&'static str, String)>) {
+    let args: Vec<String> = ["--listen", "127.0.0.1:0", "--log-format", "json", "--bridge-url", bridge_url]
+        .map(String::from)
+        .into_iter()
+        .chain(extra_args.iter().cloned())
+        .collect();
+    let env = [
+        ("VOX_NODE_SECRET", secret.to_string()),
+        ("TWILIO_AUTH_TOKEN", TOKEN.to_string()),
+        ("LIVEKIT_API_KEY", LIVEKIT_KEY.to_string()),
+        ("LIVEKIT_API_SECRET", LIVEKIT_SECRET.to_string()),
+    ];
+    (args, env.into_iter().chain(extra_env.iter().cloned()).collect())
+}
+
+/// Starts voxgate ([`gate_command`]) and waits for its /health.
+pub async fn start_gate(
+    dir: &Path,
+    name: &str,
+    bridge_url: &str,
+    secret: &str,
+    extra_args: &[String],
+    extra_env: &[(&'static str, String)],
+) -> ServerProcess {
+    let (args, env) = gate_command(bridge_url, secret, extra_args, extra_env);
+    ServerProcess::start(name, Path::new(env!("CARGO_BIN_EXE_voxgate")), &args, &env, dir).await.unwrap()
+}
+
+/// `GET <gate_url>/health/fleet`.
+pub async fn fleet_health_of(gate_url: &str) -> Value {
+    reqwest::get(format!("{gate_url}/health/fleet")).await.unwrap().json().await.unwrap()
+}
+
 impl Cluster {
     pub async fn fleet_health(&self) -> Value {
-        reqwest::get(format!("{}/health/fleet", self.gate.url())).await.unwrap().json().await.unwrap()
+        fleet_health_of(&self.gate.url()).await
+    }
+
+    /// Registers another gateway node in the cluster's region: its API secret.
+    pub async fn register_gateway(&self) -> String {
+        control::register_node(&self.channel, &self.admin, &self.region, bpb::NodeKind::Gateway).await.api_secret
+    }
+
+    /// A second gateway on the same voxbridge, once it sees every worker slot the first
+    /// one sees.
+    pub async fn second_gateway(&self, name: &str) -> ServerProcess {
+        let secret = self.register_gateway().await;
+        let gate = start_gate(self.dir.path(), name, &self.bridge.url(), &secret, &[], &[]).await;
+        let workers = |h: &Value| h["workers"].as_array().map_or(0, Vec::len);
+        let total = workers(&self.fleet_health().await);
+        until("the second gateway sees every slot", async || {
+            (workers(&fleet_health_of(&gate.url()).await) == total).then_some(())
+        })
+        .await;
+        gate
+    }
+
+    /// An outbound call of a new campaign (echo agent) moved to `dialing` as a dialler
+    /// does: leadership, a lease, then the move with the fencing term and lease token.
+    pub async fn dialing_call(&self) -> String {
+        let mut campaigns = bpb::campaign_service_client::CampaignServiceClient::new(self.channel.clone());
+        let spec = bpb::CampaignSpec {
+            name: "outbound test".into(),
+            region_id: self.region.clone(),
+            caller_id: "+15550000000".into(),
+            agent: Some(common::AgentSettings { kind: common::AgentKind::Echo as i32, ..Default::default() }),
+            weight: 1,
+            max_concurrency: 5,
+            window: Some(bpb::CallingWindow {
+                time_zone: "UTC".into(),
+                start: "00:00".into(),
+                end: "24:00".into(),
+                days: vec![],
+            }),
+            ..Default::default()
+        };
+        let campaign = campaigns
+            .create_campaign(authed(&self.admin, bpb::CreateCampaignRequest { spec: Some(spec) }))
+            .await
+            .unwrap()
+            .into_inner()
+            .id;
+        let numbers = vec!["+15551000001".to_string()];
+        campaigns
+            .add_numbers(authed(&self.admin, bpb::AddNumbersRequest { campaign_id: campaign.clone(), numbers }))
+            .await
+            .unwrap();
+        campaigns
+            .start_campaign(authed(&self.admin, bpb::CampaignActionRequest { id: campaign.clone() }))
+            .await
+            .unwrap();
+        let dialler = control::register_node(&self.channel, &self.admin, &self.region, bpb::NodeKind::Dialler).await;
+        let secret = dialler.api_secret;
+        let dialler_id = dialler.node.unwrap().id;
+        let term = bpb::leadership_service_client::LeadershipServiceClient::new(self.channel.clone())
+            .acquire_leadership(authed(
+                &secret,
+                bpb::AcquireLeadershipRequest { holder_id: dialler_id.clone(), ttl_seconds: 60 },
+            ))
+            .await
+            .unwrap()
+            .into_inner()
+            .term;
+        let mut calls = bpb::call_service_client::CallServiceClient::new(self.channel.clone());
+        let call = calls
+            .lease_calls(authed(
+                &secret,
+                bpb::LeaseCallsRequest {
+                    campaign_id: campaign,
+                    max: 1,
+                    owner: dialler_id,
+                    fencing_term: term,
+                    lease_ttl_seconds: 60,
+                },
+            ))
+            .await
+            .unwrap()
+            .into_inner()
+            .calls
+            .remove(0);
+        calls
+            .transition_call(authed(
+                &secret,
+                bpb::TransitionCallRequest {
+                    call_id: call.id.clone(),
+                    to_state: bpb::CallState::Dialing as i32,
+                    fencing_term: term,
+                    lease_token: call.lease.map(|l| l.token).unwrap_or_default(),
+                    reason: "dialing".into(),
+                    provider_call_id: "CA-outbound-1".into(),
+                    ..Default::default()
+                },
+            ))
+            .await
+            .unwrap();
+        call.id
     }
 
     pub async fn inbound_call(&self) -> String {
@@ -183,34 +321,79 @@ impl Cluster {
 
     /// Opens a signed Twilio media stream; Err(status) when the gateway refuses it.
     pub async fn connect(&self, signature_token: &str) -> Result<Ws, (u16, Option<String>)> {
-        let url = self.stream_url();
-        let mut req = url.as_str().into_client_request().unwrap();
-        let sig = voxgate::media::twilio::signature(signature_token, &url, &[]);
-        req.headers_mut().insert("x-twilio-signature", sig.parse().unwrap());
-        match tokio_tungstenite::connect_async(req).await {
-            Ok((ws, _)) => Ok(ws),
-            Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => {
-                let retry = resp.headers().get("retry-after").map(|v| v.to_str().unwrap().to_string());
-                Err((resp.status().as_u16(), retry))
-            }
-            Err(e) => panic!("connect: {e}"),
-        }
+        connect_to(&self.stream_url(), signature_token).await
     }
+}
+
+/// Opens a Twilio media stream to `url`, signed as Twilio signs it with `signature_token`;
+/// Err(status, Retry-After) when the gateway refuses it.
+pub async fn connect_to(url: &str, signature_token: &str) -> Result<Ws, (u16, Option<String>)> {
+    let mut req = url.into_client_request().unwrap();
+    let sig = voxgate::media::twilio::signature(signature_token, url, &[]);
+    req.headers_mut().insert("x-twilio-signature", sig.parse().unwrap());
+    match tokio_tungstenite::connect_async(req).await {
+        Ok((ws, _)) => Ok(ws),
+        Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => {
+            let retry = resp.headers().get("retry-after").map(|v| v.to_str().unwrap().to_string());
+            Err((resp.status().as_u16(), retry))
+        }
+        Err(e) => panic!("connect: {e}"),
+    }
+}
+
+/// A carrier's answer webhook at `gate_url` for outbound call `call_id`, signed, from a
+/// person: the TwiML it answers.
+pub async fn answer_outbound(gate_url: &str, call_id: &str) -> String {
+    let url = format!("{gate_url}/twilio/outbound/answer?call_id={call_id}");
+    let params: Vec<(String, String)> =
+        [("CallSid", "CA-outbound-1"), ("CallStatus", "in-progress"), ("AnsweredBy", "human")]
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .into();
+    let r = reqwest::Client::new()
+        .post(&url)
+        .header("x-twilio-signature", voxgate::media::twilio::signature(TOKEN, &url, &params))
+        .form(&params)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    r.text().await.unwrap()
+}
+
+/// The `<Stream url>` and `<Parameter>`s of a `<Connect><Stream>` TwiML answer.
+pub fn twiml_stream(twiml: &str) -> (String, serde_json::Map<String, Value>) {
+    let attr = |tag: &str, name: &str| -> String {
+        let after = tag.split(&format!("{name}=\"")).nth(1).unwrap_or_else(|| panic!("no {name} in {tag}"));
+        after.split('"').next().unwrap().replace("&amp;", "&").replace("&quot;", "\"")
+    };
+    let stream = twiml.split("<Stream ").nth(1).unwrap_or_else(|| panic!("no <Stream> in {twiml}"));
+    let url = attr(stream.split('>').next().unwrap(), "url");
+    let params =
+        stream.split("<Parameter ").skip(1).map(|p| (attr(p, "name"), Value::String(attr(p, "value")))).collect();
+    (url, params)
 }
 
 pub type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
-pub async fn send(ws: &mut Ws, v: Value) {
+/// A WebSocket over any stream (plain TCP or TLS).
+pub type WsOver<S> = tokio_tungstenite::WebSocketStream<S>;
+
+pub async fn send<S: AsyncRead + AsyncWrite + Unpin>(ws: &mut WsOver<S>, v: Value) {
     ws.send(Message::text(v.to_string())).await.unwrap();
 }
 
-pub async fn start(ws: &mut Ws, call_id: &str) {
+pub async fn start<S: AsyncRead + AsyncWrite + Unpin>(ws: &mut WsOver<S>, call_id: &str) {
+    start_with(ws, json!({"call_id": call_id})).await;
+}
+
+/// `connected` and `start` with these custom parameters (TwiML's `<Parameter>`s).
+pub async fn start_with<S: AsyncRead + AsyncWrite + Unpin>(ws: &mut WsOver<S>, custom: Value) {
     send(ws, json!({"event": "connected", "protocol": "Call", "version": "1.0.0"})).await;
     send(
         ws,
         json!({"event": "start", "sequenceNumber": "1", "streamSid": "MZ1", "start": {
         "streamSid": "MZ1", "accountSid": "AC1", "callSid": "CA1", "tracks": ["inbound"],
-        "customParameters": {"call_id": call_id},
+        "customParameters": custom,
         "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1}}}),
     )
     .await;
@@ -220,7 +403,7 @@ pub fn frame(i: usize) -> Vec<u8> {
     vox_audio::mulaw::encode(&[(i as i16 % 50 - 25) * 600; 160])
 }
 
-pub async fn media(ws: &mut Ws, i: usize) {
+pub async fn media<S: AsyncRead + AsyncWrite + Unpin>(ws: &mut WsOver<S>, i: usize) {
     use base64::Engine;
     let payload = base64::engine::general_purpose::STANDARD.encode(frame(i));
     send(ws, json!({"event": "media", "sequenceNumber": (i + 2).to_string(), "streamSid": "MZ1",
@@ -229,7 +412,7 @@ pub async fn media(ws: &mut Ws, i: usize) {
 }
 
 /// The next text frame as JSON, or the close frame's (code, reason).
-pub async fn recv(ws: &mut Ws) -> Result<Value, (u16, String)> {
+pub async fn recv<S: AsyncRead + AsyncWrite + Unpin>(ws: &mut WsOver<S>) -> Result<Value, (u16, String)> {
     loop {
         match tokio::time::timeout(Duration::from_secs(10), ws.next()).await.expect("gateway answered within 10 s") {
             Some(Ok(Message::Text(t))) => return Ok(serde_json::from_str(t.as_str()).unwrap()),
@@ -239,6 +422,15 @@ pub async fn recv(ws: &mut Ws) -> Result<Value, (u16, String)> {
             Some(Ok(_)) => continue,
             None => return Err((1006, "closed".into())),
             Some(Err(e)) => return Err((1006, e.to_string())),
+        }
+    }
+}
+
+/// Reads past the frames still on their way to the close frame: its (code, reason).
+pub async fn until_closed<S: AsyncRead + AsyncWrite + Unpin>(ws: &mut WsOver<S>) -> (u16, String) {
+    loop {
+        if let Err(closed) = recv(ws).await {
+            return closed;
         }
     }
 }
@@ -261,6 +453,6 @@ pub fn worker_pids(c: &Cluster, index: u32) -> Vec<u32> {
     out
 }
 
-pub async fn stop(ws: &mut Ws) {
+pub async fn stop<S: AsyncRead + AsyncWrite + Unpin>(ws: &mut WsOver<S>) {
     send(ws, json!({"event": "stop", "streamSid": "MZ1", "stop": {"accountSid": "AC1", "callSid": "CA1"}})).await;
 }

@@ -208,6 +208,20 @@ mod tests {
     }
 
     #[test]
+    fn reads_voxgates_outbound_connect_with_its_reserved_slot() {
+        // The stream URL has no query string; the call and its worker come as parameters,
+        // which the stream's `start` hands back as customParameters.
+        let xml = "<Response><Connect><Stream url=\"wss://gw.example.com/media/twilio\"><Parameter name=\"call_id\" value=\"ca_1\"/><Parameter name=\"slot\" value=\"nd_1/2/rsv_3\"/></Stream></Connect></Response>";
+        assert_eq!(
+            parse(xml).unwrap(),
+            vec![Verb::Connect(Stream {
+                url: "wss://gw.example.com/media/twilio".into(),
+                parameters: vec![("call_id".into(), "ca_1".into()), ("slot".into(), "nd_1/2/rsv_3".into())],
+            })]
+        );
+    }
+
+    #[test]
     fn reads_say_then_hangup_and_the_rest() {
         let xml = r#"<Response>
             <!-- no free agent -->
