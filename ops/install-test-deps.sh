@@ -28,6 +28,16 @@ if ! command -v redis-server >/dev/null 2>&1; then
 fi
 command -v redis-server >/dev/null 2>&1 || { echo "redis-server is still not installed" >&2; exit 1; }
 
+# HAProxy, the ingress the multi-host test puts in front of the gateways with
+# ops/haproxy/haproxy.cfg (Debian's package).
+if ! command -v haproxy >/dev/null 2>&1 && [ ! -x /usr/sbin/haproxy ]; then
+  echo "installing haproxy (apt)"
+  apt-get install -y -q haproxy >/dev/null 2>&1 || { apt-get update -q >/dev/null && apt-get install -y -q haproxy >/dev/null; }
+  # Tests start their own on free ports; the packaged one (on :80 by default) need not run.
+  (systemctl disable --now haproxy >/dev/null 2>&1 || service haproxy stop >/dev/null 2>&1) || true
+fi
+command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ] || { echo "haproxy is still not installed" >&2; exit 1; }
+
 # s3s-fs, an S3 server on a local folder, for the S3 storage tests. Built from crates.io
 # (a few minutes, so only when missing); 0.14.1 is the newest that builds with rustc 1.95.
 if ! command -v s3s-fs >/dev/null 2>&1 && [ ! -x "$HOME/.cargo/bin/s3s-fs" ]; then

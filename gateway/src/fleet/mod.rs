@@ -167,11 +167,22 @@ impl Fleet {
 
     /// Claims a free slot not in `tried`: own region first, then the least-loaded host,
     /// then its least-loaded worker.
+    ///
+    /// When no slot is free in this gateway's view, a slot that is busy only by hearsay
+    /// (another gateway's call, as a heartbeat up to a refresh old reported it, or an
+    /// earlier refusal) is claimed instead: the worker itself answers in one round trip,
+    /// RESOURCE_EXHAUSTED sending the caller on to the next. A stale view must never turn
+    /// a call away while a worker is free.
     pub fn claim(self: &Arc<Self>, tried: &HashSet<SlotId>) -> Option<Claim> {
         let region = self.region();
         let mut slots = self.lock();
-        let free: Vec<&SlotId> =
-            slots.iter().filter(|(id, s)| s.free() && !tried.contains(*id)).map(|(id, _)| id).collect();
+        let candidates = |usable: fn(&Slot) -> bool| -> Vec<&SlotId> {
+            slots.iter().filter(|(id, s)| usable(s) && !tried.contains(*id)).map(|(id, _)| id).collect()
+        };
+        let mut free = candidates(Slot::free);
+        if free.is_empty() {
+            free = candidates(|s| s.accepting && s.in_flight < s.capacity);
+        }
         // Static workers were named for this gateway: they count as its own region.
         let local = |id: &SlotId| {
             let s = &slots[id];

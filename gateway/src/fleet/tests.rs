@@ -163,12 +163,33 @@ async fn a_worker_on_a_new_port_keeps_its_slot() {
 async fn a_reserved_slot_is_claimed_by_name() {
     let fleet = fleet();
     fleet.apply_nodes(&[node("nd_a", bpb::DesiredState::Active, &[(1, WorkerState::Reserved)])]);
-    assert!(fleet.claim(&HashSet::new()).is_none(), "reserved by another gateway");
+    assert_eq!(fleet.available(), 0, "reserved by another gateway");
     assert!(fleet.awaiting_streams());
     let id = SlotId::Worker { node_id: "nd_a".into(), index: 1 };
     let held = fleet.claim_reserved(&id).unwrap();
     assert!(fleet.claim_reserved(&id).is_none(), "one call per slot on this gateway");
+    assert!(fleet.claim(&HashSet::new()).is_none(), "a slot this gateway holds is never claimed twice");
     drop(held);
     let unknown = SlotId::Worker { node_id: "nd_a".into(), index: 2 };
     assert!(fleet.claim_reserved(&unknown).is_none());
+}
+
+#[tokio::test]
+async fn a_slot_busy_only_by_hearsay_is_asked_rather_than_a_call_turned_away() {
+    let fleet = fleet();
+    // Another gateway's calls, as the last heartbeat saw them; they may have ended since.
+    fleet.apply_nodes(&[node("nd_a", bpb::DesiredState::Active, &[(1, WorkerState::InCall), (2, WorkerState::Idle)])]);
+    let own = fleet.claim(&HashSet::new()).unwrap();
+    assert_eq!(own.index, 2, "a free slot first");
+    let hearsay = fleet.claim(&HashSet::new()).expect("nothing free: the worker busy by hearsay is asked");
+    assert_eq!(hearsay.index, 1);
+    // The worker said RESOURCE_EXHAUSTED: the caller moves on and finds nothing else.
+    fleet.refused(&hearsay.slot, Refusal::Busy);
+    let tried: HashSet<SlotId> = [hearsay.slot.clone()].into();
+    drop(hearsay);
+    assert!(fleet.claim(&tried).is_none(), "every slot asked");
+    // Draining workers are never asked.
+    drop(own);
+    fleet.apply_nodes(&[node("nd_a", bpb::DesiredState::Maintenance, &[(1, WorkerState::InCall)])]);
+    assert!(fleet.claim(&HashSet::new()).is_none());
 }

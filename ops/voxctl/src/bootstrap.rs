@@ -1,19 +1,21 @@
-//! What a one-machine cluster needs inside voxbridge before its nodes start: the region
-//! `local`, the fleet node `local-fleet`, the gateway node `local-gateway` and the console
-//! singleton `local-console` (heartbeated by the gateway, which serves the console), and
-//! a fresh API secret for each node on every run (so no node secret is ever stored by
-//! voxctl). Everything is looked up first, so a second run creates nothing new.
+//! What a cluster needs inside voxbridge before its nodes start: the region `local`, a
+//! fleet node per fleet host and a gateway node per gateway (named by
+//! [`crate::topology`]: `local-fleet` and `local-gateway` on one machine), the console
+//! singleton `local-console` (heartbeated by the gateway that serves the console), and a
+//! fresh API secret for each node on every run (so no node secret is ever stored by
+//! voxctl). Everything is looked up first, so a second run creates nothing new; nodes of
+//! an earlier run's other layout (say `local-fleet-2` after `--fleet-hosts 2`, now run
+//! with one host) are removed, or they would show as registered but never online.
 
 use anyhow::{Context, bail};
 use tonic::transport::Channel;
 use tonic::{Code, Request};
 use vox_proto::backend::v1 as pb;
 
+use crate::topology::Plan;
+
 pub const REGION_NAME: &str = "local";
 pub const REGION_COUNTRY: &str = "US";
-pub const FLEET_NODE_NAME: &str = "local-fleet";
-pub const FLEET_NODE_ENDPOINT: &str = "http://127.0.0.1:5002";
-pub const GATEWAY_NODE_NAME: &str = "local-gateway";
 pub const CONSOLE_NODE_NAME: &str = "local-console";
 
 /// A node voxctl runs, with the API secret its process gets through `VOX_NODE_SECRET`.
@@ -32,8 +34,10 @@ impl std::fmt::Debug for NodeCredentials {
 #[derive(Debug)]
 pub struct Nodes {
     pub region_id: String,
-    pub fleet: NodeCredentials,
-    pub gateway: NodeCredentials,
+    /// One per fleet host of the plan, in its order.
+    pub fleets: Vec<NodeCredentials>,
+    /// One per gateway of the plan, in its order.
+    pub gateways: Vec<NodeCredentials>,
     /// The console singleton, heartbeated by the gateway that serves the console.
     pub console: NodeCredentials,
 }
@@ -82,15 +86,55 @@ impl Admin {
         pb::node_service_client::NodeServiceClient::new(self.channel.clone())
     }
 
-    /// Ensures the region and both nodes, and issues fresh secrets for the nodes.
-    /// `gateway_endpoint` is where the gateway will listen (it may still say port 0; see
-    /// [`Admin::set_endpoint`]).
-    pub async fn prepare(&self, gateway_endpoint: &str) -> anyhow::Result<Nodes> {
+    /// Ensures the region and the plan's nodes, issues fresh secrets for them, and removes
+    /// voxctl's nodes the plan does not run. Gateway endpoints are where each gateway will
+    /// listen (they may still say port 0; see [`Admin::set_endpoint`]).
+    pub async fn prepare(&self, plan: &Plan) -> anyhow::Result<Nodes> {
         let region_id = self.ensure_region().await?;
-        let fleet = self.ensure_node(&region_id, pb::NodeKind::Fleet, FLEET_NODE_NAME, FLEET_NODE_ENDPOINT).await?;
-        let gateway = self.ensure_node(&region_id, pb::NodeKind::Gateway, GATEWAY_NODE_NAME, gateway_endpoint).await?;
-        let console = self.ensure_node(&region_id, pb::NodeKind::Console, CONSOLE_NODE_NAME, gateway_endpoint).await?;
-        Ok(Nodes { region_id, fleet, gateway, console })
+        self.retire_other_layouts(&region_id, plan).await?;
+        let mut fleets = Vec::new();
+        for h in &plan.hosts {
+            fleets.push(self.ensure_node(&region_id, pb::NodeKind::Fleet, &h.node_name, &h.node_endpoint).await?);
+        }
+        let mut gateways = Vec::new();
+        for g in &plan.gateways {
+            let endpoint = crate::ready::client_url(g.listen);
+            gateways.push(self.ensure_node(&region_id, pb::NodeKind::Gateway, &g.node_name, &endpoint).await?);
+        }
+        let console_endpoint = plan.gateways.iter().find(|g| g.console).map(|g| crate::ready::client_url(g.listen));
+        let console = self
+            .ensure_node(
+                &region_id,
+                pb::NodeKind::Console,
+                CONSOLE_NODE_NAME,
+                console_endpoint.as_deref().unwrap_or(""),
+            )
+            .await?;
+        Ok(Nodes { region_id, fleets, gateways, console })
+    }
+
+    /// Removes fleet and gateway nodes with voxctl's names that `plan` does not run: they
+    /// are left from a run with another `--fleet-hosts` or `--gateways`, and would stay
+    /// registered but offline (the dashboard's red "0/1") for as long as they exist.
+    async fn retire_other_layouts(&self, region_id: &str, plan: &Plan) -> anyhow::Result<()> {
+        let wanted = plan.node_names();
+        for kind in [pb::NodeKind::Fleet, pb::NodeKind::Gateway] {
+            let req = pb::ListNodesRequest { region_id: region_id.into(), kind: kind as i32 };
+            let list = self.nodes().list_nodes(self.authed(req)?).await.map_err(status).context("list nodes")?;
+            for node in list.into_inner().nodes {
+                if !Plan::is_voxctl_node(&node.name) || wanted.contains(&node.name.as_str()) {
+                    continue;
+                }
+                let req = pb::DeleteNodeRequest { id: node.id.clone() };
+                self.nodes()
+                    .delete_node(self.authed(req)?)
+                    .await
+                    .map_err(status)
+                    .with_context(|| format!("remove node {} of an earlier layout", node.name))?;
+                tracing::info!(node_id = %node.id, name = %node.name, "removed a node this layout does not run");
+            }
+        }
+        Ok(())
     }
 
     /// Ensures the dialler node of the demo, with a fresh secret.

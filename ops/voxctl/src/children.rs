@@ -19,7 +19,8 @@ pub const STOP_GRACE: Duration = Duration::from_secs(15);
 /// voxctl's own. Secrets go in `envs`, never in `args` (anyone can read argv in `ps`).
 #[derive(Debug, Clone)]
 pub struct Launch {
-    pub name: &'static str,
+    /// The process's name in logs and messages, and its log file's (`<name>.log`).
+    pub name: String,
     pub program: PathBuf,
     pub args: Vec<String>,
     pub envs: Vec<(&'static str, String)>,
@@ -28,7 +29,7 @@ pub struct Launch {
 /// One started child process.
 #[derive(Debug)]
 pub struct Process {
-    pub name: &'static str,
+    pub name: String,
     pub pid: u32,
     pub log_path: PathBuf,
     child: Child,
@@ -59,7 +60,7 @@ impl Process {
             .kill_on_drop(true);
         let child = cmd.spawn().with_context(|| format!("start {} ({})", launch.name, launch.program.display()))?;
         let pid = child.id().context("a just-started child has a pid")?;
-        tracing::info!(process = launch.name, pid, log = %log_path.display(), "started");
+        tracing::info!(process = %launch.name, pid, log = %log_path.display(), "started");
         Ok(Process { name: launch.name, pid, log_path, child, exited: None })
     }
 
@@ -75,18 +76,18 @@ impl Process {
     /// group (the workers of a voxcore host) is killed too.
     pub async fn stop(&mut self, grace: Duration) {
         if let Ok(Some(status)) = self.try_exited() {
-            tracing::debug!(process = self.name, %status, "already exited");
+            tracing::debug!(process = %self.name, %status, "already exited");
         } else {
-            tracing::info!(process = self.name, pid = self.pid, "stopping");
+            tracing::info!(process = %self.name, pid = self.pid, "stopping");
             signal("-TERM", &self.pid.to_string()).await;
             match tokio::time::timeout(grace, self.child.wait()).await {
                 Ok(Ok(status)) => {
-                    tracing::info!(process = self.name, %status, "stopped");
+                    tracing::info!(process = %self.name, %status, "stopped");
                     self.exited = Some(status);
                 }
-                Ok(Err(e)) => tracing::warn!(process = self.name, error = %e, "cannot wait for the process"),
+                Ok(Err(e)) => tracing::warn!(process = %self.name, error = %e, "cannot wait for the process"),
                 Err(_) => {
-                    tracing::warn!(process = self.name, grace_seconds = grace.as_secs(), "ignored SIGTERM; killing it");
+                    tracing::warn!(process = %self.name, grace_seconds = grace.as_secs(), "ignored SIGTERM; killing it");
                     let _ = self.child.kill().await;
                     self.exited = self.child.try_wait().ok().flatten();
                 }
@@ -167,9 +168,9 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
 
-    fn sh(name: &'static str, script: &str) -> Launch {
+    fn sh(name: &str, script: &str) -> Launch {
         Launch {
-            name,
+            name: name.into(),
             program: "sh".into(),
             args: vec!["-c".into(), script.into()],
             envs: vec![("VOXCTL_TEST_SECRET", "from the environment".into())],

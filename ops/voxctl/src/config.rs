@@ -21,7 +21,8 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run a whole cluster on this machine: voxbridge on embedded storage, a voxcore
-    /// host with N worker slots and voxgate, until Ctrl-C.
+    /// host with N worker slots and voxgate (or several of each, each on its own loopback
+    /// address, with --fleet-hosts and --gateways), until Ctrl-C.
     Up(UpArgs),
     /// Benchmarks that run the platform's real code on a virtual clock.
     #[command(subcommand)]
@@ -42,9 +43,29 @@ pub struct UpArgs {
     #[arg(long, env = "VOX_DATA_DIR", default_value = "vox-data")]
     pub data_dir: PathBuf,
 
-    /// Worker slots (voxcore worker processes) on the local fleet host.
+    /// Worker slots (voxcore worker processes) on each fleet host.
     #[arg(long, env = "VOX_WORKERS", default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=1024))]
     pub workers: u32,
+
+    /// Fleet hosts to run, each its own `voxcore host` process and fleet node. With more
+    /// than one (or more than one gateway), host k is node `local-fleet-<k>` and serves
+    /// its workers over TCP on its own loopback address 127.0.0.<k+1>, as a host on
+    /// another machine would; its folders are <data dir>/hosts/fleet-<k>.
+    #[arg(long, env = "VOX_FLEET_HOSTS", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub fleet_hosts: u32,
+
+    /// Gateways to run, each its own voxgate process and gateway node. Gateway 1 listens
+    /// on --gateway-listen; with more than one, each further gateway listens on the next
+    /// loopback address after the fleet hosts' (127.0.0.<hosts+j>), on the same port, and
+    /// gateway j is node `local-gateway-<j>`. Any gateway serves any call.
+    #[arg(long, env = "VOX_GATEWAYS", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub gateways: u32,
+
+    /// Port of worker 1 on each fleet host when hosts serve their workers over TCP (with
+    /// more than one host or gateway); worker i takes this + i - 1, on every host alike.
+    /// 0: each worker takes a free port, which its host learns and advertises.
+    #[arg(long, env = "VOX_WORKER_BASE_PORT", default_value_t = 7101)]
+    pub worker_base_port: u16,
 
     /// voxbridge's gRPC (and /health, /metrics) address; port 0 picks a free one.
     #[arg(long, env = "VOX_BRIDGE_LISTEN", default_value = "127.0.0.1:7070")]
@@ -94,6 +115,15 @@ mod tests {
         assert_eq!(up.gateway_listen.to_string(), "127.0.0.1:8080");
         assert!(up.bin_dir.is_none());
         assert_eq!(up.console_dir, PathBuf::from("console/dist"));
+        assert_eq!((up.fleet_hosts, up.gateways, up.worker_base_port), (1, 1, 7101), "one machine's layout");
+    }
+
+    #[test]
+    fn zero_hosts_or_gateways_are_refused() {
+        for flag in ["--fleet-hosts", "--gateways"] {
+            let err = Cli::try_parse_from(["voxctl", "up", flag, "0"]).unwrap_err();
+            assert!(err.to_string().contains(flag), "{err}");
+        }
     }
 
     #[test]

@@ -1,7 +1,9 @@
 //! voxctl, the Vox operator CLI. Each subcommand is one operator task; today there is
 //! `voxctl up`, which runs a whole cluster on one machine with embedded storage and
 //! zero setup: voxbridge (the control plane), a voxcore host with N worker slots and
-//! voxgate (the edge), wired together, health-checked, and stopped in order on Ctrl-C.
+//! voxgate (the edge), wired together, health-checked, and stopped in order on Ctrl-C;
+//! with `--fleet-hosts` and `--gateways`, several of each, each on its own loopback
+//! address as if on its own machine ([`topology`]).
 //!
 //! Secrets: node API secrets are rotated on every `up` and reach the processes only
 //! through their environment, never argv or disk. The one exception to "no secrets on
@@ -9,7 +11,8 @@
 //! first admin's password and the Twilio auth token, so they survive restarts.
 //!
 //! Machine-readable stdout lines for scripts and tests: `VOX_CHILD <name> <pid>` as each
-//! process starts, and `VOX_READY bridge=<url> gateway=<url>` once everything is healthy.
+//! process starts, and `VOX_READY bridge=<url> gateway=<url>` once everything is healthy
+//! (`gateway` is gateway 1; with several gateways the line adds `gateways=<url>,<url>…`).
 
 pub mod bootstrap;
 pub mod children;
@@ -19,6 +22,7 @@ pub mod demo;
 pub mod preflight;
 pub mod ready;
 pub mod signals;
+pub mod topology;
 pub mod up;
 
 use config::{BenchCommand, Cli, Command};

@@ -67,6 +67,13 @@ pub fn port_free(addr: SocketAddr, process: &str, flag: &str) -> anyhow::Result<
              left from an earlier run: `ss -ltnp 'sport = :{port}'` shows it), or choose another address with {flag}",
             port = addr.port(),
         ),
+        Err(e) if e.kind() == std::io::ErrorKind::AddrNotAvailable => bail!(
+            "{addr} (for {process}) is not an address of this machine. Each fleet host and gateway of a spread \
+             cluster listens on its own loopback address; Linux has all of 127.0.0.0/8, but macOS only \
+             127.0.0.1: add the others with `sudo ifconfig lo0 alias {ip} up` (one per address), or choose \
+             another with {flag}",
+            ip = addr.ip(),
+        ),
         Err(e) => Err(e).with_context(|| format!("cannot listen on {addr} for {process}; choose another with {flag}")),
     }
 }

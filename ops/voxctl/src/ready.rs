@@ -78,28 +78,38 @@ pub async fn healthy(children: &mut Children, client: &reqwest::Client, name: &s
     }
 }
 
-/// Polls the gateway's `GET /health/fleet` until `fleet_available` is `slots`.
+/// Polls gateway `gateway`'s `GET /health/fleet` until `fleet_available` is `slots` and
+/// its `GET /health` until it holds a worker token (workers refuse a gateway without
+/// one, so until then it sees the slots but cannot use them). `hosts` name the fleet
+/// host processes whose logs explain a fleet that does not come.
 pub async fn fleet_available(
     children: &mut Children,
     client: &reqwest::Client,
+    gateway: &str,
     gateway_url: &str,
     slots: u32,
+    hosts: &[&str],
 ) -> anyhow::Result<()> {
     let deadline = Instant::now() + READY_TIMEOUT;
     let url = format!("{gateway_url}/health/fleet");
     loop {
         let last = match fleet_reading(client, &url).await {
-            Ok(free) if free == u64::from(slots) => return Ok(()),
-            Ok(free) => format!("it reports fleet_available {free} of {slots}"),
-            Err(e) => format!("{e:#}"),
+            Ok(free) if free == u64::from(slots) => match worker_token(client, gateway_url).await {
+                Ok(true) => return Ok(()),
+                Ok(false) => format!("{gateway_url}/health says it has no worker token from voxbridge yet"),
+                Err(e) => format!("{e:#}"),
+            },
+            Ok(free) => format!("{url}: it reports fleet_available {free} of {slots}"),
+            Err(e) => format!("{url}: {e:#}"),
         };
         none_exited(children)?;
         if Instant::now() > deadline {
+            let host_logs: Vec<String> = hosts.iter().map(|h| log_path(children, h)).collect();
             bail!(
-                "the fleet was not ready within {READY_TIMEOUT:?}: {url}: {last}; see the voxcore host's log {} \
-                 and voxgate's log {}",
-                log_path(children, "voxcore"),
-                log_path(children, "voxgate"),
+                "the fleet was not ready within {READY_TIMEOUT:?}: {last}; see the fleet hosts' logs {} and the \
+                 gateway's log {}",
+                host_logs.join(", "),
+                log_path(children, gateway),
             );
         }
         tokio::time::sleep(POLL).await;
@@ -112,6 +122,34 @@ async fn fleet_reading(client: &reqwest::Client, url: &str) -> anyhow::Result<u6
     body.get("fleet_available")
         .and_then(serde_json::Value::as_u64)
         .ok_or_else(|| anyhow::anyhow!("no fleet_available in {body}"))
+}
+
+/// Whether the gateway holds a worker token (a gateway that does not say is taken to).
+async fn worker_token(client: &reqwest::Client, gateway_url: &str) -> anyhow::Result<bool> {
+    let r = client.get(format!("{gateway_url}/health")).send().await?.error_for_status()?;
+    let body: serde_json::Value = r.json().await?;
+    Ok(body.get("worker_token").and_then(serde_json::Value::as_bool).unwrap_or(true))
+}
+
+/// Every worker gateway `gateway_url` knows, as (fleet node id, worker index, URL), from
+/// its `GET /health/fleet`: where the fleet hosts really advertise their workers.
+pub async fn worker_endpoints(
+    client: &reqwest::Client,
+    gateway_url: &str,
+) -> anyhow::Result<Vec<(String, u32, String)>> {
+    let url = format!("{gateway_url}/health/fleet");
+    let r = client.get(&url).send().await?.error_for_status()?;
+    let body: serde_json::Value = r.json().await?;
+    let workers = body.get("workers").and_then(serde_json::Value::as_array).cloned().unwrap_or_default();
+    Ok(workers
+        .iter()
+        .filter_map(|w| {
+            let node = w.get("node_id")?.as_str()?.to_string();
+            let index = u32::try_from(w.get("worker_index")?.as_u64()?).ok()?;
+            let url = w.get("url")?.as_str()?.to_string();
+            Some((node, index, url))
+        })
+        .collect())
 }
 
 fn log_path(children: &mut Children, name: &str) -> String {

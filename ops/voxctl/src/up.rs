@@ -1,10 +1,11 @@
 //! `voxctl up`: a whole cluster on one machine with embedded storage and zero setup.
 //!
 //! Starts voxbridge, prepares the region and nodes inside it (fresh node secrets every
-//! run), starts a voxcore host and voxgate with those secrets in their environment,
-//! waits until the gateway sees every worker slot free, prints where everything is, and
-//! stays in the foreground until Ctrl-C or SIGTERM, when it stops the children in reverse
-//! order. A child that dies on its own stops the rest and fails the command.
+//! run), starts the fleet hosts and gateways of the [`Plan`] (one of each by default)
+//! with those secrets in their environment, waits until every gateway sees every worker
+//! slot free, prints where everything is, and stays in the foreground until Ctrl-C or
+//! SIGTERM, when it stops the children in reverse order. A child that dies on its own
+//! stops the rest and fails the command.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -18,6 +19,7 @@ use crate::credentials::Credentials;
 use crate::preflight::{self, Binaries};
 use crate::ready;
 use crate::signals::StopSignals;
+use crate::topology::Plan;
 
 /// Where a cluster keeps its files, all under one data dir.
 #[derive(Debug, Clone)]
@@ -55,7 +57,7 @@ impl Layout {
         self.run().join(format!("{process}.addr"))
     }
 
-    fn create(&self) -> anyhow::Result<()> {
+    fn create(&self, plan: &Plan) -> anyhow::Result<()> {
         std::fs::create_dir_all(&self.data).with_context(|| format!("create data dir {}", self.data.display()))?;
         #[cfg(unix)]
         {
@@ -64,7 +66,8 @@ impl Layout {
             std::fs::set_permissions(&self.data, std::fs::Permissions::from_mode(0o700))
                 .with_context(|| format!("restrict data dir {}", self.data.display()))?;
         }
-        for dir in [self.run(), self.spool(), self.recordings(), self.logs()] {
+        let hosts = plan.hosts.iter().flat_map(|h| [h.socket_dir.clone(), h.spool_dir.clone()]);
+        for dir in [self.run(), self.spool(), self.recordings(), self.logs()].into_iter().chain(hosts) {
             std::fs::create_dir_all(&dir).with_context(|| format!("create {}", dir.display()))?;
         }
         Ok(())
@@ -75,8 +78,30 @@ impl Layout {
 #[derive(Debug, Clone)]
 pub struct Ready {
     pub bridge_url: String,
+    /// Gateway 1's URL (the console's, the demo's).
     pub gateway_url: String,
+    /// Each process on its own loopback address ([`Plan::spread`]): the banner lists them.
+    pub spread: bool,
+    pub gateways: Vec<GatewayReady>,
+    pub hosts: Vec<HostReady>,
     pub demo: Option<DemoReady>,
+}
+
+/// A running gateway.
+#[derive(Debug, Clone)]
+pub struct GatewayReady {
+    pub process: String,
+    pub node_name: String,
+    pub url: String,
+}
+
+/// A running fleet host and where its workers are, as its heartbeats advertise them.
+#[derive(Debug, Clone)]
+pub struct HostReady {
+    pub process: String,
+    pub node_name: String,
+    pub node_id: String,
+    pub workers: Vec<String>,
 }
 
 /// The demo's parts, once they run.
@@ -90,14 +115,25 @@ pub struct DemoReady {
 /// Runs `voxctl up` until a stop signal (Ok) or a child's death (Err).
 pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     let binaries = Binaries::locate(args.bin_dir.as_deref(), args.demo)?;
+    let layout = Layout::new(&args.data_dir)?;
+    let plan = Plan::new(&args, &layout.data)?;
     if args.demo {
         preflight::port_free(args.sim_listen, "voxsim", "--sim-listen (VOX_SIM_LISTEN)")?;
         preflight::port_free(args.dialler_listen, "voxdialler", "--dialler-listen (VOX_DIALLER_LISTEN)")?;
     }
     preflight::port_free(args.bridge_listen, "voxbridge", "--bridge-listen (VOX_BRIDGE_LISTEN)")?;
-    preflight::port_free(args.gateway_listen, "voxgate", "--gateway-listen (VOX_GATEWAY_LISTEN)")?;
-    let layout = Layout::new(&args.data_dir)?;
-    layout.create()?;
+    for (j, g) in plan.gateways.iter().enumerate() {
+        let flag = if j == 0 {
+            "--gateway-listen (VOX_GATEWAY_LISTEN)"
+        } else {
+            "--gateway-listen (VOX_GATEWAY_LISTEN), whose port every gateway shares,"
+        };
+        preflight::port_free(g.listen, &g.process, flag)?;
+    }
+    for (what, addr) in plan.worker_addresses(args.workers, args.worker_base_port) {
+        preflight::port_free(addr, &what, "--worker-base-port (VOX_WORKER_BASE_PORT)")?;
+    }
+    layout.create(&plan)?;
     let (credentials, created) = Credentials::load_or_create(&layout.credentials(), &mut rand::rng())?;
     if created {
         tracing::info!(path = %layout.credentials().display(), "generated development credentials");
@@ -106,7 +142,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     let mut signals = StopSignals::install()?;
     let mut children = Children::default();
     let started = tokio::select! {
-        r = start(&args, &layout, &binaries, &credentials, &mut children) => r.map(Some),
+        r = start(&args, &layout, &plan, &binaries, &credentials, &mut children) => r.map(Some),
         name = signals.recv() => {
             tracing::info!(signal = name, "stopping before the cluster was ready");
             Ok(None)
@@ -116,7 +152,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
         Ok(Some(ready)) => {
             let console_built = console_dir(&args)?.join("index.html").is_file();
             print!("{}", banner(&ready, &layout, &credentials, args.workers, console_built));
-            println!("VOX_READY bridge={} gateway={}", ready.bridge_url, ready.gateway_url);
+            println!("{}", ready_line(&ready));
             watch(&mut children, &mut signals).await
         }
         Ok(None) => Ok(()),
@@ -132,17 +168,19 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
 async fn start(
     args: &UpArgs,
     layout: &Layout,
+    plan: &Plan,
     binaries: &Binaries,
     credentials: &Credentials,
     children: &mut Children,
 ) -> anyhow::Result<Ready> {
     let client = reqwest::Client::builder().timeout(Duration::from_secs(3)).build().context("build an http client")?;
-    for name in ["voxbridge", "voxgate", "voxsim", "voxdialler"] {
+    let gateway_processes = plan.gateways.iter().map(|g| g.process.as_str());
+    for name in ["voxbridge", "voxsim", "voxdialler"].into_iter().chain(gateway_processes) {
         let _ = std::fs::remove_file(layout.address_file(name));
     }
 
     let bridge = Launch {
-        name: "voxbridge",
+        name: "voxbridge".into(),
         program: binaries.voxbridge.clone(),
         args: vec![
             "--data-dir".into(),
@@ -169,64 +207,113 @@ async fn start(
     let credentials_hint = layout.credentials().display().to_string();
     let admin =
         Admin::login(&bridge_url, &credentials.admin_email, &credentials.admin_password, &credentials_hint).await?;
-    let nodes = admin.prepare(&ready::client_url(args.gateway_listen)).await?;
+    let nodes = admin.prepare(plan).await?;
 
-    let fleet = Launch {
-        name: "voxcore",
-        program: binaries.voxcore.clone(),
-        args: vec![
+    for (host, node) in plan.hosts.iter().zip(&nodes.fleets) {
+        let mut host_args: Vec<String> = vec![
             "host".into(),
             "--workers".into(),
             args.workers.to_string(),
             "--socket-dir".into(),
-            layout.run().display().to_string(),
+            host.socket_dir.display().to_string(),
             "--spool-dir".into(),
-            layout.spool().display().to_string(),
+            host.spool_dir.display().to_string(),
+            // One machine: every host writes where voxbridge plays recordings back from.
             "--recordings-dir".into(),
             layout.recordings().display().to_string(),
             "--bridge-url".into(),
             bridge_url.clone(),
-        ],
-        envs: vec![("VOX_NODE_SECRET", nodes.fleet.secret.clone())],
-    };
-    announce(children.start(fleet, &layout.logs())?);
+        ];
+        if let Some(ip) = host.listen_ip {
+            // Workers over TCP on the host's own address, advertised as it (the default
+            // of --advertise), which every gateway reaches.
+            host_args.extend([
+                "--listen-ip".into(),
+                ip.to_string(),
+                "--worker-base-port".into(),
+                args.worker_base_port.to_string(),
+            ]);
+        }
+        let launch = Launch {
+            name: host.process.clone(),
+            program: binaries.voxcore.clone(),
+            args: host_args,
+            envs: vec![("VOX_NODE_SECRET", node.secret.clone())],
+        };
+        announce(children.start(launch, &layout.logs())?);
+    }
 
-    let gateway = Launch {
-        name: "voxgate",
-        program: binaries.voxgate.clone(),
-        args: vec![
-            "--listen".into(),
-            args.gateway_listen.to_string(),
-            "--address-file".into(),
-            layout.address_file("voxgate").display().to_string(),
-            "--bridge-url".into(),
-            bridge_url.clone(),
-            "--console-dir".into(),
-            console_dir(args)?.display().to_string(),
-        ]
-        .into_iter()
-        // The console's live pacing figures come from the dialler's status server.
-        .chain(
-            args.demo
-                .then(|| ["--dialler-url".to_string(), ready::client_url(args.dialler_listen)])
-                .into_iter()
-                .flatten(),
-        )
-        .collect(),
-        envs: vec![
-            ("VOX_NODE_SECRET", nodes.gateway.secret.clone()),
-            ("VOX_CONSOLE_NODE_SECRET", nodes.console.secret.clone()),
+    for (gate, node) in plan.gateways.iter().zip(&nodes.gateways) {
+        let mut envs = vec![
+            ("VOX_NODE_SECRET", node.secret.clone()),
             ("TWILIO_AUTH_TOKEN", credentials.twilio_auth_token.clone()),
-        ],
-    };
-    announce(children.start(gateway, &layout.logs())?);
-    let gateway_url = ready::address_url(children, "voxgate", &layout.address_file("voxgate")).await?;
-    ready::healthy(children, &client, "voxgate", &gateway_url).await?;
-    admin.set_endpoint(&nodes.gateway.id, &gateway_url).await?;
-    admin.set_endpoint(&nodes.console.id, &gateway_url).await?;
-    tracing::info!(url = %gateway_url, workers = args.workers, "voxgate is healthy; waiting for the fleet");
+        ];
+        if gate.console {
+            envs.push(("VOX_CONSOLE_NODE_SECRET", nodes.console.secret.clone()));
+        }
+        let launch = Launch {
+            name: gate.process.clone(),
+            program: binaries.voxgate.clone(),
+            args: vec![
+                "--listen".into(),
+                gate.listen.to_string(),
+                "--address-file".into(),
+                layout.address_file(&gate.process).display().to_string(),
+                "--bridge-url".into(),
+                bridge_url.clone(),
+                "--console-dir".into(),
+                console_dir(args)?.display().to_string(),
+            ]
+            .into_iter()
+            // The console's live pacing figures come from the dialler's status server.
+            .chain(
+                args.demo
+                    .then(|| ["--dialler-url".to_string(), ready::client_url(args.dialler_listen)])
+                    .into_iter()
+                    .flatten(),
+            )
+            .collect(),
+            envs,
+        };
+        announce(children.start(launch, &layout.logs())?);
+    }
+    let mut gateways = Vec::new();
+    for (gate, node) in plan.gateways.iter().zip(&nodes.gateways) {
+        let url = ready::address_url(children, &gate.process, &layout.address_file(&gate.process)).await?;
+        ready::healthy(children, &client, &gate.process, &url).await?;
+        admin.set_endpoint(&node.id, &url).await?;
+        if gate.console {
+            admin.set_endpoint(&nodes.console.id, &url).await?;
+        }
+        tracing::info!(process = %gate.process, url = %url, "voxgate is healthy");
+        gateways.push(GatewayReady { process: gate.process.clone(), node_name: gate.node_name.clone(), url });
+    }
+    let gateway_url = gateways.first().map(|g| g.url.clone()).context("a plan has at least one gateway")?;
+    let slots = args.workers.saturating_mul(u32::try_from(plan.hosts.len()).unwrap_or(u32::MAX));
+    tracing::info!(hosts = plan.hosts.len(), workers = args.workers, "waiting for every gateway to see the fleet");
+    let host_processes: Vec<&str> = plan.hosts.iter().map(|h| h.process.as_str()).collect();
+    for g in &gateways {
+        ready::fleet_available(children, &client, &g.process, &g.url, slots, &host_processes).await?;
+    }
+    // Where the workers are, as the hosts advertise them to every gateway.
+    let endpoints = ready::worker_endpoints(&client, &gateway_url).await?;
+    let hosts = plan
+        .hosts
+        .iter()
+        .zip(&nodes.fleets)
+        .map(|(h, node)| {
+            let mut workers: Vec<(u32, String)> =
+                endpoints.iter().filter(|(n, _, _)| *n == node.id).map(|(_, i, url)| (*i, url.clone())).collect();
+            workers.sort();
+            HostReady {
+                process: h.process.clone(),
+                node_name: h.node_name.clone(),
+                node_id: node.id.clone(),
+                workers: workers.into_iter().map(|(_, url)| url).collect(),
+            }
+        })
+        .collect();
 
-    ready::fleet_available(children, &client, &gateway_url, args.workers).await?;
     let demo = if args.demo {
         Some(
             start_demo(
@@ -239,13 +326,14 @@ async fn start(
                 &nodes.region_id,
                 &bridge_url,
                 &gateway_url,
+                slots,
             )
             .await?,
         )
     } else {
         None
     };
-    Ok(Ready { bridge_url, gateway_url, demo })
+    Ok(Ready { bridge_url, gateway_url, spread: plan.spread, gateways, hosts, demo })
 }
 
 /// Starts voxsim and voxdialler and the demo campaign (see [`crate::demo`]).
@@ -260,6 +348,7 @@ async fn start_demo(
     region_id: &str,
     bridge_url: &str,
     gateway_url: &str,
+    slots: u32,
 ) -> anyhow::Result<DemoReady> {
     let client = reqwest::Client::builder().timeout(Duration::from_secs(3)).build().context("build an http client")?;
     let mut sim_args = vec![
@@ -270,7 +359,7 @@ async fn start_demo(
     ];
     sim_args.extend(crate::demo::sim_model());
     let sim = Launch {
-        name: "voxsim",
+        name: "voxsim".into(),
         program: binaries.voxsim.clone(),
         args: sim_args,
         envs: vec![("VOXSIM_AUTH_TOKEN", credentials.twilio_auth_token.clone())],
@@ -281,7 +370,7 @@ async fn start_demo(
 
     let dialler_node = admin.ensure_dialler(region_id).await?;
     let dialler = Launch {
-        name: "voxdialler",
+        name: "voxdialler".into(),
         program: binaries.voxdialler.clone(),
         args: vec![
             "--health-listen".into(),
@@ -304,7 +393,7 @@ async fn start_demo(
     };
     announce(children.start(dialler, &layout.logs())?);
     let dialler_url = ready::address_url(children, "voxdialler", &layout.address_file("voxdialler")).await?;
-    let campaign_id = admin.ensure_demo_campaign(region_id, args.workers).await?;
+    let campaign_id = admin.ensure_demo_campaign(region_id, slots).await?;
     tracing::info!(campaign_id = %campaign_id, "the demo is dialling");
     Ok(DemoReady { sim_url, dialler_url, campaign_id })
 }
@@ -342,6 +431,17 @@ async fn watch(children: &mut Children, signals: &mut StopSignals) -> anyhow::Re
     }
 }
 
+/// The machine-readable line that says the cluster is ready: `VOX_READY bridge=<url>
+/// gateway=<gateway 1>`, plus `gateways=<url>,<url>…` when there are several.
+pub fn ready_line(ready: &Ready) -> String {
+    let mut line = format!("VOX_READY bridge={} gateway={}", ready.bridge_url, ready.gateway_url);
+    if ready.spread {
+        let urls: Vec<&str> = ready.gateways.iter().map(|g| g.url.as_str()).collect();
+        line += &format!(" gateways={}", urls.join(","));
+    }
+    line
+}
+
 /// What a person needs once the cluster is up; no secret is printed.
 pub fn banner(ready: &Ready, layout: &Layout, credentials: &Credentials, workers: u32, console_built: bool) -> String {
     let g = &ready.gateway_url;
@@ -354,22 +454,63 @@ pub fn banner(ready: &Ready, layout: &Layout, credentials: &Credentials, workers
     } else {
         format!("{g}/  (not built yet: run `bash console/build.sh`, then reload)")
     };
+    let (edge, slots, logs) = if ready.spread { spread_lines(ready, workers) } else { one_machine_lines(g, workers) };
     format!(
         "\nVox is up. Ctrl-C stops it.\n\
          \x20 web console       {console}\n\
          \x20 voxbridge (gRPC)  {bridge}\n\
-         \x20 gateway           {g}\n\
-         \x20   fleet health    {g}/health/fleet\n\
-         \x20   REST API        {g}/api/v1/openapi.json\n\
-         \x20 worker slots      {workers}\n\
-         \x20 logs              {logs}/{{voxbridge,voxcore,voxgate}}.log\n\
+         {edge}\
+         \x20 worker slots      {slots}\n\
+         \x20 logs              {logs_dir}/{{{logs}}}.log\n\
          \x20 credentials       {creds} (admin {email}, password and Twilio auth token; mode 0600)\n{demo}\n",
         bridge = ready.bridge_url,
-        logs = layout.logs().display(),
+        logs_dir = layout.logs().display(),
         creds = layout.credentials().display(),
         email = credentials.admin_email,
         demo = ready.demo.as_ref().map(demo_lines).unwrap_or_default(),
     )
+}
+
+/// The gateway lines, the slot count and the log names of the one-machine layout.
+fn one_machine_lines(g: &str, workers: u32) -> (String, String, String) {
+    let edge = format!(
+        "\x20 gateway           {g}\n\
+         \x20   fleet health    {g}/health/fleet\n\
+         \x20   REST API        {g}/api/v1/openapi.json\n"
+    );
+    (edge, workers.to_string(), "voxbridge,voxcore,voxgate".into())
+}
+
+/// The same for a spread cluster: every gateway and every fleet host with its workers'
+/// addresses.
+fn spread_lines(ready: &Ready, workers: u32) -> (String, String, String) {
+    let mut edge = String::new();
+    for (j, gate) in ready.gateways.iter().enumerate() {
+        let label = format!("gateway {}", j + 1);
+        edge += &format!("\x20 {label:<18}{}  (node {})\n", gate.url, gate.node_name);
+        if j == 0 {
+            edge += &format!(
+                "\x20   fleet health    {g}/health/fleet (on every gateway)\n\
+                 \x20   REST API        {g}/api/v1/openapi.json (on every gateway)\n",
+                g = gate.url
+            );
+        }
+    }
+    if ready.gateways.len() > 1 {
+        edge += "\x20 one address       ops/haproxy/haproxy.cfg balances these gateways (see its header)\n";
+    }
+    for (k, host) in ready.hosts.iter().enumerate() {
+        let label = format!("fleet host {}", k + 1);
+        edge += &format!("\x20 {label:<18}node {}, workers {}\n", host.node_name, host.workers.join(" "));
+    }
+    let hosts = ready.hosts.len();
+    let slots =
+        format!("{} ({hosts} hosts x {workers})", workers.saturating_mul(u32::try_from(hosts).unwrap_or(u32::MAX)));
+    let names: Vec<&str> = std::iter::once("voxbridge")
+        .chain(ready.hosts.iter().map(|h| h.process.as_str()))
+        .chain(ready.gateways.iter().map(|g| g.process.as_str()))
+        .collect();
+    (edge, slots, names.join(","))
 }
 
 fn demo_lines(d: &DemoReady) -> String {
@@ -390,30 +531,87 @@ mod tests {
 
     use super::*;
 
+    fn one_machine() -> Ready {
+        Ready {
+            bridge_url: "http://127.0.0.1:7070".into(),
+            gateway_url: "http://127.0.0.1:8080".into(),
+            spread: false,
+            gateways: vec![GatewayReady {
+                process: "voxgate".into(),
+                node_name: "local-gateway".into(),
+                url: "http://127.0.0.1:8080".into(),
+            }],
+            hosts: vec![HostReady {
+                process: "voxcore".into(),
+                node_name: "local-fleet".into(),
+                node_id: "nd_1".into(),
+                workers: vec!["unix:///srv/vox/run/voxcore_1.sock".into()],
+            }],
+            demo: None,
+        }
+    }
+
     #[test]
     fn the_banner_says_where_everything_is_and_shows_no_secret() {
         let layout = Layout::new(Path::new("/srv/vox")).unwrap();
         let credentials = Credentials::generate(&mut rand::rngs::StdRng::seed_from_u64(7));
-        let ready = Ready {
-            bridge_url: "http://127.0.0.1:7070".into(),
-            gateway_url: "http://127.0.0.1:8080".into(),
-            demo: None,
-        };
+        let ready = one_machine();
         let text = banner(&ready, &layout, &credentials, 4, true);
-        for want in [
-            "web console       http://127.0.0.1:8080/  (sign in as admin@vox.local; the password is in /srv/vox/credentials.toml)",
-            "http://127.0.0.1:7070",
-            "http://127.0.0.1:8080/health/fleet",
-            "http://127.0.0.1:8080/api/v1/openapi.json",
-            "worker slots      4",
-            "/srv/vox/logs/",
-            "/srv/vox/credentials.toml",
-        ] {
-            assert!(text.contains(want), "{want} missing from:\n{text}");
-        }
+        let expected = "\nVox is up. Ctrl-C stops it.\n\
+            \x20 web console       http://127.0.0.1:8080/  (sign in as admin@vox.local; the password is in /srv/vox/credentials.toml)\n\
+            \x20 voxbridge (gRPC)  http://127.0.0.1:7070\n\
+            \x20 gateway           http://127.0.0.1:8080\n\
+            \x20   fleet health    http://127.0.0.1:8080/health/fleet\n\
+            \x20   REST API        http://127.0.0.1:8080/api/v1/openapi.json\n\
+            \x20 worker slots      4\n\
+            \x20 logs              /srv/vox/logs/{voxbridge,voxcore,voxgate}.log\n\
+            \x20 credentials       /srv/vox/credentials.toml (admin admin@vox.local, password and Twilio auth token; mode 0600)\n\n";
+        assert_eq!(text, expected, "the one-machine banner is unchanged");
         assert!(!text.contains(&credentials.admin_password) && !text.contains(&credentials.twilio_auth_token));
         let unbuilt = banner(&ready, &layout, &credentials, 4, false);
         assert!(unbuilt.contains("http://127.0.0.1:8080/  (not built yet: run `bash console/build.sh`"), "{unbuilt}");
+        assert_eq!(ready_line(&ready), "VOX_READY bridge=http://127.0.0.1:7070 gateway=http://127.0.0.1:8080");
+    }
+
+    #[test]
+    fn a_spread_banner_lists_every_gateway_and_every_worker_address() {
+        let layout = Layout::new(Path::new("/srv/vox")).unwrap();
+        let credentials = Credentials::generate(&mut rand::rngs::StdRng::seed_from_u64(7));
+        let gateway = |j: u32, url: &str| GatewayReady {
+            process: format!("voxgate-{j}"),
+            node_name: format!("local-gateway-{j}"),
+            url: url.into(),
+        };
+        let host = |k: u32| HostReady {
+            process: format!("voxcore-{k}"),
+            node_name: format!("local-fleet-{k}"),
+            node_id: format!("nd_{k}"),
+            workers: (0..2).map(|i| format!("http://127.0.0.{}:{}", k + 1, 7101 + i)).collect(),
+        };
+        let ready = Ready {
+            spread: true,
+            gateways: vec![gateway(1, "http://127.0.0.1:8080"), gateway(2, "http://127.0.0.4:8080")],
+            hosts: vec![host(1), host(2)],
+            ..one_machine()
+        };
+        let text = banner(&ready, &layout, &credentials, 2, true);
+        for want in [
+            "  gateway 1         http://127.0.0.1:8080  (node local-gateway-1)\n",
+            "    fleet health    http://127.0.0.1:8080/health/fleet (on every gateway)\n",
+            "  gateway 2         http://127.0.0.4:8080  (node local-gateway-2)\n",
+            "ops/haproxy/haproxy.cfg",
+            "  fleet host 1      node local-fleet-1, workers http://127.0.0.2:7101 http://127.0.0.2:7102\n",
+            "  fleet host 2      node local-fleet-2, workers http://127.0.0.3:7101 http://127.0.0.3:7102\n",
+            "  worker slots      4 (2 hosts x 2)\n",
+            "/srv/vox/logs/{voxbridge,voxcore-1,voxcore-2,voxgate-1,voxgate-2}.log",
+        ] {
+            assert!(text.contains(want), "{want:?} missing from:\n{text}");
+        }
+        assert_eq!(
+            ready_line(&ready),
+            "VOX_READY bridge=http://127.0.0.1:7070 gateway=http://127.0.0.1:8080 \
+             gateways=http://127.0.0.1:8080,http://127.0.0.4:8080"
+        );
     }
 
     #[test]

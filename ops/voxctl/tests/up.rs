@@ -1,7 +1,9 @@
 //! `voxctl up` with the real binaries: the cluster comes up on ports picked by the OS,
 //! serves the fleet and the REST API with the generated admin password, stops cleanly on
 //! SIGTERM leaving no process behind, comes back on the same data dir without duplicating
-//! anything, and fails loudly when one of its processes dies.
+//! anything, and fails loudly when one of its processes dies. Spread over loopback
+//! addresses (`--fleet-hosts 2 --gateways 2`), it comes up healthy and takes Twilio calls
+//! through both gateways on workers of both hosts.
 #![allow(clippy::unwrap_used, reason = "tests stop on failure")]
 
 use std::io::{BufRead, BufReader};
@@ -10,6 +12,12 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use base64::Engine;
+use futures::{SinkExt, StreamExt};
+use hmac::{Hmac, Mac};
+use serde_json::{Value, json};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tonic::Request;
 use tonic::transport::Channel;
 use vox_proto::backend::v1 as pb;
@@ -39,17 +47,23 @@ struct Up {
     children: Vec<(String, u32)>,
     bridge: String,
     gateway: String,
+    /// Every gateway, when there are several (`gateways=` of `VOX_READY`).
+    gateways: Vec<String>,
 }
 
 impl Up {
-    fn command(data: &Path, bins: &Path) -> Command {
+    fn command(data: &Path, bins: &Path, extra: &[&str]) -> Command {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_voxctl"));
         cmd.args(["up", "--data-dir"])
             .arg(data)
             .args(["--workers", "2", "--bridge-listen", "127.0.0.1:0", "--gateway-listen", "127.0.0.1:0", "--bin-dir"])
             .arg(bins)
+            .args(extra)
             .env_remove("VOX_DATA_DIR")
             .env_remove("VOX_WORKERS")
+            .env_remove("VOX_FLEET_HOSTS")
+            .env_remove("VOX_GATEWAYS")
+            .env_remove("VOX_WORKER_BASE_PORT")
             .env("RUST_LOG", "info")
             .stdin(Stdio::null());
         cmd
@@ -57,8 +71,13 @@ impl Up {
 
     /// Starts `voxctl up` and reads its stdout until `VOX_READY`.
     fn start(data: &Path, bins: &Path, run: &str) -> Up {
+        Self::start_with(data, bins, run, &[])
+    }
+
+    /// [`Up::start`] with more flags.
+    fn start_with(data: &Path, bins: &Path, run: &str, extra: &[&str]) -> Up {
         let stderr_path = data.parent().unwrap().join(format!("voxctl-{run}.err"));
-        let mut child = Self::command(data, bins)
+        let mut child = Self::command(data, bins, extra)
             .stdout(Stdio::piped())
             .stderr(std::fs::File::create(&stderr_path).unwrap())
             .spawn()
@@ -82,6 +101,7 @@ impl Up {
             children: Vec::new(),
             bridge: String::new(),
             gateway: String::new(),
+            gateways: Vec::new(),
         };
         let deadline = Instant::now() + READY_TIMEOUT;
         loop {
@@ -98,6 +118,7 @@ impl Up {
                             match field.split_once('=') {
                                 Some(("bridge", url)) => up.bridge = url.to_string(),
                                 Some(("gateway", url)) => up.gateway = url.to_string(),
+                                Some(("gateways", urls)) => up.gateways = urls.split(',').map(String::from).collect(),
                                 _ => {}
                             }
                         }
@@ -116,8 +137,11 @@ impl Up {
         }
         let mut out = format!("--- voxctl stdout ---\n{}\n", self.stdout.join("\n"));
         out += &format!("--- voxctl stderr ---\n{}\n", std::fs::read_to_string(&self.stderr_path).unwrap_or_default());
-        for name in ["voxbridge", "voxcore", "voxgate"] {
-            let path = self.data.join("logs").join(format!("{name}.log"));
+        let mut logs: Vec<PathBuf> = std::fs::read_dir(self.data.join("logs"))
+            .map(|d| d.flatten().map(|e| e.path()).collect())
+            .unwrap_or_default();
+        logs.sort();
+        for path in logs {
             out += &format!("--- {} ---\n{}\n", path.display(), std::fs::read_to_string(&path).unwrap_or_default());
         }
         out
@@ -306,6 +330,187 @@ async fn up_serves_the_cluster_stops_cleanly_and_comes_back_on_the_same_data() {
         assert!(!alive(*pid), "{name} (pid {pid}) still runs after voxctl stopped");
     }
     assert_eq!(processes_mentioning(&data), vec![]);
+}
+
+fn twilio_token(data: &Path) -> String {
+    let text = std::fs::read_to_string(data.join("credentials.toml")).unwrap();
+    let value: toml::Table = toml::from_str(&text).unwrap();
+    value["twilio_auth_token"].as_str().unwrap().to_string()
+}
+
+/// `X-Twilio-Signature`: HMAC-SHA1 over the URL and the sorted form parameters, base64.
+fn twilio_signature(token: &str, url: &str, params: &[(&str, String)]) -> String {
+    let mut sorted: Vec<&(&str, String)> = params.iter().collect();
+    sorted.sort();
+    let mut data = url.to_string();
+    for (k, v) in sorted {
+        data.push_str(k);
+        data.push_str(v);
+    }
+    let mut mac = Hmac::<sha1::Sha1>::new_from_slice(token.as_bytes()).unwrap();
+    mac.update(data.as_bytes());
+    base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
+}
+
+/// The `<Stream url>` and `<Parameter>`s of the voice webhook's TwiML.
+fn twiml_stream(twiml: &str) -> (String, serde_json::Map<String, Value>) {
+    let attr = |tag: &str, name: &str| -> String {
+        let after = tag.split(&format!("{name}=\"")).nth(1).unwrap_or_else(|| panic!("no {name} in {tag}"));
+        after.split('"').next().unwrap().replace("&quot;", "\"").replace("&amp;", "&")
+    };
+    let stream = twiml.split("<Stream ").nth(1).unwrap_or_else(|| panic!("no <Stream> in {twiml}"));
+    let url = attr(stream.split('>').next().unwrap(), "url");
+    let params =
+        stream.split("<Parameter ").skip(1).map(|p| (attr(p, "name"), Value::String(attr(p, "value")))).collect();
+    (url, params)
+}
+
+/// A whole Twilio inbound call through `gateway`, as Twilio places it: the signed voice
+/// webhook, the media stream its TwiML names (with its parameters), three frames the echo
+/// agent sends back, and the caller's hangup. The Vox call id.
+async fn twilio_call(gateway: &str, token: &str, n: usize) -> String {
+    let url = format!("{gateway}/twilio/voice");
+    let sid = format!("CA{n:032x}");
+    let params: Vec<(&str, String)> = vec![
+        ("AccountSid", "AC00000000000000000000000000000000".into()),
+        ("CallSid", sid.clone()),
+        ("CallStatus", "ringing".into()),
+        ("From", format!("+1415555{n:04}")),
+        ("To", "+14155550100".into()),
+    ];
+    let r = reqwest::Client::new()
+        .post(&url)
+        .header("x-twilio-signature", twilio_signature(token, &url, &params))
+        .form(&params)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "the voice webhook at {url}");
+    let (stream_url, parameters) = twiml_stream(&r.text().await.unwrap());
+    let call_id = parameters["call_id"].as_str().unwrap().to_string();
+    let mut req = stream_url.as_str().into_client_request().unwrap();
+    req.headers_mut().insert("x-twilio-signature", twilio_signature(token, &stream_url, &[]).parse().unwrap());
+    let (mut ws, _) = tokio_tungstenite::connect_async(req).await.unwrap_or_else(|e| panic!("{stream_url}: {e}"));
+    let start = json!({"event": "start", "sequenceNumber": "1", "streamSid": "MZ1", "start": {
+        "streamSid": "MZ1", "accountSid": "AC00000000000000000000000000000000", "callSid": sid, "tracks": ["inbound"],
+        "customParameters": parameters, "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1}}});
+    ws.send(Message::text(json!({"event": "connected", "protocol": "Call", "version": "1.0.0"}).to_string()))
+        .await
+        .unwrap();
+    ws.send(Message::text(start.to_string())).await.unwrap();
+    for i in 0..3usize {
+        let payload = base64::engine::general_purpose::STANDARD.encode([0x55u8; 160]);
+        let media = json!({"event": "media", "sequenceNumber": (i + 2).to_string(), "streamSid": "MZ1",
+            "media": {"track": "inbound", "chunk": (i + 1).to_string(), "timestamp": (i * 20).to_string(), "payload": payload}});
+        ws.send(Message::text(media.to_string())).await.unwrap();
+        let echo = loop {
+            let next = tokio::time::timeout(Duration::from_secs(10), ws.next()).await.expect("an answer within 10 s");
+            match next {
+                Some(Ok(Message::Text(t))) => break serde_json::from_str::<Value>(t.as_str()).unwrap(),
+                Some(Ok(Message::Close(c))) => panic!("call {call_id} closed: {c:?}"),
+                Some(Ok(_)) => continue,
+                other => panic!("call {call_id}: {other:?}"),
+            }
+        };
+        assert_eq!(echo["event"], "media", "call {call_id}: the echo of frame {i}");
+    }
+    ws.send(Message::text(json!({"event": "stop", "streamSid": "MZ1"}).to_string())).await.unwrap();
+    while let Ok(Some(Ok(m))) = tokio::time::timeout(Duration::from_secs(10), ws.next()).await {
+        if m.is_close() {
+            break;
+        }
+    }
+    call_id
+}
+
+/// An admin session on voxbridge.
+async fn admin(bridge: &str, password: &str) -> (Channel, String) {
+    let channel = Channel::from_shared(bridge.to_string()).unwrap().connect().await.unwrap();
+    let login = pb::LoginRequest { email: "admin@vox.local".into(), password: password.into() };
+    let token = pb::auth_service_client::AuthServiceClient::new(channel.clone()).login(login).await.unwrap();
+    (channel, token.into_inner().access_token)
+}
+
+fn authed<T>(token: &str, msg: T) -> Request<T> {
+    let mut r = Request::new(msg);
+    r.metadata_mut().insert("authorization", format!("Bearer {token}").parse().unwrap());
+    r
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn up_spreads_hosts_and_gateways_over_loopback_addresses_and_takes_calls_on_both_hosts() {
+    let bins = bin_dir();
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    // Worker ports of the workers' choosing: other tests may hold 7101 on 127.0.0.2.
+    let spread = ["--fleet-hosts", "2", "--gateways", "2", "--worker-base-port", "0"];
+    let mut up = Up::start_with(&data, &bins, "spread", &spread);
+    let names: Vec<&str> = up.children.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names, ["voxbridge", "voxcore-1", "voxcore-2", "voxgate-1", "voxgate-2"], "{:?}", up.stdout);
+    assert_eq!(up.gateways.len(), 2, "VOX_READY lists both gateways: {:?}", up.stdout);
+    assert_eq!(up.gateways[0], up.gateway, "gateway 1 is the one of --gateway-listen");
+    assert!(up.gateways[1].starts_with("http://127.0.0.4:"), "gateway 2 on its own address: {:?}", up.gateways);
+
+    // Every gateway sees all four slots; each host's workers are on its own address.
+    let banner = up.stdout.join("\n");
+    for gateway in &up.gateways {
+        assert_eq!(fleet_available(gateway).await, 4, "{gateway} sees both hosts' workers");
+        assert!(banner.contains(gateway.as_str()), "{gateway} is printed:\n{banner}");
+        let fleet: Value = reqwest::get(format!("{gateway}/health/fleet")).await.unwrap().json().await.unwrap();
+        let urls: Vec<&str> = fleet["workers"].as_array().unwrap().iter().map(|w| w["url"].as_str().unwrap()).collect();
+        assert_eq!(urls.iter().filter(|u| u.starts_with("http://127.0.0.2:")).count(), 2, "{urls:?}");
+        assert_eq!(urls.iter().filter(|u| u.starts_with("http://127.0.0.3:")).count(), 2, "{urls:?}");
+        for url in urls {
+            assert!(banner.contains(url), "worker {url} is printed:\n{banner}");
+        }
+    }
+    let password = admin_password(&data);
+    assert_eq!(
+        node_names(&up.bridge, &password).await,
+        ["local-console", "local-fleet-1", "local-fleet-2", "local-gateway-1", "local-gateway-2"]
+    );
+
+    // Twilio calls through each gateway in turn land on workers of both hosts.
+    let token = twilio_token(&data);
+    let mut ids = Vec::new();
+    for n in 0..6 {
+        ids.push(twilio_call(&up.gateways[n % 2], &token, n).await);
+    }
+    let (channel, admin_token) = admin(&up.bridge, &password).await;
+    let mut nodes = pb::node_service_client::NodeServiceClient::new(channel.clone());
+    let list = nodes.list_nodes(authed(&admin_token, pb::ListNodesRequest::default())).await.unwrap().into_inner();
+    let name_of: std::collections::HashMap<String, String> = list.nodes.into_iter().map(|n| (n.id, n.name)).collect();
+    let mut calls = pb::call_service_client::CallServiceClient::new(channel);
+    let mut hosts = std::collections::BTreeMap::<String, usize>::new();
+    for id in &ids {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        let call = loop {
+            let c = calls.get_call(authed(&admin_token, pb::GetCallRequest { id: id.clone() })).await.unwrap();
+            let c = c.into_inner();
+            if c.state() == pb::CallState::Completed {
+                break c;
+            }
+            assert!(Instant::now() < deadline, "call {id} did not complete: {c:?}\n{}", up.report());
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        *hosts.entry(name_of[&call.node_id].clone()).or_default() += 1;
+    }
+    assert_eq!(hosts.keys().collect::<Vec<_>>(), ["local-fleet-1", "local-fleet-2"], "calls on both hosts: {hosts:?}");
+
+    // SIGTERM stops every process, the workers of both hosts included.
+    up.signal("-TERM", up.child.as_ref().unwrap().id());
+    let status = up.wait(STOP_TIMEOUT);
+    assert!(status.success(), "voxctl exits 0 after SIGTERM: {status}\n{}", up.report());
+    assert_eq!(processes_mentioning(&data), vec![], "no worker or other process of this run remains");
+    drop(up);
+
+    // Back to one machine's layout on the same data: the spread nodes are gone.
+    let mut up = Up::start(&data, &bins, "one-machine");
+    assert_eq!(node_names(&up.bridge, &password).await, ["local-console", "local-fleet", "local-gateway"]);
+    assert_eq!(fleet_available(&up.gateway).await, 2);
+    assert!(up.gateways.is_empty(), "one gateway: VOX_READY as before");
+    up.signal("-TERM", up.child.as_ref().unwrap().id());
+    assert!(up.wait(STOP_TIMEOUT).success());
 }
 
 #[test]
