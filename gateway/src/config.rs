@@ -103,6 +103,13 @@ pub struct Args {
     #[arg(long, env = "VOX_IDLE_TIMEOUT_SECONDS", default_value_t = 30)]
     pub idle_timeout_seconds: u64,
 
+    /// Proxies in front of voxgate (HAProxy, a load balancer), comma-separated IP
+    /// addresses: from them, `X-Forwarded-For` names the client (for rate limits) and
+    /// `X-Forwarded-Proto: https` makes the URLs voxgate hands out https:// and wss://.
+    /// From anyone else those headers are ignored.
+    #[arg(long, env = "VOX_TRUSTED_PROXIES", value_delimiter = ',')]
+    pub trusted_proxies: Vec<std::net::IpAddr>,
+
     /// Requests per second one client address may make (a burst of twice that is allowed).
     #[arg(long, env = "VOX_RATE_LIMIT_PER_SECOND", default_value_t = 200)]
     pub rate_limit_per_second: u32,

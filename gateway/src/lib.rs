@@ -17,6 +17,7 @@
 pub mod config;
 pub mod console;
 pub mod fleet;
+mod forwarded;
 mod inbound;
 mod limits;
 mod livekit;
@@ -202,7 +203,11 @@ pub async fn run(
     let app = routes::router(Arc::clone(&gate))
         .merge(voxgate_rest::router(rest_config))
         .merge(console::router(console::Console::new(gate.args.console_dir.clone())))
-        .layer(axum::middleware::from_fn_with_state(limits, limits::enforce));
+        .layer(axum::middleware::from_fn_with_state(limits, limits::enforce))
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::new(forwarded::TrustedProxies(gate.args.trusted_proxies.clone())),
+            forwarded::resolve,
+        ));
     let addr = listener.local_addr()?;
     if let Some(file) = &gate.args.address_file {
         std::fs::write(file, addr.to_string()).with_context(|| format!("write {}", file.display()))?;

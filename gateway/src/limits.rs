@@ -13,6 +13,7 @@ use axum::middleware::Next;
 use axum::response::Response;
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
+use crate::forwarded::ClientAddr;
 use crate::routes::problem;
 
 #[derive(Debug)]
@@ -39,7 +40,8 @@ pub async fn enforce(
     req: Request,
     next: Next,
 ) -> Response {
-    let ip = peer.ip();
+    // Behind a trusted proxy, the client it names (see `forwarded`).
+    let ip = req.extensions().get::<ClientAddr>().map_or(peer.ip(), |c| c.0);
     if limits.requests.check_key(&ip).is_err() {
         return too_many("too many requests from this address; slow down");
     }

@@ -115,7 +115,8 @@ pub(crate) fn public_base(gate: &Gate, headers: &HeaderMap, websocket: bool) -> 
         };
     }
     let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("localhost");
-    let scheme = match (websocket, gate.tls) {
+    let secure = gate.tls || crate::forwarded::forwarded_https(headers);
+    let scheme = match (websocket, secure) {
         (true, true) => "wss",
         (true, false) => "ws",
         (false, true) => "https",
