@@ -107,7 +107,7 @@ pub struct Args {
     /// addresses: from them, `X-Forwarded-For` names the client (for rate limits) and
     /// `X-Forwarded-Proto: https` makes the URLs voxgate hands out https:// and wss://.
     /// From anyone else those headers are ignored.
-    #[arg(long, env = "VOX_TRUSTED_PROXIES", value_delimiter = ',')]
+    #[arg(long, alias = "trusted-proxy", env = "VOX_TRUSTED_PROXIES", value_delimiter = ',')]
     pub trusted_proxies: Vec<std::net::IpAddr>,
 
     /// Requests per second one client address may make (a burst of twice that is allowed).
