@@ -7,6 +7,7 @@
 mod common;
 
 use common::*;
+use vox_testkit::twilio::twiml_stream;
 use futures::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;

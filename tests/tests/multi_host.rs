@@ -26,7 +26,6 @@ use std::time::{Duration, Instant};
 
 use base64::Engine;
 use futures::{SinkExt, StreamExt};
-use hmac::{Hmac, Mac};
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
@@ -99,33 +98,6 @@ async fn until<T>(what: &str, within: Duration, mut f: impl AsyncFnMut() -> Opti
 // ---------------------------------------------------------------------------------------
 // Twilio's side: signed webhooks and Media Streams, as Twilio sends them.
 
-/// `X-Twilio-Signature`: HMAC-SHA1 over the URL and the sorted form parameters, base64.
-fn twilio_signature(url: &str, params: &[(&str, String)]) -> String {
-    let mut sorted: Vec<&(&str, String)> = params.iter().collect();
-    sorted.sort();
-    let mut data = url.to_string();
-    for (k, v) in sorted {
-        data.push_str(k);
-        data.push_str(v);
-    }
-    let mut mac = Hmac::<sha1::Sha1>::new_from_slice(TOKEN.as_bytes()).unwrap();
-    mac.update(data.as_bytes());
-    base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
-}
-
-/// The `<Stream url>` and `<Parameter>`s of a `<Connect><Stream>` TwiML answer.
-fn twiml_stream(twiml: &str) -> (String, serde_json::Map<String, Value>) {
-    let attr = |tag: &str, name: &str| -> String {
-        let after = tag.split(&format!("{name}=\"")).nth(1).unwrap_or_else(|| panic!("no {name} in {tag}"));
-        after.split('"').next().unwrap().replace("&quot;", "\"").replace("&amp;", "&")
-    };
-    let stream = twiml.split("<Stream ").nth(1).unwrap_or_else(|| panic!("no <Stream> in {twiml}"));
-    let url = attr(stream.split('>').next().unwrap(), "url");
-    let params =
-        stream.split("<Parameter ").skip(1).map(|p| (attr(p, "name"), Value::String(attr(p, "value")))).collect();
-    (url, params)
-}
-
 async fn send(ws: &mut Ws, v: Value) {
     ws.send(Message::text(v.to_string())).await.unwrap();
 }
@@ -184,7 +156,7 @@ impl Call {
         ];
         let r = http
             .post(&url)
-            .header("x-twilio-signature", twilio_signature(&url, &params))
+            .header("x-twilio-signature", vox_testkit::twilio::signature(TOKEN, &url, &params))
             .form(&params)
             .send()
             .await
@@ -192,10 +164,10 @@ impl Call {
         let status = r.status();
         let twiml = r.text().await.unwrap();
         assert_eq!(status, 200, "call {n}: the voice webhook through HAProxy answered {twiml}");
-        let (stream_url, parameters) = twiml_stream(&twiml);
+        let (stream_url, parameters) = vox_testkit::twilio::twiml_stream(&twiml);
         let id = parameters["call_id"].as_str().unwrap().to_string();
         let mut req = stream_url.as_str().into_client_request().unwrap();
-        req.headers_mut().insert("x-twilio-signature", twilio_signature(&stream_url, &[]).parse().unwrap());
+        req.headers_mut().insert("x-twilio-signature", vox_testkit::twilio::signature(TOKEN, &stream_url, &[]).parse().unwrap());
         let ws = match tokio_tungstenite::connect_async(req).await {
             Ok((ws, _)) => ws,
             Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => {

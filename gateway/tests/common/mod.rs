@@ -360,18 +360,6 @@ pub async fn answer_outbound(gate_url: &str, call_id: &str) -> String {
     r.text().await.unwrap()
 }
 
-/// The `<Stream url>` and `<Parameter>`s of a `<Connect><Stream>` TwiML answer.
-pub fn twiml_stream(twiml: &str) -> (String, serde_json::Map<String, Value>) {
-    let attr = |tag: &str, name: &str| -> String {
-        let after = tag.split(&format!("{name}=\"")).nth(1).unwrap_or_else(|| panic!("no {name} in {tag}"));
-        after.split('"').next().unwrap().replace("&amp;", "&").replace("&quot;", "\"")
-    };
-    let stream = twiml.split("<Stream ").nth(1).unwrap_or_else(|| panic!("no <Stream> in {twiml}"));
-    let url = attr(stream.split('>').next().unwrap(), "url");
-    let params =
-        stream.split("<Parameter ").skip(1).map(|p| (attr(p, "name"), Value::String(attr(p, "value")))).collect();
-    (url, params)
-}
 
 pub type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 

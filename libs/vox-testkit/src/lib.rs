@@ -6,6 +6,7 @@
 
 pub mod control;
 pub mod tls;
+pub mod twilio;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

@@ -14,7 +14,6 @@ use std::time::{Duration, Instant};
 
 use base64::Engine;
 use futures::{SinkExt, StreamExt};
-use hmac::{Hmac, Mac};
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
@@ -338,33 +337,6 @@ fn twilio_token(data: &Path) -> String {
     value["twilio_auth_token"].as_str().unwrap().to_string()
 }
 
-/// `X-Twilio-Signature`: HMAC-SHA1 over the URL and the sorted form parameters, base64.
-fn twilio_signature(token: &str, url: &str, params: &[(&str, String)]) -> String {
-    let mut sorted: Vec<&(&str, String)> = params.iter().collect();
-    sorted.sort();
-    let mut data = url.to_string();
-    for (k, v) in sorted {
-        data.push_str(k);
-        data.push_str(v);
-    }
-    let mut mac = Hmac::<sha1::Sha1>::new_from_slice(token.as_bytes()).unwrap();
-    mac.update(data.as_bytes());
-    base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
-}
-
-/// The `<Stream url>` and `<Parameter>`s of the voice webhook's TwiML.
-fn twiml_stream(twiml: &str) -> (String, serde_json::Map<String, Value>) {
-    let attr = |tag: &str, name: &str| -> String {
-        let after = tag.split(&format!("{name}=\"")).nth(1).unwrap_or_else(|| panic!("no {name} in {tag}"));
-        after.split('"').next().unwrap().replace("&quot;", "\"").replace("&amp;", "&")
-    };
-    let stream = twiml.split("<Stream ").nth(1).unwrap_or_else(|| panic!("no <Stream> in {twiml}"));
-    let url = attr(stream.split('>').next().unwrap(), "url");
-    let params =
-        stream.split("<Parameter ").skip(1).map(|p| (attr(p, "name"), Value::String(attr(p, "value")))).collect();
-    (url, params)
-}
-
 /// A whole Twilio inbound call through `gateway`, as Twilio places it: the signed voice
 /// webhook, the media stream its TwiML names (with its parameters), three frames the echo
 /// agent sends back, and the caller's hangup. The Vox call id.
@@ -380,16 +352,16 @@ async fn twilio_call(gateway: &str, token: &str, n: usize) -> String {
     ];
     let r = reqwest::Client::new()
         .post(&url)
-        .header("x-twilio-signature", twilio_signature(token, &url, &params))
+        .header("x-twilio-signature", vox_testkit::twilio::signature(token, &url, &params))
         .form(&params)
         .send()
         .await
         .unwrap();
     assert_eq!(r.status(), 200, "the voice webhook at {url}");
-    let (stream_url, parameters) = twiml_stream(&r.text().await.unwrap());
+    let (stream_url, parameters) = vox_testkit::twilio::twiml_stream(&r.text().await.unwrap());
     let call_id = parameters["call_id"].as_str().unwrap().to_string();
     let mut req = stream_url.as_str().into_client_request().unwrap();
-    req.headers_mut().insert("x-twilio-signature", twilio_signature(token, &stream_url, &[]).parse().unwrap());
+    req.headers_mut().insert("x-twilio-signature", vox_testkit::twilio::signature(token, &stream_url, &[]).parse().unwrap());
     let (mut ws, _) = tokio_tungstenite::connect_async(req).await.unwrap_or_else(|e| panic!("{stream_url}: {e}"));
     let start = json!({"event": "start", "sequenceNumber": "1", "streamSid": "MZ1", "start": {
         "streamSid": "MZ1", "accountSid": "AC00000000000000000000000000000000", "callSid": sid, "tracks": ["inbound"],
