@@ -7,11 +7,11 @@
 mod common;
 
 use common::*;
-use vox_testkit::twilio::twiml_stream;
 use futures::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 use vox_proto::backend::v1 as bpb;
+use vox_testkit::twilio::twiml_stream;
 
 fn refused_with(result: Result<impl Sized, tokio_tungstenite::tungstenite::Error>, status: u16) {
     match result {

@@ -11,7 +11,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::*;
-use vox_testkit::twilio::twiml_stream;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName};
 use tokio::net::TcpStream;
@@ -20,6 +19,7 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use vox_proto::backend::v1 as bpb;
 use vox_testkit::ServerProcess;
 use vox_testkit::tls::TestCa;
+use vox_testkit::twilio::twiml_stream;
 
 /// A client TLS configuration whose only trusted roots are `roots` (PEM files).
 fn trusting(roots: &[&Path]) -> Arc<rustls::ClientConfig> {

@@ -167,7 +167,8 @@ impl Call {
         let (stream_url, parameters) = vox_testkit::twilio::twiml_stream(&twiml);
         let id = parameters["call_id"].as_str().unwrap().to_string();
         let mut req = stream_url.as_str().into_client_request().unwrap();
-        req.headers_mut().insert("x-twilio-signature", vox_testkit::twilio::signature(TOKEN, &stream_url, &[]).parse().unwrap());
+        req.headers_mut()
+            .insert("x-twilio-signature", vox_testkit::twilio::signature(TOKEN, &stream_url, &[]).parse().unwrap());
         let ws = match tokio_tungstenite::connect_async(req).await {
             Ok((ws, _)) => ws,
             Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => {

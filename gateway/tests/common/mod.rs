@@ -360,7 +360,6 @@ pub async fn answer_outbound(gate_url: &str, call_id: &str) -> String {
     r.text().await.unwrap()
 }
 
-
 pub type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 /// A WebSocket over any stream (plain TCP or TLS).

@@ -361,7 +361,8 @@ async fn twilio_call(gateway: &str, token: &str, n: usize) -> String {
     let (stream_url, parameters) = vox_testkit::twilio::twiml_stream(&r.text().await.unwrap());
     let call_id = parameters["call_id"].as_str().unwrap().to_string();
     let mut req = stream_url.as_str().into_client_request().unwrap();
-    req.headers_mut().insert("x-twilio-signature", vox_testkit::twilio::signature(token, &stream_url, &[]).parse().unwrap());
+    req.headers_mut()
+        .insert("x-twilio-signature", vox_testkit::twilio::signature(token, &stream_url, &[]).parse().unwrap());
     let (mut ws, _) = tokio_tungstenite::connect_async(req).await.unwrap_or_else(|e| panic!("{stream_url}: {e}"));
     let start = json!({"event": "start", "sequenceNumber": "1", "streamSid": "MZ1", "start": {
         "streamSid": "MZ1", "accountSid": "AC00000000000000000000000000000000", "callSid": sid, "tracks": ["inbound"],
