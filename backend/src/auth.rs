@@ -37,6 +37,11 @@ struct Claims {
     iat: i64,
     exp: i64,
     iss: String,
+    /// The user's token generation when the token was issued; the token is refused once
+    /// the stored generation moves on (a new password, role or account status). Tokens
+    /// issued before the claim existed read as 0, the generation of unchanged users.
+    #[serde(default)]
+    generation: u64,
 }
 
 const ISSUER: &str = "voxbridge";
@@ -76,6 +81,7 @@ impl Auth {
             iat: now.timestamp(),
             exp: exp.timestamp(),
             iss: ISSUER.into(),
+            generation: user.token_generation,
         };
         let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
             .map_err(|e| Error::internal(format!("sign access token: {e}")))?;
@@ -112,9 +118,14 @@ impl Auth {
         let claims = jsonwebtoken::decode::<Claims>(token, &self.decoding, &validation)
             .map_err(|_| Error::unauthenticated("the access token is invalid or expired; sign in again"))?
             .claims;
+        // The user is read on every call, so a disabled, deleted or changed account stops
+        // its tokens at once rather than when they expire.
         match self.stores.users.get_user(&claims.sub).await? {
-            Some(u) if !u.disabled => Ok(Principal::User(u)),
-            Some(_) => Err(Error::unauthenticated("this account is disabled")),
+            Some(u) if u.disabled => Err(Error::unauthenticated("this account is disabled")),
+            Some(u) if u.token_generation != claims.generation => Err(Error::unauthenticated(
+                "the access token was revoked: the account's password, role or status changed; sign in again",
+            )),
+            Some(u) => Ok(Principal::User(u)),
             None => Err(Error::unauthenticated("this account no longer exists")),
         }
     }

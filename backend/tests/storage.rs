@@ -43,7 +43,7 @@ async fn fleet_nodes_get_their_regions_storage_and_recordings_play_through_signe
         .await
         .unwrap()
         .into_inner();
-    let (_, fleet_secret) = b.register(pb::NodeKind::Fleet, &local.id).await;
+    let (fleet, fleet_secret) = b.register(pb::NodeKind::Fleet, &local.id).await;
     let got = storage_client()
         .get_node_storage(authed(&fleet_secret, pb::GetNodeStorageRequest {}))
         .await
@@ -115,6 +115,16 @@ async fn fleet_nodes_get_their_regions_storage_and_recordings_play_through_signe
         .await
         .unwrap()
         .into_inner();
+    // A fleet node records only calls on its own slots: a gateway of the region puts it there.
+    let (_, local_gateway) = b.register(pb::NodeKind::Gateway, &local.id).await;
+    let attach = pb::TransitionCallRequest {
+        call_id: call.id.clone(),
+        to_state: pb::CallState::Attaching as i32,
+        node_id: fleet.id.clone(),
+        worker_index: 1,
+        ..Default::default()
+    };
+    b.calls().transition_call(authed(&local_gateway, attach)).await.unwrap();
     let url_req = || authed(&viewer, pb::GetRecordingUrlRequest { call_id: call.id.clone() });
     let err = storage_client().get_recording_url(url_req()).await.unwrap_err();
     assert_eq!(err.code(), Code::NotFound, "no recording yet: {err:?}");

@@ -462,8 +462,9 @@ impl Engine {
             call_id: call.id.clone(),
             to_state: to as i32,
             fencing_term: term,
-            // Only a leased call carries a lease the move must match.
-            lease_token: if call.state() == pb::CallState::Leased { token } else { String::new() },
+            // voxbridge checks the lease in every state the call carries it (leased, dialing,
+            // ringing, …): only the dialler that leased it moves it.
+            lease_token: token,
             reason: reason.to_string(),
             provider_call_id: provider_call_id.to_string(),
             ..Default::default()

@@ -77,6 +77,10 @@ pub fn recording_key(call_id: &str, at: chrono::DateTime<chrono::Utc>) -> String
 #[derive(Debug)]
 pub struct CallRecorder {
     writer: StereoWavWriter,
+    /// An exclusive lock on the WAV while the call runs: workers of one host share the
+    /// spool, and a sibling that restarts must not upload (and delete) a live recording.
+    /// The OS drops it when the process dies, so a crashed call's file is free again.
+    _in_use: std::fs::File,
     ticket: Ticket,
     spool: PathBuf,
     caller: VecDeque<i16>,
@@ -93,8 +97,11 @@ impl CallRecorder {
             Ticket { call_id: call_id.to_string(), key: recording_key(call_id, chrono::Utc::now()), finished: false };
         ticket.save(spool)?;
         let writer = StereoWavWriter::create(&wav, sample_rate)?;
+        let in_use = std::fs::File::open(&wav)?;
+        in_use.try_lock().map_err(std::io::Error::from)?;
         Ok(CallRecorder {
             writer,
+            _in_use: in_use,
             ticket,
             spool: spool.to_path_buf(),
             caller: VecDeque::new(),
@@ -173,6 +180,21 @@ mod tests {
         assert_eq!(saved, ticket);
         assert!(ticket.key.starts_with("recordings/") && ticket.key.ends_with(&format!("/{CALL}.wav")));
         assert!(ticket.is_for(CALL));
+    }
+
+    #[test]
+    fn a_recorder_killed_at_once_leaves_a_repairable_recording() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut r = CallRecorder::start(dir.path(), CALL, 8000).unwrap();
+        r.caller(&[500; 160]).unwrap();
+        r.agent(&[-500; 160]).unwrap();
+        // A crash well inside the first 250 ms: no flush, no finish.
+        std::mem::forget(r);
+        let wav = Ticket::wav_path(dir.path(), CALL).unwrap();
+        assert!(std::fs::metadata(&wav).unwrap().len() >= 44, "never a 0-byte recording");
+        let info = vox_audio::wav::repair(&wav).unwrap();
+        assert_eq!((info.channels, info.sample_rate), (2, 8000));
+        assert_eq!(std::fs::metadata(&wav).unwrap().len(), info.size_bytes);
     }
 
     #[test]

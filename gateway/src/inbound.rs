@@ -149,3 +149,30 @@ mod tests {
         assert!(xml.contains("<Parameter name=\"call_id\" value=\"ca_1&quot;x\"/>"));
     }
 }
+
+/// Arbitrary carrier webhook bodies and signatures: the form decode and the signature
+/// check never panic, and only the right signature passes.
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn any_webhook_body_and_signature_are_checked_without_panic(
+            body in prop::collection::vec(any::<u8>(), 0..256),
+            given in ".{0,64}",
+            url in ".{0,60}",
+        ) {
+            // The same decode as `verified_form`: a body that is not a form is refused there.
+            if let Ok(params) = serde_urlencoded::from_bytes::<Vec<(String, String)>>(&body) {
+                let urls = vec![url.clone()];
+                let good = twilio::signature("token", &url, &params);
+                prop_assert!(twilio::signature_valid("token", &urls, &params, &good));
+                prop_assert_eq!(twilio::signature_valid("token", &urls, &params, &given), given == good);
+            }
+        }
+    }
+}

@@ -347,3 +347,34 @@ pub async fn dialout(State(gate): State<Arc<Gate>>, headers: HeaderMap, body: ax
     tracing::info!(call_id = %call.id, sip_call_id, "dialled through LiveKit");
     (StatusCode::OK, axum::Json(json!({"call_id": call.id, "livekit": answer}))).into_response()
 }
+
+/// Arbitrary webhook bodies and Authorization headers: never a panic, never accepted
+/// without the secret, and the refusal says which check failed.
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn clear(why: &str) -> bool {
+        why.contains("webhook token") || why.contains("sha256")
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn any_body_and_authorization_are_refused_clearly(
+            body in prop::collection::vec(any::<u8>(), 0..256),
+            authorization in prop_oneof![
+                ".{0,120}",
+                "Bearer [A-Za-z0-9_.=-]{0,120}",
+                "[A-Za-z0-9_-]{1,40}\\.[A-Za-z0-9_-]{1,60}\\.[A-Za-z0-9_-]{0,43}",
+            ],
+        ) {
+            match verify("key", "secret", &authorization, &body) {
+                Ok(()) => prop_assert!(false, "accepted {authorization:?}"),
+                Err(why) => prop_assert!(clear(&why), "unclear error {why:?}"),
+            }
+        }
+    }
+}

@@ -1,9 +1,16 @@
+//! CallService: reading calls, inbound calls from gateways, the dialler's leases, and
+//! every move of a call. A node's authority is tied to the call it moves: a fleet node
+//! moves only calls on its own slots, a gateway only calls of its region (and names only
+//! fleet slots of that region), a dialler only under the current leadership term with
+//! the call's lease token. Lease tokens are for nodes; users never see them.
+
 use std::sync::Arc;
 
 use chrono::Duration;
+use subtle::ConstantTimeEq;
 use tonic::Request;
 use vox_domain::call::{self, Call, CallState, Channel, Direction, Recording, Transition};
-use vox_domain::node::NodeKind;
+use vox_domain::node::{Node, NodeKind};
 use vox_domain::phone::E164;
 use vox_domain::user::Role;
 use vox_domain::{Error, ErrorCode, Result, ids, time};
@@ -41,6 +48,50 @@ fn free_text(field: &str, v: &str, max: usize) -> Result<String> {
     Ok(v.trim().to_string())
 }
 
+/// A call as `principal` may see it: users get no lease token (it is the dialler's proof
+/// of holding the call, and whoever has it can move the call as the dialler).
+fn call_for(principal: &Principal, c: &Call) -> pb::Call {
+    let mut out = call::call_to_proto(c);
+    if matches!(principal, Principal::User(_))
+        && let Some(lease) = out.lease.as_mut()
+    {
+        lease.token.clear();
+    }
+    out
+}
+
+/// Compares lease tokens in constant time, so timing does not reveal how much of a
+/// guessed token is right.
+fn same_token(given: &str, held: &str) -> bool {
+    bool::from(given.as_bytes().ct_eq(held.as_bytes()))
+}
+
+/// A fleet node acts only on calls held by its own slots.
+fn require_own_slot(node: &Node, c: &Call) -> Result<()> {
+    if c.node_id != node.id {
+        return Err(Error::permission_denied(format!(
+            "call {} is not on a slot of node {}; a fleet node acts only on its own calls",
+            c.id, node.id
+        )));
+    }
+    Ok(())
+}
+
+/// A gateway acts only on calls of its own region.
+fn require_gateway_region<'a>(gateway: &'a Node, c: &Call) -> Result<&'a str> {
+    match gateway.region_id.as_deref() {
+        Some(region) if region == c.region_id => Ok(region),
+        Some(region) => Err(Error::permission_denied(format!(
+            "call {} is in region {}; gateway {} serves region {region} only",
+            c.id, c.region_id, gateway.id
+        ))),
+        None => Err(Error::permission_denied(format!(
+            "gateway {} has no region, so it may not move calls; register it in a region",
+            gateway.id
+        ))),
+    }
+}
+
 impl Calls {
     async fn create_inbound(&self, req: Request<pb::CreateInboundCallRequest>) -> Result<pb::Call> {
         let principal = self.0.auth.user_or_node(req.metadata(), Role::Admin, &[NodeKind::Gateway]).await?;
@@ -49,6 +100,12 @@ impl Calls {
         let region_id = match (r.region_id.trim(), &principal) {
             ("", Principal::Node(n)) => n.region_id.clone().ok_or_else(|| Error::invalid("region_id", "required"))?,
             ("", Principal::User(_)) => return Err(Error::invalid("region_id", "required")),
+            (id, Principal::Node(n)) if n.region_id.as_deref() != Some(id) => {
+                return Err(Error::permission_denied(format!(
+                    "region_id {id:?} is not the region of gateway {}; a gateway creates calls in its own region only",
+                    n.id
+                )));
+            }
             (id, _) => id.to_string(),
         };
         if self.0.stores.regions.get_region(&region_id).await?.is_none() {
@@ -83,7 +140,7 @@ impl Calls {
         c.provider_call_id = free_text("provider_call_id", &r.provider_call_id, 200)?;
         self.0.stores.calls.insert_call(&c, &principal.actor()).await?;
         self.0.publish(ClusterEvent::CallChanged(c.id.clone()));
-        Ok(call::call_to_proto(&c))
+        Ok(call_for(&principal, &c))
     }
 
     async fn transition(&self, req: Request<pb::TransitionCallRequest>) -> Result<pb::Call> {
@@ -115,7 +172,7 @@ impl Calls {
             }),
             None => None,
         };
-        let t = Transition {
+        let mut t = Transition {
             call_id: required_id("call_id", &r.call_id)?,
             to: Some(to),
             actor: principal.actor(),
@@ -128,17 +185,97 @@ impl Calls {
             worker_index: (r.worker_index > 0).then_some(r.worker_index),
             recording,
         };
+        if let Principal::Node(node) = &principal
+            && let Err(e) = self.authorize_move(node, &mut t).await
+        {
+            self.0.metrics.transition_rejections.get_or_create(&label("code", format!("{:?}", e.code))).inc();
+            return Err(e);
+        }
         match self.0.stores.calls.transition_call(&t, self.0.clock.now()).await {
             Ok(c) => {
                 self.0.metrics.transitions.get_or_create(&label("to_state", to.as_str())).inc();
                 self.0.publish(ClusterEvent::CallChanged(c.id.clone()));
-                Ok(call::call_to_proto(&c))
+                Ok(call_for(&principal, &c))
             }
             Err(e) => {
                 self.0.metrics.transition_rejections.get_or_create(&label("code", format!("{:?}", e.code))).inc();
                 Err(e)
             }
         }
+    }
+
+    /// Ties a node's move to the call as it is now. The store checks the state machine,
+    /// the term (not below the current one) and a leased call's token again when it
+    /// writes, so a change between this read and the write is still caught.
+    async fn authorize_move(&self, node: &Node, t: &mut Transition) -> Result<()> {
+        let c = self.0.stores.calls.get_call(&t.call_id).await?.ok_or_else(|| Error::not_found("call", &t.call_id))?;
+        match node.kind {
+            NodeKind::Fleet => {
+                // A worker may take an unassigned call of its region onto its slot (the
+                // move to attaching); every other move needs the call on its own slots.
+                let assigns = c.node_id.is_empty()
+                    && t.to == Some(CallState::Attaching)
+                    && node.region_id.as_deref() == Some(c.region_id.as_str());
+                if !assigns {
+                    require_own_slot(node, &c)?;
+                }
+                // The slot is this node's own, whatever the request says.
+                t.node_id = Some(node.id.clone());
+            }
+            NodeKind::Gateway => {
+                let region = require_gateway_region(node, &c)?;
+                if let Some(slot_node) = &t.node_id {
+                    self.require_fleet_of(region, slot_node).await?;
+                }
+            }
+            NodeKind::Dialler => {
+                let current = self.0.stores.leadership.leadership().await?.term;
+                if t.fencing_term < current {
+                    return Err(Error::precondition(format!(
+                        "stale fencing term {}: the current leadership term is {current}; this dialler no longer leads",
+                        t.fencing_term
+                    )));
+                }
+                if t.fencing_term > current {
+                    return Err(Error::precondition(format!(
+                        "fencing term {} is ahead of the current leadership term {current}; no dialler holds it",
+                        t.fencing_term
+                    )));
+                }
+                // The lease outlives `leased` (dialing, ringing, ...), and so does the
+                // need to hold it: a standby dialler with the right term still may not
+                // move a call another dialler leased.
+                if let Some(lease) = &c.lease
+                    && !same_token(&t.lease_token, &lease.token)
+                {
+                    return Err(Error::precondition(format!(
+                        "lease token does not match the lease on call {} (held by {})",
+                        c.id, lease.owner
+                    )));
+                }
+                // Diallers place calls; they do not assign them to slots.
+                t.node_id = None;
+                t.worker_index = None;
+            }
+            kind => {
+                return Err(Error::permission_denied(format!("a {} node cannot move calls", kind.as_str())));
+            }
+        }
+        Ok(())
+    }
+
+    /// The slot a gateway names must be on a fleet node of the gateway's region.
+    async fn require_fleet_of(&self, region: &str, node_id: &str) -> Result<()> {
+        let id = required_id("node_id", node_id)?;
+        let Some(n) = self.0.stores.nodes.get_node(&id).await? else {
+            return Err(Error::invalid("node_id", format!("no node {id:?}")));
+        };
+        if n.kind != NodeKind::Fleet || n.region_id.as_deref() != Some(region) {
+            return Err(Error::permission_denied(format!(
+                "node_id {id:?} is not a fleet node of region {region}; a gateway attaches calls to its region's slots only"
+            )));
+        }
+        Ok(())
     }
 
     async fn lease(&self, req: Request<pb::LeaseCallsRequest>) -> Result<pb::LeaseCallsResponse> {
@@ -235,17 +372,17 @@ impl Calls {
 impl CallService for Calls {
     async fn get_call(&self, req: Request<pb::GetCallRequest>) -> RpcResult<pb::Call> {
         let r = async {
-            self.0.auth.reader(req.metadata(), READERS).await?;
+            let principal = self.0.auth.reader(req.metadata(), READERS).await?;
             let id = required_id("id", &req.get_ref().id)?;
             let c = self.0.stores.calls.get_call(&id).await?.ok_or_else(|| Error::not_found("call", &id))?;
-            Ok(call::call_to_proto(&c))
+            Ok(call_for(&principal, &c))
         };
         reply("GetCall", r.await)
     }
 
     async fn list_calls(&self, req: Request<pb::ListCallsRequest>) -> RpcResult<pb::ListCallsResponse> {
         let r = async {
-            self.0.auth.reader(req.metadata(), READERS).await?;
+            let principal = self.0.auth.reader(req.metadata(), READERS).await?;
             let q = req.get_ref();
             let mut states = Vec::new();
             for (i, s) in q.states.iter().enumerate() {
@@ -266,7 +403,8 @@ impl CallService for Calls {
                 }
                 _ => String::new(),
             };
-            Ok(pb::ListCallsResponse { calls: calls.iter().map(call::call_to_proto).collect(), next_page_token })
+            let calls = calls.iter().map(|c| call_for(&principal, c)).collect();
+            Ok(pb::ListCallsResponse { calls, next_page_token })
         };
         reply("ListCalls", r.await)
     }
@@ -298,9 +436,13 @@ impl CallService for Calls {
 
     async fn set_call_recording(&self, req: Request<pb::SetCallRecordingRequest>) -> RpcResult<pb::Call> {
         let r = async {
-            self.0.auth.user_or_node(req.metadata(), Role::Admin, &[NodeKind::Fleet]).await?;
+            let principal = self.0.auth.user_or_node(req.metadata(), Role::Admin, &[NodeKind::Fleet]).await?;
             let r = req.into_inner();
             let id = required_id("call_id", &r.call_id)?;
+            if let Principal::Node(node) = &principal {
+                let c = self.0.stores.calls.get_call(&id).await?.ok_or_else(|| Error::not_found("call", &id))?;
+                require_own_slot(node, &c)?;
+            }
             let rec = r.recording.ok_or_else(|| Error::invalid("recording", "required"))?;
             if rec.key.trim().is_empty() {
                 return Err(Error::invalid("recording.key", "required"));
@@ -312,7 +454,7 @@ impl CallService for Calls {
             };
             let c = self.0.stores.calls.set_recording(&id, &rec, self.0.clock.now()).await?;
             self.0.publish(ClusterEvent::CallChanged(c.id.clone()));
-            Ok(call::call_to_proto(&c))
+            Ok(call_for(&principal, &c))
         };
         reply("SetCallRecording", r.await)
     }

@@ -1,3 +1,7 @@
+//! NodeService: registering nodes, their lifecycle, and heartbeats. A heartbeat's worker
+//! slots are what gateways dial, so their endpoints are checked here before anything is
+//! stored: a node cannot point gateways (and call audio) at arbitrary URLs.
+
 use std::sync::Arc;
 
 use tonic::Request;
@@ -16,6 +20,72 @@ use crate::metrics::label;
 
 #[derive(Debug, Clone)]
 pub struct Nodes(pub Arc<Bridge>);
+
+/// The most worker slots a heartbeat may report: a voxcore host's own cap.
+pub const MAX_SLOTS: usize = 1024;
+
+/// The longest worker endpoint accepted.
+const MAX_ENDPOINT: usize = 256;
+
+/// Checks a worker endpoint: `unix:///absolute/path` or `http(s)://host:port` (an optional
+/// trailing `/`, no user info, path or query). Empty means the slot has no listener yet.
+pub fn check_worker_endpoint(field: &str, endpoint: &str) -> Result<()> {
+    const EXPECTED: &str = "unix:///absolute/path or http(s)://host:port";
+    if endpoint.is_empty() {
+        return Ok(());
+    }
+    if endpoint.len() > MAX_ENDPOINT {
+        return Err(Error::invalid(field, format!("at most {MAX_ENDPOINT} characters")));
+    }
+    if endpoint.chars().any(|c| c.is_control() || c.is_whitespace()) {
+        return Err(Error::invalid(field, format!("{EXPECTED}, without spaces or control characters")));
+    }
+    if let Some(path) = endpoint.strip_prefix("unix://") {
+        if !path.starts_with('/') || path.len() < 2 || path.contains(['?', '#']) {
+            return Err(Error::invalid(field, format!("{EXPECTED}; a Unix socket needs an absolute path")));
+        }
+        return Ok(());
+    }
+    let rest = endpoint.strip_prefix("http://").or_else(|| endpoint.strip_prefix("https://"));
+    let Some(rest) = rest else {
+        return Err(Error::invalid(field, format!("{EXPECTED}; no other scheme")));
+    };
+    let authority = rest.strip_suffix('/').unwrap_or(rest);
+    if authority.contains('@') {
+        return Err(Error::invalid(field, format!("{EXPECTED}; no user info")));
+    }
+    if authority.contains(['/', '?', '#']) {
+        return Err(Error::invalid(field, format!("{EXPECTED}; no path or query")));
+    }
+    let Some((host, port)) = authority.rsplit_once(':') else {
+        return Err(Error::invalid(field, format!("{EXPECTED}; the port is required")));
+    };
+    if !port.parse::<u16>().is_ok_and(|p| p > 0) {
+        return Err(Error::invalid(field, format!("{EXPECTED}; port {port:?} is not 1-65535")));
+    }
+    let host_ok = match host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
+        Some(v6) => v6.parse::<std::net::Ipv6Addr>().is_ok(),
+        None => !host.is_empty() && host.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_')),
+    };
+    if !host_ok {
+        return Err(Error::invalid(field, format!("{EXPECTED}; host {host:?} is not a host name or IP address")));
+    }
+    Ok(())
+}
+
+/// The worker slots of a heartbeat, checked before `presence_from_heartbeat` reads them.
+fn check_worker_slots(workers: &[pb::WorkerSlot]) -> Result<()> {
+    if workers.len() > MAX_SLOTS {
+        return Err(Error::invalid(
+            "workers",
+            format!("{} slots; at most {MAX_SLOTS} per node (a voxcore host's own cap)", workers.len()),
+        ));
+    }
+    for (i, w) in workers.iter().enumerate() {
+        check_worker_endpoint(&format!("workers[{i}].endpoint"), &w.endpoint)?;
+    }
+    Ok(())
+}
 
 /// Nodes that may read the node list: gateways route calls to fleet workers, diallers
 /// and the console show capacity.
@@ -154,6 +224,7 @@ impl Nodes {
             return Err(Error::permission_denied(format!("node {} is disabled; its heartbeats are refused", node.id)));
         }
         let now = self.0.clock.now();
+        check_worker_slots(&hb.workers).inspect_err(|_| reject("invalid"))?;
         let presence = node::presence_from_heartbeat(&hb, now).inspect_err(|_| reject("invalid"))?;
         if node.kind != NodeKind::Fleet && !presence.workers.is_empty() {
             reject("invalid");
@@ -277,5 +348,45 @@ impl NodeService for Nodes {
 
     async fn heartbeat(&self, req: Request<pb::HeartbeatRequest>) -> RpcResult<pb::HeartbeatResponse> {
         reply("Heartbeat", Nodes::heartbeat(self, req).await)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "tests stop on failure")]
+    use super::*;
+
+    #[test]
+    fn worker_endpoints_are_unix_sockets_or_host_and_port() {
+        for ok in [
+            "",
+            "unix:///run/vox/voxcore_1.sock",
+            "http://10.0.0.5:7101",
+            "https://fleet-1.example.com:7101/",
+            "http://[::1]:7101",
+        ] {
+            assert!(check_worker_endpoint("e", ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "ftp://x",
+            "http://user:pw@h:1",
+            "http://h",
+            "http://h:0",
+            "http://h:99999",
+            "http://h:1/path",
+            "http://h:1/?q",
+            "http://h:1?q",
+            "http://:1",
+            "http://h h:1",
+            "unix://relative.sock",
+            "unix:///",
+            "10.0.0.5:5002",
+            "javascript:alert(1)",
+        ] {
+            let e = check_worker_endpoint("workers[3].endpoint", bad).unwrap_err();
+            assert!(e.message.starts_with("workers[3].endpoint:"), "{bad}: {}", e.message);
+        }
+        let long = format!("http://{}:1", "h".repeat(250));
+        assert!(check_worker_endpoint("e", &long).is_err());
     }
 }

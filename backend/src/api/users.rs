@@ -1,7 +1,7 @@
 use std::sync::Arc;
 
 use tonic::Request;
-use vox_domain::user::{self, Role, User};
+use vox_domain::user::{self, Role, User, UserChange};
 use vox_domain::{Error, Result, ids, time};
 use vox_proto::backend::v1 as pb;
 use vox_proto::backend::v1::auth_service_server::AuthService;
@@ -42,6 +42,7 @@ pub async fn ensure_admin(bridge: &Bridge) -> Result<Option<(String, String)>> {
         password_hash: hash(password.clone()).await?,
         role: Role::Admin,
         disabled: false,
+        token_generation: 0,
         created_at: now,
         updated_at: now,
     };
@@ -89,6 +90,7 @@ impl Users {
             password_hash: hash(r.password).await?,
             role,
             disabled: false,
+            token_generation: 0,
             created_at: now,
             updated_at: now,
         };
@@ -102,21 +104,31 @@ impl Users {
         let admin = self.0.auth.user(req.metadata(), Role::Admin).await?;
         let r = req.into_inner();
         let id = required_id("id", &r.id)?;
-        let mut u = self.0.stores.users.get_user(&id).await?.ok_or_else(|| Error::not_found("user", &id))?;
+        let mut change = UserChange::default();
+        let mut edited = Vec::new();
         if let Some(role) = r.role {
-            u.role = Role::from_proto("role", role)?;
+            let role = Role::from_proto("role", role)?;
+            change.role = Some(role);
+            edited.push(format!("role {}", role.as_str()));
         }
         if let Some(password) = r.password {
             user::validate_password("password", &password)?;
-            u.password_hash = hash(password).await?;
+            change.password_hash = Some(hash(password).await?);
+            edited.push("password".into());
         }
         if let Some(disabled) = r.disabled {
-            u.disabled = disabled;
+            change.disabled = Some(disabled);
+            edited.push(if disabled { "disabled" } else { "enabled" }.into());
         }
-        u.updated_at = self.0.clock.now();
-        self.0.stores.users.update_user(&u).await?;
+        // Only the requested fields change, on the stored user, so this never undoes a
+        // concurrent change of another field. A new password, role or status moves the
+        // token generation on: the user's access tokens (the caller's own too) are refused
+        // from the next call.
+        let u = self.0.stores.users.change_user(&id, &change, self.0.clock.now()).await?;
+        let edited = if edited.is_empty() { "nothing".to_string() } else { edited.join(", ") };
+        let reason = format!("{edited}; token generation {}", u.token_generation);
         let actor = format!("user:{}", admin.email);
-        self.0.stores.audit.append_audit(&self.0.audit(&actor, "user.update", &u.id, "")).await?;
+        self.0.stores.audit.append_audit(&self.0.audit(&actor, "user.update", &u.id, &reason)).await?;
         Ok(pb::User::from(&u))
     }
 }

@@ -187,3 +187,30 @@ mod tests {
         assert_eq!(sip_status(&serde_json::json!({"code":"internal"})), None);
     }
 }
+
+/// Any Twirp error body: the SIP status is read or absent, never a panic.
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+    use serde_json::{Value, json};
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn any_twirp_meta_reads_a_status_or_none(
+            code in prop_oneof![
+                Just(Value::Null),
+                any::<i64>().prop_map(Value::from),
+                any::<u64>().prop_map(Value::from),
+                any::<f64>().prop_map(|f| json!(f)),
+                ".{0,8}".prop_map(Value::from),
+            ],
+            key in prop_oneof![Just("sip_status_code"), Just("sip_status"), Just("other")],
+        ) {
+            let _ = sip_status(&json!({"meta": {key: code.clone()}}));
+            let _ = sip_status(&code);
+        }
+    }
+}

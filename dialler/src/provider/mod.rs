@@ -86,10 +86,19 @@ impl PlaceError {
             PlaceError::Unknown(_) => "provider_timeout",
         };
         let mut reason = format!("{kind}: {text}");
-        reason.truncate(480);
+        // The text comes from the carrier and may hold multi-byte characters:
+        // cut at the last character boundary within the limit, never inside one.
+        let mut cut = reason.len().min(REASON_MAX_BYTES);
+        while !reason.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        reason.truncate(cut);
         reason
     }
 }
+
+/// Longest call-record reason, in bytes.
+const REASON_MAX_BYTES: usize = 480;
 
 /// Places and hangs up calls.
 #[tonic::async_trait]
@@ -103,4 +112,39 @@ pub trait Provider: Send + Sync + fmt::Debug {
 /// Maps a reqwest failure to what it says about the call.
 fn request_error(e: &reqwest::Error) -> PlaceError {
     if e.is_connect() { PlaceError::Unreachable(e.to_string()) } else { PlaceError::Unknown(e.to_string()) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn a_reason_is_cut_on_a_character_boundary() {
+        // The prefix and the "x" take 43 bytes, so every "é" starts at an odd offset
+        // and byte 480 falls inside one, where `truncate(480)` panicked.
+        let message = format!("{}{}", "x", "é".repeat(300));
+        let e = PlaceError::Refused { status: 400, message, retryable: false };
+        let reason = e.reason();
+        assert!(reason.len() <= REASON_MAX_BYTES);
+        assert!(reason.len() >= REASON_MAX_BYTES - 1);
+        assert!(reason.ends_with('é'));
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn any_carrier_text_gives_a_bounded_reason(message in ".{0,600}", status in any::<u16>()) {
+            for e in [
+                PlaceError::Refused { status, message: message.clone(), retryable: false },
+                PlaceError::Unreachable(message.clone()),
+                PlaceError::Unknown(message.clone()),
+            ] {
+                let reason = e.reason();
+                prop_assert!(reason.len() <= REASON_MAX_BYTES);
+                prop_assert!(reason.starts_with("provider_"));
+            }
+        }
+    }
 }

@@ -192,3 +192,30 @@ mod tests {
         assert_eq!(error_message("upstream down"), "upstream down");
     }
 }
+
+/// Any error body Twilio (or whatever answers in its place) sends becomes a bounded
+/// call-record reason without a panic.
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn any_error_body_gives_a_bounded_reason(
+            body in prop_oneof![
+                ".{0,700}",
+                (".{0,700}", any::<Option<u64>>())
+                    .prop_map(|(m, c)| serde_json::json!({"message": m, "code": c}).to_string()),
+            ],
+            status in any::<u16>(),
+        ) {
+            let message = error_message(&body);
+            let reason = PlaceError::Refused { status, message, retryable: false }.reason();
+            prop_assert!(reason.len() <= 480);
+            prop_assert!(reason.starts_with("provider_refused: "));
+        }
+    }
+}

@@ -149,3 +149,55 @@ mod tests {
         assert_eq!(e.message(), "CSV row 2: a quoted value is never closed");
     }
 }
+
+/// Arbitrary uploads: never a panic, every number comes with its file row, and a
+/// refusal names the CSV row.
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Text made of the characters CSV gives meaning to, plus anything else.
+    fn csv_like() -> impl Strategy<Value = String> {
+        prop::collection::vec(
+            prop_oneof![
+                Just("\"".to_string()),
+                Just(",".to_string()),
+                Just("\r\n".to_string()),
+                Just("\n".to_string()),
+                Just("\r".to_string()),
+                Just("\u{feff}".to_string()),
+                "[+0-9 ()-]{1,12}",
+                ".{1,4}",
+            ],
+            0..40,
+        )
+        .prop_map(|parts| parts.concat())
+    }
+
+    fn check(text: &str) -> Result<(), TestCaseError> {
+        match parse_numbers(text) {
+            Ok(n) => {
+                prop_assert_eq!(n.numbers.len(), n.rows.len());
+                prop_assert!(n.rows.windows(2).all(|w| w[0] < w[1]), "rows ascend: {:?}", n.rows);
+                prop_assert!(n.rows.first().is_none_or(|r| *r >= 1));
+            }
+            Err(e) => prop_assert!(e.message().starts_with("CSV"), "unclear error {:?}", e.message()),
+        }
+        Ok(())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn any_text_parses_or_names_the_row(text in ".{0,300}") {
+            check(&text)?;
+        }
+
+        #[test]
+        fn csv_shaped_text_parses_or_names_the_row(text in csv_like()) {
+            check(&text)?;
+        }
+    }
+}

@@ -221,3 +221,129 @@ mod tests {
         assert_eq!(Bearer::from_headers(&h).unwrap().metadata().to_str().unwrap(), "Bearer tok.en");
     }
 }
+
+/// Arbitrary bodies, queries and Authorization headers: never a panic, and a refusal
+/// says what was wrong (the body, a field path, a query parameter or the header).
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use crate::dto::auth::{CreateUserRequest, LoginRequest, UpdateUserRequest};
+    use crate::dto::call::CancelRequest;
+    use crate::dto::campaign::{CampaignSpec, NumbersUpload};
+    use crate::dto::node::{LifecycleRequest, RegisterNodeRequest, UpdateNodeRequest};
+    use crate::dto::region::{CreateRegionRequest, RegionStorageInput};
+    use axum::http::HeaderValue;
+    use proptest::prelude::*;
+    use serde_json::{Value, json};
+
+    /// Parses `bytes` as every request body the API takes.
+    fn every_body(bytes: &[u8]) -> Result<(), TestCaseError> {
+        fn one<T: DeserializeOwned>(bytes: &[u8]) -> Result<(), TestCaseError> {
+            if let Err(e) = parse_json::<T>(bytes) {
+                let m = e.message();
+                prop_assert!(m.starts_with("malformed JSON body: ") || m.starts_with("invalid JSON body: "), "{m:?}");
+                prop_assert!(m.len() > "invalid JSON body: ".len(), "{m:?}");
+                prop_assert_eq!(e.status(), StatusCode::BAD_REQUEST);
+            }
+            Ok(())
+        }
+        one::<LoginRequest>(bytes)?;
+        one::<CreateUserRequest>(bytes)?;
+        one::<UpdateUserRequest>(bytes)?;
+        one::<CancelRequest>(bytes)?;
+        one::<CampaignSpec>(bytes)?;
+        one::<NumbersUpload>(bytes)?;
+        one::<LifecycleRequest>(bytes)?;
+        one::<RegisterNodeRequest>(bytes)?;
+        one::<UpdateNodeRequest>(bytes)?;
+        one::<CreateRegionRequest>(bytes)?;
+        one::<RegionStorageInput>(bytes)?;
+        Ok(())
+    }
+
+    /// JSON objects with the API's field names holding values of any type.
+    fn body_like() -> impl Strategy<Value = String> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::from),
+            any::<i64>().prop_map(Value::from),
+            any::<u64>().prop_map(Value::from),
+            any::<f64>().prop_map(|f| json!(f)),
+            ".{0,16}".prop_map(Value::from),
+        ];
+        let value = leaf.prop_recursive(2, 16, 4, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..4).prop_map(Value::from),
+                prop::collection::btree_map(".{0,6}", inner, 0..3).prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        });
+        let key = prop_oneof![
+            Just("name"),
+            Just("email"),
+            Just("password"),
+            Just("role"),
+            Just("numbers"),
+            Just("reason"),
+            Just("region_id"),
+            Just("agent_id"),
+            Just("max_concurrent"),
+            Just("enabled"),
+            Just("disabled"),
+            Just("kind"),
+            Just("capacity"),
+            Just("bucket"),
+            Just("schedule"),
+            Just("timezone"),
+            Just("retry"),
+            Just("display_name"),
+            Just("x"),
+        ];
+        prop::collection::btree_map(key, value, 0..6)
+            .prop_map(|m| Value::Object(m.into_iter().map(|(k, v)| (k.to_string(), v)).collect()).to_string())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn any_bytes_as_a_body_are_refused_clearly(bytes in prop::collection::vec(any::<u8>(), 0..256)) {
+            every_body(&bytes)?;
+        }
+
+        #[test]
+        fn any_text_as_a_body_is_refused_clearly(text in ".{0,200}") {
+            every_body(text.as_bytes())?;
+        }
+
+        #[test]
+        fn body_shaped_json_parses_or_names_the_field(text in body_like()) {
+            every_body(text.as_bytes())?;
+        }
+
+        #[test]
+        fn any_query_parses_or_names_the_parameter(query in ".{0,120}") {
+            #[derive(Debug, serde::Deserialize)]
+            #[allow(dead_code, reason = "only parsed")]
+            struct Page {
+                limit: Option<u32>,
+                state: Option<String>,
+                enabled: Option<bool>,
+            }
+            if let Err(e) = parse_query::<Page>(&query) {
+                let m = e.message();
+                prop_assert!(m.starts_with("query parameter ") || m.starts_with("invalid query string: "), "{m:?}");
+            }
+        }
+
+        #[test]
+        fn any_authorization_header_is_a_bearer_or_a_401(value in prop::collection::vec(any::<u8>(), 0..120)) {
+            let Ok(value) = HeaderValue::from_bytes(&value) else { return Ok(()) };
+            let mut h = HeaderMap::new();
+            h.insert(header::AUTHORIZATION, value);
+            if let Err(e) = Bearer::from_headers(&h) {
+                prop_assert_eq!(e.status(), StatusCode::UNAUTHORIZED);
+                prop_assert!(e.message().contains("Authorization"), "{:?}", e.message());
+            }
+        }
+    }
+}

@@ -195,3 +195,104 @@ mod tests {
         assert!(!signature_valid("54321", &["https://mycompany.com/myapp.php?foo=1&bar=2".into()], &params, &sig));
     }
 }
+
+/// Arbitrary frames from the network: never a panic, and an error names what is wrong.
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// JSON values shaped like Twilio frames: known events with fields of any type.
+    fn frame_like() -> impl Strategy<Value = String> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::from),
+            any::<i64>().prop_map(Value::from),
+            any::<f64>().prop_map(|f| json!(f)),
+            ".{0,24}".prop_map(Value::from),
+            "[A-Za-z0-9+/=]{0,40}".prop_map(Value::from),
+        ];
+        let value = leaf.prop_recursive(3, 24, 4, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..4).prop_map(Value::from),
+                prop::collection::btree_map(
+                    prop_oneof![
+                        Just("streamSid".to_string()),
+                        Just("callSid".to_string()),
+                        Just("payload".to_string()),
+                        Just("mediaFormat".to_string()),
+                        Just("encoding".to_string()),
+                        Just("sampleRate".to_string()),
+                        Just("customParameters".to_string()),
+                        Just("digit".to_string()),
+                        Just("name".to_string()),
+                        ".{0,8}",
+                    ],
+                    inner,
+                    0..5
+                )
+                .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        });
+        let event = prop_oneof![
+            Just("connected"),
+            Just("start"),
+            Just("media"),
+            Just("dtmf"),
+            Just("mark"),
+            Just("stop"),
+            Just("other")
+        ];
+        (event, value.clone(), value).prop_map(|(event, body, extra)| {
+            json!({"event": event, event: body, "start": extra.clone(), "media": extra}).to_string()
+        })
+    }
+
+    fn clear(why: &str) -> bool {
+        !why.trim().is_empty()
+            && (why.contains("JSON")
+                || why.contains("event")
+                || why.contains("frame")
+                || why.contains("payload")
+                || why.contains("encoding"))
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn any_text_parses_or_says_why(text in ".{0,200}") {
+            if let Err(why) = parse(&text) {
+                prop_assert!(clear(&why), "unclear error {why:?}");
+            }
+        }
+
+        #[test]
+        fn frame_shaped_json_parses_or_says_why(text in frame_like()) {
+            if let Err(why) = parse(&text) {
+                prop_assert!(clear(&why), "unclear error {why:?} for {text}");
+            }
+        }
+
+        #[test]
+        fn any_binary_frame_is_refused_clearly(bytes in prop::collection::vec(any::<u8>(), 0..256)) {
+            let err = Twilio::default().parse(Message::Binary(bytes.into()));
+            prop_assert!(matches!(err, Err((code, ref why)) if code == close_code::UNSUPPORTED && why.contains("binary")));
+        }
+
+        #[test]
+        fn any_signature_input_is_checked_without_panic(
+            token in ".{0,40}",
+            urls in prop::collection::vec(".{0,60}", 0..3),
+            params in prop::collection::vec((".{0,16}", ".{0,32}"), 0..6),
+            given in ".{0,64}",
+        ) {
+            let _ = signature_valid(&token, &urls, &params, &given);
+            // A signature computed for one of the URLs is accepted.
+            if let Some(url) = urls.first() {
+                let good = signature(&token, url, &params);
+                prop_assert!(signature_valid(&token, &urls, &params, &good));
+            }
+        }
+    }
+}

@@ -81,3 +81,47 @@ mod tests {
         assert!(matches!(w.render(&GatewayEvent::Audio(vec![0, 1])), Message::Binary(_)));
     }
 }
+
+/// Arbitrary frames from a browser: never a panic, and an error names what is wrong.
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn clear(why: &str) -> bool {
+        !why.trim().is_empty() && (why.contains("JSON") || why.contains("event") || why.contains("bytes"))
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn any_binary_frame_is_audio_or_refused_clearly(bytes in prop::collection::vec(any::<u8>(), 0..512)) {
+            let even = bytes.len() % 2 == 0;
+            match Web.parse(Message::Binary(bytes.into())) {
+                Ok(Some(CarrierEvent::Audio { .. })) => prop_assert!(even),
+                Err((_, why)) => prop_assert!(!even && clear(&why), "unclear error {why:?}"),
+                other => prop_assert!(false, "unexpected {other:?}"),
+            }
+        }
+
+        #[test]
+        fn any_text_frame_parses_or_says_why(text in ".{0,200}") {
+            if let Err((_, why)) = Web.parse(Message::text(text)) {
+                prop_assert!(clear(&why), "unclear error {why:?}");
+            }
+        }
+
+        #[test]
+        fn event_shaped_json_parses_or_says_why(
+            event in prop_oneof![Just(json!("dtmf")), Just(json!("mark")), Just(json!("stop")), Just(json!(7)), ".{0,8}".prop_map(Value::from)],
+            digit in prop_oneof![Just(Value::Null), any::<i32>().prop_map(Value::from), ".{0,4}".prop_map(Value::from)],
+            name in prop_oneof![Just(Value::Null), any::<bool>().prop_map(Value::from), ".{0,8}".prop_map(Value::from)],
+        ) {
+            let text = json!({"event": event, "digit": digit, "name": name}).to_string();
+            if let Err((_, why)) = Web.parse(Message::text(text)) {
+                prop_assert!(clear(&why), "unclear error {why:?}");
+            }
+        }
+    }
+}

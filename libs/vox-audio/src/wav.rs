@@ -1,9 +1,12 @@
 //! WAV files: a streaming stereo 16-bit PCM writer for call recordings, repair of a file
 //! cut short by a crash, and a reader for prompts.
 //!
-//! The writer puts a 44-byte header with zero sizes first and fixes the sizes when the
-//! call ends. If the process dies first, [`repair`] derives the sizes from the file
-//! length, so a partial recording stays playable.
+//! The writer puts a 44-byte header with zero sizes first, straight to the file (not
+//! into the write buffer), and fixes the sizes when the call ends. If the process dies
+//! first, even before its first flush, the file still starts with a header and
+//! [`repair`] derives the sizes from the file length, so a partial recording stays
+//! playable. A file [`repair`] refuses ([`WavError::Format`]) is not one the writer
+//! started and never will be.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufWriter, Read, Seek, SeekFrom, Write};
@@ -58,9 +61,12 @@ pub struct StereoWavWriter {
 
 impl StereoWavWriter {
     pub fn create(path: &Path, sample_rate: u32) -> io::Result<Self> {
-        let file = OpenOptions::new().write(true).create_new(true).open(path)?;
-        let mut out = BufWriter::with_capacity(64 * 1024, file);
-        out.write_all(&header(sample_rate, 2, 0))?;
+        let mut file = OpenOptions::new().write(true).create_new(true).open(path)?;
+        // Written and synced before any audio is buffered: a crash before the first
+        // flush then leaves a short, repairable recording rather than a 0-byte file.
+        file.write_all(&header(sample_rate, 2, 0))?;
+        file.sync_data()?;
+        let out = BufWriter::with_capacity(64 * 1024, file);
         Ok(StereoWavWriter { out, sample_rate, frames: 0 })
     }
 
@@ -110,8 +116,16 @@ pub fn repair(path: &Path) -> Result<WavInfo, WavError> {
     if &h[0..4] != b"RIFF" || &h[8..12] != b"WAVE" || &h[36..40] != b"data" {
         return Err(WavError::Format("not a recording header".into()));
     }
+    let format = u16::from_le_bytes([h[20], h[21]]);
     let channels = u16::from_le_bytes([h[22], h[23]]);
     let sample_rate = u32::from_le_bytes([h[24], h[25], h[26], h[27]]);
+    let bits = u16::from_le_bytes([h[34], h[35]]);
+    if format != 1 || bits != 16 || !(1..=2).contains(&channels) || sample_rate == 0 {
+        return Err(WavError::Format(format!(
+            "header says format {format}, {bits} bits, {channels} channels at {sample_rate} Hz; \
+             recordings are 16-bit PCM, 1 or 2 channels"
+        )));
+    }
     let block = u64::from(channels.max(1)) * 2;
     let len = file.metadata()?.len();
     let data = (len.saturating_sub(HEADER_LEN) / block) * block;
@@ -220,6 +234,39 @@ mod tests {
         assert_eq!(info.duration_ms, 500);
         assert_eq!(std::fs::metadata(&path).unwrap().len(), 44 + 16000);
         assert!(repair(&dir.path().join("missing.wav")).is_err());
+    }
+
+    #[test]
+    fn a_recording_cut_before_its_first_flush_is_still_repairable() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("call.wav");
+        let mut w = StereoWavWriter::create(&path, 8000).unwrap();
+        w.write(&[7; 160], &[9; 160]).unwrap();
+        // A crash: the buffered audio is never flushed and the header never fixed.
+        std::mem::forget(w);
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), 44, "the header is on disk from the start");
+        let info = repair(&path).unwrap();
+        assert_eq!((info.duration_ms, info.size_bytes, info.channels, info.sample_rate), (0, 44, 2, 8000));
+        let bytes = std::fs::read(&path).unwrap();
+        assert_eq!(read_prompt(&bytes).unwrap(), Prompt { sample_rate: 8000, samples: vec![] });
+    }
+
+    #[test]
+    fn files_the_writer_never_started_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let empty = dir.path().join("empty.wav");
+        std::fs::write(&empty, b"").unwrap();
+        assert!(matches!(repair(&empty), Err(WavError::Format(_))));
+        let garbage = dir.path().join("garbage.wav");
+        std::fs::write(&garbage, [0xABu8; 300]).unwrap();
+        assert!(matches!(repair(&garbage), Err(WavError::Format(_))));
+        let mut odd = header(8000, 2, 0);
+        odd[34..36].copy_from_slice(&8u16.to_le_bytes()); // 8-bit: not a recording
+        let odd_path = dir.path().join("odd.wav");
+        std::fs::write(&odd_path, odd).unwrap();
+        assert!(matches!(repair(&odd_path), Err(WavError::Format(_))));
+        assert_eq!(std::fs::read(&odd_path).unwrap(), odd, "a refused file is left as it was");
+        assert!(matches!(repair(&dir.path().join("missing.wav")), Err(WavError::Io(_))));
     }
 
     #[test]

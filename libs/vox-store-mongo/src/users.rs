@@ -1,13 +1,14 @@
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use futures::FutureExt;
 use mongodb::ClientSession;
-use mongodb::bson::{Document, doc};
+use mongodb::bson::doc;
 use mongodb::options::FindOptions;
-use vox_domain::user::{Role, User};
+use vox_domain::user::{Role, User, UserChange};
 use vox_domain::{Error, Result};
 use vox_store::UserStore;
 
-use crate::codec::{decode, encode};
+use crate::codec::{decode, encode, stored};
 use crate::db::{MongoStore, Outcome, during, find_all, find_by_id, unique};
 
 fn email_taken(email: &str) -> Error {
@@ -44,15 +45,36 @@ async fn keep_an_admin(db: &MongoStore, s: &mut ClientSession, before: &User, af
     Ok(())
 }
 
-async fn replace(db: &MongoStore, s: &mut ClientSession, user: &User, doc: &Document) -> Outcome<()> {
+/// Replaces the user, with its token generation taken from the stored one (see
+/// `User::stored_over`): the read and the write share the transaction, so a concurrent
+/// change conflicts and retries instead of lowering the generation.
+async fn replace(db: &MongoStore, s: &mut ClientSession, user: &User) -> Outcome<()> {
     let before = load(db, s, &user.id).await?;
     keep_an_admin(db, s, &before, Some(user)).await?;
+    let stored = encode(&user.clone().stored_over(&before))?;
     db.users
-        .replace_one(doc! { "_id": &user.id }, doc.clone())
+        .replace_one(doc! { "_id": &user.id }, stored)
         .session(s)
         .await
         .map_err(unique("update user", || email_taken(&user.email)))?;
     Ok(())
+}
+
+/// Applies `change` to the user read in the same transaction, so a concurrent change
+/// conflicts and retries against the newer user instead of being overwritten.
+async fn change(
+    db: &MongoStore,
+    s: &mut ClientSession,
+    id: &str,
+    change: &UserChange,
+    now: DateTime<Utc>,
+) -> Outcome<User> {
+    let before = load(db, s, id).await?;
+    let after = change.applied_to(&before, now);
+    keep_an_admin(db, s, &before, Some(&after)).await?;
+    let (doc, after) = stored(&after)?;
+    db.users.replace_one(doc! { "_id": id }, doc).session(s).await.map_err(during("change user"))?;
+    Ok(after)
 }
 
 async fn remove(db: &MongoStore, s: &mut ClientSession, id: &str) -> Outcome<()> {
@@ -85,9 +107,14 @@ impl UserStore for MongoStore {
     }
 
     async fn update_user(&self, user: &User) -> Result<()> {
-        let doc = encode(user)?;
-        self.transaction("update user", (self, user, &doc), |s, &mut (db, user, doc)| replace(db, s, user, doc).boxed())
-            .await
+        self.transaction("update user", (self, user), |s, &mut (db, user)| replace(db, s, user).boxed()).await
+    }
+
+    async fn change_user(&self, id: &str, edit: &UserChange, now: DateTime<Utc>) -> Result<User> {
+        self.transaction("change user", (self, id, edit, now), |s, &mut (db, id, edit, now)| {
+            change(db, s, id, edit, now).boxed()
+        })
+        .await
     }
 
     async fn delete_user(&self, id: &str) -> Result<()> {

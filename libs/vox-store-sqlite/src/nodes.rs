@@ -58,12 +58,19 @@ impl NodeStore for SqliteStore {
         .await
     }
 
+    /// Reads the stored node and sets only the fields an update may change, in one
+    /// transaction, so a concurrent lifecycle change is kept.
     async fn update_node(&self, node: &Node, audit: &AuditEvent) -> Result<()> {
         let (n, a) = (node.clone(), audit.clone());
         self.tx(move |tx| {
-            if write_node(tx, &n)? == 0 {
-                return Err(Error::not_found("node", &n.id));
-            }
+            let mut stored: Node = doc(tx, "SELECT doc FROM nodes WHERE id = ?1", [&n.id])?
+                .ok_or_else(|| Error::not_found("node", &n.id))?;
+            stored.name = n.name;
+            stored.endpoint = n.endpoint;
+            stored.sip_port = n.sip_port;
+            stored.secret_hash = n.secret_hash;
+            stored.updated_at = n.updated_at;
+            write_node(tx, &stored)?;
             append(tx, &a)
         })
         .await

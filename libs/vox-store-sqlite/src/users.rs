@@ -1,6 +1,7 @@
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use rusqlite::{Transaction, params};
-use vox_domain::user::User;
+use vox_domain::user::{User, UserChange};
 use vox_domain::{Error, Result};
 use vox_store::UserStore;
 
@@ -71,9 +72,23 @@ impl UserStore for SqliteStore {
         self.tx(move |tx| {
             let before = load(tx, &u.id)?;
             keep_an_admin(tx, &before, Some(&u))?;
+            let u = u.stored_over(&before);
             tx.execute("UPDATE users SET email = ?2, doc = ?3 WHERE id = ?1", params![u.id, u.email, to_doc(&u)?])
                 .map_err(sql("update user"))?;
             Ok(())
+        })
+        .await
+    }
+
+    async fn change_user(&self, id: &str, change: &UserChange, now: DateTime<Utc>) -> Result<User> {
+        let (id, change) = (id.to_string(), change.clone());
+        self.tx(move |tx| {
+            let before = load(tx, &id)?;
+            let after = change.applied_to(&before, now);
+            keep_an_admin(tx, &before, Some(&after))?;
+            tx.execute("UPDATE users SET doc = ?2 WHERE id = ?1", params![after.id, to_doc(&after)?])
+                .map_err(sql("change user"))?;
+            Ok(after)
         })
         .await
     }

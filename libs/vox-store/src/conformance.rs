@@ -31,6 +31,9 @@ use vox_domain::user::{Role, User};
 
 use crate::{CallQuery, ClusterEvent, LeaseRequest, NodeFilter, Stores};
 
+mod stale_updates;
+pub use stale_updates::*;
+
 /// Fresh, empty stores and whatever must live as long as they do (a temp dir, a server).
 pub struct Harness {
     pub stores: Stores,
@@ -45,6 +48,8 @@ macro_rules! conformance_tests {
             regions_round_trip, region_names_are_unique, regions_in_use_cannot_be_deleted,
             nodes_round_trip_and_filter, singleton_nodes_are_unique, desired_state_is_conditional_and_audited,
             audit_lists_newest_first_and_filters,
+            a_stale_node_update_keeps_the_lifecycle, concurrent_renames_keep_every_lifecycle_change,
+            session_ending_user_changes_move_the_token_generation, user_changes_keep_concurrent_changes,
             campaign_status_follows_its_rules, add_numbers_reports_numbers_already_there,
             completing_a_campaign_cancels_its_pending_calls,
             inbound_calls_round_trip, transitions_follow_the_state_machine_and_are_recorded, recordings_attach_in_any_state,
@@ -957,6 +962,7 @@ fn user(email: &str, role: Role, now: DateTime<Utc>) -> User {
         password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2g".into(),
         role,
         disabled: false,
+        token_generation: 0,
         created_at: now,
         updated_at: now,
     }

@@ -9,7 +9,7 @@ use vox_domain::campaign::{Campaign, CampaignCounts, CampaignSpec, CampaignStatu
 use vox_domain::node::{AuditEvent, DesiredState, Node, NodeKind, Presence};
 use vox_domain::phone::E164;
 use vox_domain::region::Region;
-use vox_domain::user::User;
+use vox_domain::user::{User, UserChange};
 
 #[async_trait]
 pub trait RegionStore: Send + Sync {
@@ -38,7 +38,9 @@ pub trait NodeStore: Send + Sync {
     async fn get_node(&self, id: &str) -> Result<Option<Node>>;
     /// Ordered by creation time.
     async fn list_nodes(&self, filter: &NodeFilter) -> Result<Vec<Node>>;
-    /// Replaces name, endpoint, SIP port and secret hash, and appends the audit line. NotFound.
+    /// Sets name, endpoint, SIP port, secret hash and `updated_at` from `node`, and appends
+    /// the audit line. Every other field keeps its stored value, so an update built from a
+    /// copy read before a lifecycle change never undoes it. NotFound.
     async fn update_node(&self, node: &Node, audit: &AuditEvent) -> Result<()>;
     /// Moves the node's desired state from `from` to `to` and appends the audit line, in
     /// one step. FailedPrecondition when the stored state is no longer `from`.
@@ -174,8 +176,16 @@ pub trait UserStore: Send + Sync {
     async fn get_user(&self, id: &str) -> Result<Option<User>>;
     async fn get_user_by_email(&self, email: &str) -> Result<Option<User>>;
     async fn list_users(&self) -> Result<Vec<User>>;
+    /// Replaces the stored user. The stored token generation is kept, and moved on by one
+    /// when the password, role or account status changes (`User::stored_over`, applied
+    /// against the stored user inside the update), whatever generation `user` carries.
     /// NotFound; FailedPrecondition when it would leave no active admin.
     async fn update_user(&self, user: &User) -> Result<()>;
+    /// Applies `change` to the stored user in one step and returns the user as stored:
+    /// fields the change leaves `None` keep their stored value, and the token generation
+    /// follows the rule of `update_user`. NotFound; FailedPrecondition when it would leave
+    /// no active admin.
+    async fn change_user(&self, id: &str, change: &UserChange, now: DateTime<Utc>) -> Result<User>;
     /// NotFound; FailedPrecondition when it would leave no active admin.
     async fn delete_user(&self, id: &str) -> Result<()>;
     async fn count_users(&self) -> Result<u64>;
