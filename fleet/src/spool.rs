@@ -48,12 +48,14 @@ pub struct UploadPolicy {
 }
 
 impl Default for UploadPolicy {
-    /// 12 attempts over about 13 minutes (0.5 s doubling to a 5-minute cap): a store
-    /// outage of a few minutes quarantines nothing, and a recovered store sees each
-    /// waiting recording again within 5 minutes.
+    /// 60 attempts over about 4 hours (0.5 s doubling to a 5-minute cap): an outage of
+    /// the region's storage for a few hours quarantines nothing (a recording is not
+    /// moved aside for a fault that is not its own), a recovered store sees each waiting
+    /// recording again within 5 minutes, and a recording that keeps failing still stops
+    /// being retried the same day.
     fn default() -> Self {
         UploadPolicy {
-            max_attempts: 12,
+            max_attempts: 60,
             first_backoff: Duration::from_millis(500),
             max_backoff: Duration::from_secs(300),
             report_every: Duration::from_secs(60),
