@@ -66,16 +66,7 @@ async fn two_hosts_with_the_same_port_layout_are_two_hosts_and_both_take_calls()
 async fn a_web_session_opened_on_one_gateway_streams_through_the_other_once() {
     let c = cluster(1).await;
     let b = c.second_gateway("voxgate-b").await;
-    let opened: Value = reqwest::Client::new()
-        .post(format!("{}/web/sessions", c.gate.url()))
-        .bearer_auth(&c.admin)
-        .json(&json!({"sample_rate": 16000}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let opened = c.open_web_session(&c.gate.url()).await;
     let token = opened["token"].as_str().unwrap().to_string();
     let call_id = opened["call_id"].as_str().unwrap().to_string();
     assert_eq!(opened["ws_url"], format!("ws://{}/media/web?token={token}", c.gate.addr), "{opened}");

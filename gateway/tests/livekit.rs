@@ -87,35 +87,8 @@ async fn widget_tokens_and_sip_dialout_go_through_livekit() {
     assert_eq!(http.post(format!("{}/livekit/widget", c.gate.url())).send().await.unwrap().status(), 401);
 
     // Dial-out: leased calls of a running campaign, dialled by the leading dialler.
-    let mut campaigns = bpb::campaign_service_client::CampaignServiceClient::new(c.channel.clone());
-    let spec = bpb::CampaignSpec {
-        name: "renewals".into(),
-        region_id: c.region.clone(),
-        caller_id: "+14155550100".into(),
-        window: Some(bpb::CallingWindow {
-            time_zone: "UTC".into(),
-            start: "00:00".into(),
-            end: "24:00".into(),
-            days: vec![],
-        }),
-        ..Default::default()
-    };
-    let campaign = campaigns
-        .create_campaign(authed(&c.admin, bpb::CreateCampaignRequest { spec: Some(spec) }))
-        .await
-        .unwrap()
-        .into_inner();
-    campaigns
-        .add_numbers(authed(
-            &c.admin,
-            bpb::AddNumbersRequest {
-                campaign_id: campaign.id.clone(),
-                numbers: vec!["+14155550123".into(), "+14155550486".into()],
-            },
-        ))
-        .await
-        .unwrap();
-    campaigns.start_campaign(authed(&c.admin, bpb::CampaignActionRequest { id: campaign.id.clone() })).await.unwrap();
+    let spec = bpb::CampaignSpec { name: "renewals".into(), caller_id: "+14155550100".into(), ..Default::default() };
+    let campaign_id = c.running_campaign(spec, &["+14155550123", "+14155550486"]).await;
     let dialler = bpb::node_service_client::NodeServiceClient::new(c.channel.clone())
         .register_node(authed(
             &c.admin,
@@ -140,7 +113,7 @@ async fn widget_tokens_and_sip_dialout_go_through_livekit() {
         .lease_calls(authed(
             &dialler.api_secret,
             bpb::LeaseCallsRequest {
-                campaign_id: campaign.id.clone(),
+                campaign_id: campaign_id.clone(),
                 max: 2,
                 owner: String::new(),
                 fencing_term: lead.term,

@@ -207,16 +207,7 @@ async fn a_browser_session_streams_pcm_with_a_single_use_token() {
     let http = reqwest::Client::new();
     let url = format!("{}/web/sessions", c.gate.url());
     assert_eq!(http.post(&url).send().await.unwrap().status(), 401);
-    let opened: Value = http
-        .post(&url)
-        .bearer_auth(&c.admin)
-        .json(&json!({"sample_rate": 16000}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let opened = c.open_web_session(&c.gate.url()).await;
     let ws_url = opened["ws_url"].as_str().unwrap().to_string();
     let call_id = opened["call_id"].as_str().unwrap().to_string();
     assert!(ws_url.starts_with(&format!("ws://{}/media/web?token=", c.gate.addr)), "{opened}");

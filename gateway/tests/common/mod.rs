@@ -207,24 +207,19 @@ impl Cluster {
         gate
     }
 
-    /// An outbound call of a new campaign (echo agent) moved to `dialing` as a dialler
-    /// does: leadership, a lease, then the move with the fencing term and lease token.
-    pub async fn dialing_call(&self) -> String {
+    /// A running campaign of this cluster's region, calling all day, with `numbers`: its id.
+    /// `spec` sets anything else (name, caller id, agent).
+    pub async fn running_campaign(&self, spec: bpb::CampaignSpec, numbers: &[&str]) -> String {
         let mut campaigns = bpb::campaign_service_client::CampaignServiceClient::new(self.channel.clone());
         let spec = bpb::CampaignSpec {
-            name: "outbound test".into(),
             region_id: self.region.clone(),
-            caller_id: "+15550000000".into(),
-            agent: Some(common::AgentSettings { kind: common::AgentKind::Echo as i32, ..Default::default() }),
-            weight: 1,
-            max_concurrency: 5,
             window: Some(bpb::CallingWindow {
                 time_zone: "UTC".into(),
                 start: "00:00".into(),
                 end: "24:00".into(),
                 days: vec![],
             }),
-            ..Default::default()
+            ..spec
         };
         let campaign = campaigns
             .create_campaign(authed(&self.admin, bpb::CreateCampaignRequest { spec: Some(spec) }))
@@ -232,7 +227,7 @@ impl Cluster {
             .unwrap()
             .into_inner()
             .id;
-        let numbers = vec!["+15551000001".to_string()];
+        let numbers = numbers.iter().map(|n| n.to_string()).collect();
         campaigns
             .add_numbers(authed(&self.admin, bpb::AddNumbersRequest { campaign_id: campaign.clone(), numbers }))
             .await
@@ -241,6 +236,36 @@ impl Cluster {
             .start_campaign(authed(&self.admin, bpb::CampaignActionRequest { id: campaign.clone() }))
             .await
             .unwrap();
+        campaign
+    }
+
+    /// Opens a web session through `gate_url` as the admin: the reply (`call_id`, `token`,
+    /// `ws_url`, …).
+    pub async fn open_web_session(&self, gate_url: &str) -> Value {
+        reqwest::Client::new()
+            .post(format!("{gate_url}/web/sessions"))
+            .bearer_auth(&self.admin)
+            .json(&serde_json::json!({"sample_rate": 16000}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
+    /// An outbound call of a new campaign (echo agent) moved to `dialing` as a dialler
+    /// does: leadership, a lease, then the move with the fencing term and lease token.
+    pub async fn dialing_call(&self) -> String {
+        let spec = bpb::CampaignSpec {
+            name: "outbound test".into(),
+            caller_id: "+15550000000".into(),
+            agent: Some(common::AgentSettings { kind: common::AgentKind::Echo as i32, ..Default::default() }),
+            weight: 1,
+            max_concurrency: 5,
+            ..Default::default()
+        };
+        let campaign = self.running_campaign(spec, &["+15551000001"]).await;
         let dialler = control::register_node(&self.channel, &self.admin, &self.region, bpb::NodeKind::Dialler).await;
         let secret = dialler.api_secret;
         let dialler_id = dialler.node.unwrap().id;
