@@ -7,7 +7,7 @@
 mod common;
 
 use common::*;
-use futures::{SinkExt, StreamExt};
+use futures::SinkExt;
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 use vox_proto::backend::v1 as bpb;
@@ -74,14 +74,7 @@ async fn a_web_session_opened_on_one_gateway_streams_through_the_other_once() {
     // The browser's socket reaches gateway B, which never saw the session.
     let on_b = format!("ws://{}/media/web?token={token}", b.addr);
     let (mut ws, _) = tokio_tungstenite::connect_async(on_b.as_str()).await.unwrap();
-    let pcm: Vec<u8> = (0..320i16).flat_map(|i| (i * 40).to_le_bytes()).collect();
-    ws.send(Message::Binary(pcm.clone().into())).await.unwrap();
-    let echoed = loop {
-        match ws.next().await.unwrap().unwrap() {
-            Message::Binary(b) => break b.to_vec(),
-            _ => continue,
-        }
-    };
+    let (pcm, echoed) = pcm_round_trip(&mut ws, 40).await;
     assert_eq!(echoed, pcm, "the echo agent answered through gateway B");
     assert_eq!(c.call(&call_id).await.state(), bpb::CallState::InProgress);
 

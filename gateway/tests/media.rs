@@ -202,7 +202,6 @@ async fn an_inbound_call_from_the_voice_webhook_reaches_a_worker() {
 
 #[tokio::test]
 async fn a_browser_session_streams_pcm_with_a_single_use_token() {
-    use futures::StreamExt;
     let c = cluster(1).await;
     let http = reqwest::Client::new();
     let url = format!("{}/web/sessions", c.gate.url());
@@ -213,14 +212,7 @@ async fn a_browser_session_streams_pcm_with_a_single_use_token() {
     assert!(ws_url.starts_with(&format!("ws://{}/media/web?token=", c.gate.addr)), "{opened}");
 
     let (mut ws, _) = tokio_tungstenite::connect_async(ws_url.as_str()).await.unwrap();
-    let pcm: Vec<u8> = (0..320i16).flat_map(|i| (i * 50).to_le_bytes()).collect();
-    ws.send(Message::Binary(pcm.clone().into())).await.unwrap();
-    let echoed = loop {
-        match ws.next().await.unwrap().unwrap() {
-            Message::Binary(b) => break b.to_vec(),
-            _ => continue,
-        }
-    };
+    let (pcm, echoed) = pcm_round_trip(&mut ws, 50).await;
     assert_eq!(echoed, pcm, "20 ms of 16 kHz PCM back unchanged");
     ws.send(Message::text(r#"{"event":"dtmf","digit":"2"}"#)).await.unwrap();
     let mark = recv(&mut ws).await.unwrap();

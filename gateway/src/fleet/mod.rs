@@ -64,6 +64,32 @@ struct Slot {
 }
 
 impl Slot {
+    /// A slot just learnt of: single-call, idle, and taking no calls until its source
+    /// says it may.
+    fn new(
+        node_id: &str,
+        region_id: &str,
+        index: u32,
+        endpoint: &str,
+        client: WorkerClient,
+        from_static: bool,
+    ) -> Self {
+        Slot {
+            node_id: node_id.to_string(),
+            region_id: region_id.to_string(),
+            index,
+            endpoint: endpoint.to_string(),
+            client,
+            in_flight: 0,
+            capacity: 1,
+            busy_elsewhere: false,
+            awaiting_stream: false,
+            accepting: false,
+            present: true,
+            from_static,
+        }
+    }
+
     fn load(&self) -> u32 {
         self.in_flight.max(u32::from(self.busy_elsewhere))
     }
@@ -305,23 +331,8 @@ impl Fleet {
                             s.client = client;
                         }
                         None => {
-                            slots.insert(
-                                id.clone(),
-                                Slot {
-                                    node_id: n.id.clone(),
-                                    region_id: n.region_id.clone(),
-                                    index: w.index,
-                                    endpoint: w.endpoint.clone(),
-                                    client,
-                                    in_flight: 0,
-                                    capacity: 1,
-                                    busy_elsewhere: false,
-                                    awaiting_stream: false,
-                                    accepting: false,
-                                    present: true,
-                                    from_static: false,
-                                },
-                            );
+                            let slot = Slot::new(&n.id, &n.region_id, w.index, &w.endpoint, client, false);
+                            slots.insert(id.clone(), slot);
                         }
                     }
                 }
@@ -340,20 +351,9 @@ impl Fleet {
     /// Applies the polled status of a static worker (None: it did not answer).
     pub fn apply_static(&self, url: &str, client: &WorkerClient, status: Option<&vox_proto::fleet::v1::WorkerStatus>) {
         let mut slots = self.lock();
-        let entry = slots.entry(SlotId::Static(url.to_string())).or_insert(Slot {
-            node_id: String::new(),
-            region_id: String::new(),
-            index: 0,
-            endpoint: url.to_string(),
-            client: client.clone(),
-            in_flight: 0,
-            capacity: 1,
-            busy_elsewhere: false,
-            awaiting_stream: false,
-            accepting: false,
-            present: true,
-            from_static: true,
-        });
+        let entry = slots
+            .entry(SlotId::Static(url.to_string()))
+            .or_insert_with(|| Slot::new("", "", 0, url, client.clone(), true));
         entry.present = true;
         match status {
             Some(st) => {

@@ -468,3 +468,16 @@ pub fn worker_pids(c: &Cluster, index: u32) -> Vec<u32> {
 pub async fn stop<S: AsyncRead + AsyncWrite + Unpin>(ws: &mut WsOver<S>) {
     send(ws, json!({"event": "stop", "streamSid": "MZ1", "stop": {"accountSid": "AC1", "callSid": "CA1"}})).await;
 }
+
+/// Sends 20 ms of 16 kHz PCM (a ramp of `step`) on a web media socket and returns what
+/// sent and the first binary frame that came back.
+pub async fn pcm_round_trip(ws: &mut Ws, step: i16) -> (Vec<u8>, Vec<u8>) {
+    use futures::{SinkExt, StreamExt};
+    let pcm: Vec<u8> = (0..320i16).flat_map(|i| (i * step).to_le_bytes()).collect();
+    ws.send(Message::Binary(pcm.clone().into())).await.unwrap();
+    loop {
+        if let Message::Binary(b) = ws.next().await.unwrap().unwrap() {
+            return (pcm, b.to_vec());
+        }
+    }
+}
