@@ -99,25 +99,14 @@ impl Auth {
             })?
             .to_str()
             .map_err(|_| Error::unauthenticated("authorization metadata is not text"))?;
-        let token = header
-            .strip_prefix("Bearer ")
-            .or_else(|| header.strip_prefix("bearer "))
-            .ok_or_else(|| Error::unauthenticated("authorization must be `Bearer <access token or node secret>`"))?
-            .trim();
+        let token = bearer(header)
+            .ok_or_else(|| Error::unauthenticated("authorization must be `Bearer <access token or node secret>`"))?;
         if let Some(node_id) = crypto::node_id_of_secret(token) {
-            let node = self.stores.nodes.get_node(node_id).await?;
-            return match node {
-                Some(n) if crypto::secret_matches(token, &n.secret_hash) => Ok(Principal::Node(n)),
-                _ => Err(Error::unauthenticated(
-                    "the node secret is not valid; copy it again from registration or rotate it",
-                )),
-            };
+            return self.node_by_secret(node_id, token).await.map(Principal::Node);
         }
-        let mut validation = Validation::new(Algorithm::HS256);
-        validation.set_issuer(&[ISSUER]);
-        let claims = jsonwebtoken::decode::<Claims>(token, &self.decoding, &validation)
-            .map_err(|_| Error::unauthenticated("the access token is invalid or expired; sign in again"))?
-            .claims;
+        let claims = self
+            .claims(token)
+            .map_err(|_| Error::unauthenticated("the access token is invalid or expired; sign in again"))?;
         // The user is read on every call, so a disabled, deleted or changed account stops
         // its tokens at once rather than when they expire.
         match self.stores.users.get_user(&claims.sub).await? {
@@ -127,6 +116,39 @@ impl Auth {
             )),
             Some(u) => Ok(Principal::User(u)),
             None => Err(Error::unauthenticated("this account no longer exists")),
+        }
+    }
+
+    /// The node whose secret `headers` carry, if they carry a valid one (users' tokens and
+    /// anything else: `None`). Admission uses it to give nodes their own capacity.
+    pub async fn node_of(&self, headers: &axum::http::HeaderMap) -> Option<Node> {
+        let token = bearer(headers.get(axum::http::header::AUTHORIZATION)?.to_str().ok()?)?;
+        let node_id = crypto::node_id_of_secret(token)?;
+        self.node_by_secret(node_id, token).await.ok()
+    }
+
+    /// True when `headers` carry a user's access token with a good signature that has not
+    /// expired (the account itself is checked by the handler). Cheap: no store lookup.
+    pub fn carries_user_token(&self, headers: &axum::http::HeaderMap) -> bool {
+        let Some(token) = headers.get(axum::http::header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(bearer)
+        else {
+            return false;
+        };
+        self.claims(token).is_ok()
+    }
+
+    fn claims(&self, token: &str) -> jsonwebtoken::errors::Result<Claims> {
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.set_issuer(&[ISSUER]);
+        jsonwebtoken::decode::<Claims>(token, &self.decoding, &validation).map(|d| d.claims)
+    }
+
+    async fn node_by_secret(&self, node_id: &str, secret: &str) -> Result<Node> {
+        match self.stores.nodes.get_node(node_id).await? {
+            Some(n) if crypto::secret_matches(secret, &n.secret_hash) => Ok(n),
+            _ => Err(Error::unauthenticated(
+                "the node secret is not valid; copy it again from registration or rotate it",
+            )),
         }
     }
 
@@ -175,6 +197,11 @@ impl Auth {
             Principal::Node(n) => check_node(&n, kinds).map(|()| Principal::Node(n)),
         }
     }
+}
+
+/// The token of an `authorization: Bearer <token>` value.
+fn bearer(header: &str) -> Option<&str> {
+    header.strip_prefix("Bearer ").or_else(|| header.strip_prefix("bearer ")).map(str::trim)
 }
 
 fn require_role(u: User, min: Role) -> Result<User> {

@@ -19,6 +19,8 @@ pub struct Bridge {
     pub settings: Arc<Settings>,
     pub master_key: MasterKey,
     pub auth: Auth,
+    /// Password hashing within a budget, and each address's sign-in budget.
+    pub passwords: Arc<crate::passwords::Passwords>,
     /// Signs the cluster's worker and stream tokens (a key derived from the master key,
     /// the same on every instance).
     pub tokens: vox_node::tokens::TokenSigner,

@@ -143,6 +143,17 @@ pub struct Args {
     /// [default: true]
     #[arg(long, env = "VOX_CREATE_BUCKETS", num_args = 0..=1, default_missing_value = "true")]
     pub create_buckets: Option<bool>,
+
+    /// Open connections at most; more are closed as they arrive (nodes keep their
+    /// long-lived links). [default: 4096]
+    #[arg(long, env = "VOX_MAX_CONNECTIONS")]
+    pub max_connections: Option<usize>,
+
+    /// Sign-in attempts per minute from one client address (a gateway's users count by
+    /// the address the gateway names). Over it, `Login` answers RESOURCE_EXHAUSTED.
+    /// [default: 30]
+    #[arg(long, env = "VOX_LOGIN_ATTEMPTS_PER_MINUTE")]
+    pub login_attempts_per_minute: Option<u32>,
 }
 
 /// The resolved settings voxbridge runs with.
@@ -178,6 +189,8 @@ pub struct Settings {
     pub create_buckets: bool,
     #[serde(skip)]
     pub tls: Option<vox_node::tls::TlsFiles>,
+    pub max_connections: usize,
+    pub login_attempts_per_minute: u32,
 }
 
 impl std::fmt::Debug for Settings {
@@ -326,6 +339,11 @@ impl Args {
             recordings_dir,
             create_buckets: pick!(create_buckets).unwrap_or(true),
             tls: vox_node::tls::TlsFiles::from_flags(pick!(tls_cert).as_deref(), pick!(tls_key).as_deref())?,
+            max_connections: match pick!(max_connections).unwrap_or(4096) {
+                n if n < 16 => bail!("--max-connections (VOX_MAX_CONNECTIONS) must be at least 16, not {n}"),
+                n => n,
+            },
+            login_attempts_per_minute: positive("--login-attempts-per-minute", pick!(login_attempts_per_minute), 30)?,
         };
         if settings.node_staleness_seconds * 1000 <= settings.heartbeat_interval_ms {
             bail!("--node-staleness-seconds must be longer than one heartbeat interval, or every node flaps offline");

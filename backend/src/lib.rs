@@ -10,6 +10,7 @@
 //! The binary is thin: it resolves [`config::Args`] and calls [`run`] with a bound
 //! listener, which is also how tests start it on `127.0.0.1:0`.
 
+pub mod admission;
 pub mod api;
 pub mod auth;
 pub mod bridge;
@@ -18,6 +19,7 @@ pub mod crypto;
 pub mod dashboard;
 pub mod http;
 pub mod metrics;
+pub mod passwords;
 pub mod reaper;
 pub mod storage;
 
@@ -88,6 +90,7 @@ pub async fn run_with(
             &settings.jwt_secret,
             chrono::Duration::minutes(i64::from(settings.token_ttl_minutes)),
         ),
+        passwords: passwords::Passwords::new(settings.login_attempts_per_minute),
         master_key: crypto::MasterKey::new(&settings.master_key),
         tokens: crypto::cluster_token_signer(&settings.master_key).map_err(|e| anyhow::anyhow!("{}", e.message))?,
         metrics: Arc::new(metrics::Metrics::default()),
@@ -149,9 +152,12 @@ pub async fn run_with(
         .into_axum_router();
     let app = grpc
         .merge(http::routes(Arc::clone(&bridge)))
-        .layer(axum::middleware::from_fn_with_state(Arc::clone(&bridge.metrics), metrics::track_rpc))
-        // At most this many requests in flight; the rest wait rather than pile onto the store.
-        .layer(tower::limit::GlobalConcurrencyLimitLayer::new(512));
+        // Nodes and everyone else each have their own capacity (see `admission`).
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::new(admission::Admission::new(Arc::clone(&bridge))),
+            admission::admit,
+        ))
+        .layer(axum::middleware::from_fn_with_state(Arc::clone(&bridge.metrics), metrics::track_rpc));
 
     let addr = listener.local_addr().context("read the bound address")?;
     if let Some(path) = &settings.address_file {
@@ -168,7 +174,9 @@ pub async fn run_with(
     };
     // Open connections get a grace period to finish their requests; clients that keep an
     // idle HTTP/2 connection open do not hold the shutdown hostage.
-    vox_node::tls::serve(listener, app, settings.tls.as_ref(), stopping, std::time::Duration::from_secs(5)).await?;
+    let limits = vox_node::server::Limits::with_max_connections(settings.max_connections);
+    vox_node::server::serve(listener, app, settings.tls.as_ref(), limits, stopping, std::time::Duration::from_secs(5))
+        .await?;
     reaper.abort();
     tracing::info!("voxbridge stopped");
     Ok(())

@@ -40,6 +40,8 @@ pub struct Metrics {
     pub calls_processing: Gauge,
     pub calls_pending_due: Gauge,
     pub leader_term: Gauge<u64, AtomicU64>,
+    pub requests_shed: Family<Labels, Counter>,
+    pub sign_ins_throttled: Family<Labels, Counter>,
     /// The paths RPC metrics may name.
     pub known: KnownMethods,
 }
@@ -82,6 +84,18 @@ impl Default for Metrics {
                 &mut registry,
                 "calls_reaped",
                 "Calls moved on by the stale-call reaper, by the state they were stuck in",
+                Family::default(),
+            ),
+            requests_shed: registered(
+                &mut registry,
+                "requests_shed",
+                "Requests refused for capacity, by class (node, user, anonymous) and reason (busy, deadline)",
+                Family::default(),
+            ),
+            sign_ins_throttled: registered(
+                &mut registry,
+                "sign_ins_throttled",
+                "Sign-ins refused before their password was checked, by reason (address, hashing)",
                 Family::default(),
             ),
             rpc_requests: registered(

@@ -93,8 +93,11 @@ pub async fn run(
     }
     tracing::info!(%addr, node_id = bridge.node_id(), provider = provider.name(), "voxdialler health server listening");
     let app = health::router(status, bridge.channel());
-    let server = axum::serve(listener, app).with_graceful_shutdown(shutdown);
-    let served = server.await.context("serve");
+    // Probes, Prometheus and the console's status polls through voxgate: a few dozen
+    // connections at most.
+    let limits = vox_node::server::Limits::with_max_connections(256);
+    let served =
+        vox_node::server::serve(listener, app, None, limits, shutdown, std::time::Duration::from_secs(5)).await;
     tracing::info!("stopping: no new dials; placements in flight finish; the lease is released");
     let _ = stop_tx.send(true);
     let _ = ticks.await;

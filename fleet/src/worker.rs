@@ -313,7 +313,9 @@ pub async fn run(args: WorkerArgs, shutdown: impl Future<Output = ()> + Send + '
                 .into_axum_router();
             // The worker is idle by the time `stopping` resolves; the grace only lets
             // gateways' idle connections see the GOAWAY.
-            vox_node::tls::serve(l, app, tls.as_ref(), stopping, Duration::from_secs(5)).await?;
+            // A worker serves one call: its host, the gateways and probes are all it expects.
+            let limits = vox_node::server::Limits::with_max_connections(256);
+            vox_node::server::serve(l, app, tls.as_ref(), limits, stopping, Duration::from_secs(5)).await?;
         }
         Listener::Unix(l, path) => {
             tonic::transport::Server::builder()

@@ -114,6 +114,11 @@ pub struct Args {
     #[arg(long, env = "VOX_RATE_LIMIT_PER_SECOND", default_value_t = 200)]
     pub rate_limit_per_second: u32,
 
+    /// Open connections at most (each live call's media stream is one); more are closed
+    /// as they arrive.
+    #[arg(long, env = "VOX_MAX_CONNECTIONS", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(16..))]
+    pub max_connections: u64,
+
     /// Sign-in attempts per minute one client address may make.
     #[arg(long, env = "VOX_LOGIN_ATTEMPTS_PER_MINUTE", default_value_t = 10)]
     pub login_attempts_per_minute: u32,

@@ -17,8 +17,7 @@ use axum::middleware::Next;
 use axum::response::Response;
 
 /// The request's client address, after [`resolve`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ClientAddr(pub IpAddr);
+pub use voxgate_rest::ClientAddr;
 
 /// The proxies whose forwarding headers are believed.
 #[derive(Debug, Default)]

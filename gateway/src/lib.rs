@@ -195,6 +195,7 @@ pub async fn run(
         None => None,
     };
     let mut rest_config = voxgate_rest::RestConfig::new(rest_channel);
+    rest_config.node_secret = Some(gate.bridge.secret().authorization());
     if let Some(url) = &gate.args.dialler_url {
         rest_config.dialler =
             Some(vox_node::channel::connect_lazy(url).map_err(|e| anyhow::anyhow!("--dialler-url: {}", e.message))?);
@@ -213,7 +214,10 @@ pub async fn run(
         std::fs::write(file, addr.to_string()).with_context(|| format!("write {}", file.display()))?;
     }
     tracing::info!(%addr, slots = gate.fleet.total(), tls = gate.tls, "voxgate listening");
-    vox_node::tls::serve(listener, app, tls.as_ref(), shutdown, SHUTDOWN_GRACE).await?;
+    let limits = vox_node::server::Limits::with_max_connections(
+        usize::try_from(gate.args.max_connections).unwrap_or(usize::MAX),
+    );
+    vox_node::server::serve(listener, app, tls.as_ref(), limits, shutdown, SHUTDOWN_GRACE).await?;
     let _ = stop_tx.send(true);
     refresher.abort();
     beat.abort();

@@ -15,12 +15,6 @@ use crate::crypto;
 #[derive(Debug, Clone)]
 pub struct Users(pub Arc<Bridge>);
 
-async fn hash(password: String) -> Result<String> {
-    tokio::task::spawn_blocking(move || crypto::hash_password(&password))
-        .await
-        .map_err(|e| Error::internal(format!("hash password: {e}")))?
-}
-
 /// Creates the first admin when there are no users yet. Returns the generated password
 /// when none was configured, for the caller to show exactly once.
 pub async fn ensure_admin(bridge: &Bridge) -> Result<Option<(String, String)>> {
@@ -39,7 +33,7 @@ pub async fn ensure_admin(bridge: &Bridge) -> Result<Option<(String, String)>> {
     let admin = User {
         id: ids::new_id(ids::USER),
         email: email.clone(),
-        password_hash: hash(password.clone()).await?,
+        password_hash: bridge.passwords.hash(password.clone()).await?,
         role: Role::Admin,
         disabled: false,
         token_generation: 0,
@@ -54,14 +48,18 @@ pub async fn ensure_admin(bridge: &Bridge) -> Result<Option<(String, String)>> {
 
 impl Users {
     async fn login(&self, req: Request<pb::LoginRequest>) -> Result<pb::LoginResponse> {
+        let throttled = |(why, e): (crate::passwords::Throttled, Error)| {
+            self.0.metrics.sign_ins_throttled.get_or_create(&vec![("reason", why.label().into())]).inc();
+            e
+        };
+        // Counted before anything else: a throttled address costs no lookup and no hash.
+        let client = self.client_address(&req).await?;
+        self.0.passwords.sign_in_attempt(client).map_err(throttled)?;
         let r = req.into_inner();
         let email = r.email.trim().to_ascii_lowercase();
         let found = self.0.stores.users.get_user_by_email(&email).await?;
         let phc = found.as_ref().map_or(crypto::decoy_password_hash().to_string(), |u| u.password_hash.clone());
-        let password = r.password;
-        let matches = tokio::task::spawn_blocking(move || crypto::password_matches(&password, &phc))
-            .await
-            .map_err(|e| Error::internal(format!("verify password: {e}")))?;
+        let matches = self.0.passwords.matches(r.password, phc).await.map_err(throttled)?;
         let user = match found {
             Some(u) if matches && !u.disabled => u,
             _ => {
@@ -77,6 +75,28 @@ impl Users {
         })
     }
 
+    /// Whom a sign-in counts against: the TCP peer, or the client a gateway names (only a
+    /// gateway signing with its node secret may name one).
+    async fn client_address(&self, req: &Request<pb::LoginRequest>) -> Result<std::net::IpAddr> {
+        let peer = req
+            .extensions()
+            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+            .map(|c| c.0.ip())
+            .ok_or_else(|| Error::internal("the peer address of a sign-in is unknown"))?;
+        let Some(named) = req.metadata().get(crate::passwords::CLIENT_ADDRESS) else { return Ok(peer) };
+        match self.0.auth.principal(req.metadata()).await {
+            Ok(Principal::Node(n)) if n.kind == vox_domain::node::NodeKind::Gateway => named
+                .to_str()
+                .ok()
+                .and_then(|v| v.trim().parse().ok())
+                .ok_or_else(|| Error::invalid(crate::passwords::CLIENT_ADDRESS, "an IP address")),
+            _ => Err(Error::permission_denied(format!(
+                "only a gateway signing with its node secret may send {}",
+                crate::passwords::CLIENT_ADDRESS
+            ))),
+        }
+    }
+
     async fn create(&self, req: Request<pb::CreateUserRequest>) -> Result<pb::User> {
         let admin = self.0.auth.user(req.metadata(), Role::Admin).await?;
         let r = req.into_inner();
@@ -87,7 +107,7 @@ impl Users {
         let u = User {
             id: ids::new_id(ids::USER),
             email,
-            password_hash: hash(r.password).await?,
+            password_hash: self.0.passwords.hash(r.password).await?,
             role,
             disabled: false,
             token_generation: 0,
@@ -113,7 +133,7 @@ impl Users {
         }
         if let Some(password) = r.password {
             user::validate_password("password", &password)?;
-            change.password_hash = Some(hash(password).await?);
+            change.password_hash = Some(self.0.passwords.hash(password).await?);
             edited.push("password".into());
         }
         if let Some(disabled) = r.disabled {

@@ -17,15 +17,22 @@ pub struct Bridge {
     /// The dialler's status server, when configured.
     dialler: Option<Channel>,
     timeout: Duration,
+    /// The gateway's node secret, for relayed sign-ins.
+    node_secret: Option<tonic::metadata::MetadataValue<tonic::metadata::Ascii>>,
 }
 
 impl Bridge {
     pub fn new(channel: Channel, timeout: Duration) -> Self {
-        Bridge { channel, dialler: None, timeout }
+        Bridge { channel, dialler: None, timeout, node_secret: None }
     }
 
     pub fn with_dialler(mut self, dialler: Option<Channel>) -> Self {
         self.dialler = dialler;
+        self
+    }
+
+    pub fn with_node_secret(mut self, secret: Option<tonic::metadata::MetadataValue<tonic::metadata::Ascii>>) -> Self {
+        self.node_secret = secret;
         self
     }
 
@@ -52,6 +59,19 @@ impl Bridge {
     pub fn anonymous<T>(&self, msg: T) -> tonic::Request<T> {
         let mut req = tonic::Request::new(msg);
         req.set_timeout(self.timeout);
+        req
+    }
+
+    /// A sign-in relayed for `client`: signed with the gateway's node secret and naming
+    /// the client's address, so voxbridge's per-address sign-in budget is the client's.
+    pub fn sign_in<T>(&self, client: Option<crate::ClientAddr>, msg: T) -> tonic::Request<T> {
+        let mut req = self.anonymous(msg);
+        if let (Some(secret), Some(client)) = (&self.node_secret, client)
+            && let Ok(addr) = client.0.to_string().parse()
+        {
+            req.metadata_mut().insert("authorization", secret.clone());
+            req.metadata_mut().insert("x-vox-client-address", addr);
+        }
         req
     }
 

@@ -36,15 +36,28 @@ pub struct RestConfig {
     pub rpc_timeout: Duration,
     /// The dialler's status server (lazy), for `GET /api/v1/dialler`.
     pub dialler: Option<Channel>,
+    /// The gateway's node secret: sign-ins are relayed with it and the client's address
+    /// ([`ClientAddr`]), so voxbridge counts sign-in attempts per client, not per gateway.
+    /// Without it they all count against the gateway's own address.
+    pub node_secret: Option<tonic::metadata::MetadataValue<tonic::metadata::Ascii>>,
 }
+
+/// The request's client address (the TCP peer, or the client a trusted proxy names),
+/// which voxgate sets on every request before the API sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientAddr(pub std::net::IpAddr);
 
 impl RestConfig {
     pub fn new(bridge: Channel) -> Self {
-        RestConfig { bridge, rpc_timeout: RPC_TIMEOUT, dialler: None }
+        RestConfig { bridge, rpc_timeout: RPC_TIMEOUT, dialler: None, node_secret: None }
     }
 }
 
 /// The API's routes, all under `/api/v1`, with their state inside.
 pub fn router(config: RestConfig) -> axum::Router {
-    routes::routes().with_state(bridge::Bridge::new(config.bridge, config.rpc_timeout).with_dialler(config.dialler))
+    routes::routes().with_state(
+        bridge::Bridge::new(config.bridge, config.rpc_timeout)
+            .with_dialler(config.dialler)
+            .with_node_secret(config.node_secret),
+    )
 }

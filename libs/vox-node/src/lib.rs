@@ -1,11 +1,12 @@
 //! What every Vox node process shares: its credentials ([`NodeSecret`]), a voxbridge
 //! client that authenticates with them ([`Bridge`]), host figures for heartbeats
-//! ([`host`]), the heartbeat loop ([`heartbeat`]) and gRPC channels over Unix sockets or
-//! TCP ([`channel`]).
+//! ([`host`]), the heartbeat loop ([`heartbeat`]), gRPC channels over Unix sockets or
+//! TCP ([`channel`]), and how servers take connections within limits ([`server`]).
 
 pub mod channel;
 pub mod heartbeat;
 pub mod host;
+pub mod server;
 pub mod tls;
 pub mod tokens;
 
@@ -55,6 +56,11 @@ impl NodeSecret {
         &self.node_id
     }
 
+    /// `Bearer <secret>`, the `authorization` value that presents it.
+    pub fn authorization(&self) -> MetadataValue<tonic::metadata::Ascii> {
+        self.header.clone()
+    }
+
     /// True when `bearer` is this secret (compared in constant time): how a worker knows
     /// its own host.
     pub fn is(&self, bearer: &str) -> bool {
@@ -101,6 +107,11 @@ impl Bridge {
 
     pub fn node_id(&self) -> &str {
         self.secret.node_id()
+    }
+
+    /// The node's credentials, for a request made on its behalf.
+    pub fn secret(&self) -> &NodeSecret {
+        &self.secret
     }
 
     /// The channel without this node's credentials: for calls made with someone else's

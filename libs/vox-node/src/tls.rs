@@ -4,16 +4,14 @@
 //! workers). Plain HTTP stays the default on one machine; across machines, call audio is
 //! personal data and every link should carry `https://`.
 //!
-//! Every server socket gets `TCP_NODELAY`: 20 ms audio frames must not wait for Nagle.
+//! Servers serve through [`crate::server::serve`].
 
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::time::{Duration, SystemTime};
 
 use anyhow::Context;
-use axum_server::accept::{TcpConfigAcceptor, TcpSocketConfig};
-use axum_server::tls_rustls::{RustlsAcceptor, RustlsConfig};
+use axum_server::tls_rustls::RustlsConfig;
 
 /// A server's certificate chain and private key, PEM files.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -50,7 +48,7 @@ fn install_crypto_provider() {
 
 /// Loads the certificate and key, and re-reads them whenever either file changes (a
 /// bad new pair is logged and the old one kept, so a half-copied renewal breaks nothing).
-async fn reloading(files: &TlsFiles) -> anyhow::Result<RustlsConfig> {
+pub(crate) async fn reloading(files: &TlsFiles) -> anyhow::Result<RustlsConfig> {
     install_crypto_provider();
     let config = RustlsConfig::from_pem_file(&files.cert, &files.key).await.with_context(|| {
         format!("load the TLS certificate {} and key {}", files.cert.display(), files.key.display())
@@ -77,41 +75,6 @@ async fn reloading(files: &TlsFiles) -> anyhow::Result<RustlsConfig> {
         }
     });
     Ok(config)
-}
-
-/// Serves `app` on `listener` (TLS when `tls` is given) until `shutdown` resolves, then
-/// lets open requests finish for up to `grace`. Handlers can read the peer's address
-/// (`ConnectInfo<SocketAddr>`).
-pub async fn serve(
-    listener: tokio::net::TcpListener,
-    app: axum::Router,
-    tls: Option<&TlsFiles>,
-    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-    grace: Duration,
-) -> anyhow::Result<()> {
-    let handle = axum_server::Handle::new();
-    tokio::spawn({
-        let handle = handle.clone();
-        async move {
-            shutdown.await;
-            handle.graceful_shutdown(Some(grace));
-        }
-    });
-    let listener = listener.into_std().context("take the listener")?;
-    let tcp = TcpConfigAcceptor::new(TcpSocketConfig::new().nodelay(true));
-    let service = app.into_make_service_with_connect_info::<SocketAddr>();
-    match tls {
-        Some(files) => {
-            let config = reloading(files).await?;
-            axum_server::from_tcp(listener)?
-                .acceptor(RustlsAcceptor::new(config).acceptor(tcp))
-                .handle(handle)
-                .serve(service)
-                .await
-        }
-        None => axum_server::from_tcp(listener)?.acceptor(tcp).handle(handle).serve(service).await,
-    }
-    .context("serve")
 }
 
 static TRUSTED_CA: OnceLock<tonic::transport::Certificate> = OnceLock::new();

@@ -34,6 +34,9 @@ pub enum BenchCommand {
     /// The dialler's pacing strategies against a simulated carrier: occupancy,
     /// abandon rate and connects per slot-hour, with baselines.
     Pacing(voxdialler::bench::Args),
+    /// voxbridge under a flood of slow connections and bad sign-ins: a node's heartbeat
+    /// latency (p50, p99) with and without it, and whether the node stays online.
+    Flood(crate::flood::Args),
 }
 
 #[derive(Debug, Clone, Args)]

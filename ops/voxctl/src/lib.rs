@@ -19,6 +19,7 @@ pub mod children;
 pub mod config;
 pub mod credentials;
 pub mod demo;
+pub mod flood;
 pub mod preflight;
 pub mod ready;
 pub mod signals;
@@ -32,5 +33,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Up(args) => up::run(args).await,
         Command::Bench(BenchCommand::Pacing(args)) => voxdialler::bench::run(&args, &mut std::io::stdout().lock()),
+        Command::Bench(BenchCommand::Flood(args)) => flood::run(&args, &mut std::io::stdout()).await,
     }
 }

@@ -1,9 +1,10 @@
 //! Sign-in and the signed-in user.
 
 use axum::Json;
-use axum::extract::State;
+use axum::extract::{Extension, State};
 use vox_proto::backend::v1 as pb;
 
+use crate::ClientAddr;
 use crate::bridge::Bridge;
 use crate::dto::auth::{LoginRequest, LoginResponse, User};
 use crate::error::{ApiErrors, ApiResult};
@@ -13,8 +14,12 @@ use crate::extract::{ApiJson, Bearer};
 #[utoipa::path(post, path = "/api/v1/auth/login", operation_id = "login", tag = "auth", security(()),
     request_body = LoginRequest,
     responses((status = 200, description = "signed in", body = LoginResponse), ApiErrors))]
-pub async fn login(State(b): State<Bridge>, ApiJson(body): ApiJson<LoginRequest>) -> ApiResult<Json<LoginResponse>> {
-    let r = b.unary(b.auth().login(b.anonymous(pb::LoginRequest::from(body)))).await?;
+pub async fn login(
+    State(b): State<Bridge>,
+    client: Option<Extension<ClientAddr>>,
+    ApiJson(body): ApiJson<LoginRequest>,
+) -> ApiResult<Json<LoginResponse>> {
+    let r = b.unary(b.auth().login(b.sign_in(client.map(|c| c.0), pb::LoginRequest::from(body)))).await?;
     Ok(Json(r.try_into()?))
 }
 
