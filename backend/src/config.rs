@@ -19,7 +19,7 @@ use vox_domain::call::StaleDeadlines;
 /// The Vox control plane: regions, nodes, campaigns, calls and users over gRPC, with
 /// `/health` and `/metrics` on the same port.
 #[derive(Debug, Clone, Default, Parser, Deserialize)]
-#[command(name = "voxbridge", version, about)]
+#[command(name = "voxbridge", version = vox_telemetry::build::FULL_VERSION, about)]
 #[serde(default, deny_unknown_fields)]
 pub struct Args {
     /// TOML file with any of these settings (snake_case keys); env and flags override it.

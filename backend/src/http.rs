@@ -17,7 +17,7 @@ pub fn routes(bridge: Arc<Bridge>) -> Router {
 }
 
 async fn health(State(bridge): State<Arc<Bridge>>) -> impl IntoResponse {
-    let version = env!("CARGO_PKG_VERSION");
+    let version = vox_telemetry::build::FULL_VERSION;
     match bridge.stores.health.ping().await {
         Ok(()) => (StatusCode::OK, axum::Json(json!({ "status": "ok", "store": "ok", "version": version }))),
         Err(e) => {

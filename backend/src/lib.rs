@@ -118,20 +118,8 @@ pub async fn run_with(
     for name in vox_proto::BACKEND_SERVICES.iter().chain(std::iter::once(&"")) {
         health.set_service_status(*name, tonic_health::ServingStatus::Serving).await;
     }
-    // Reflection lists only what this server serves, though the descriptor set describes
-    // every Vox service.
-    let reflection = || {
-        let mut b = tonic_reflection::server::Builder::configure()
-            .register_encoded_file_descriptor_set(vox_proto::FILE_DESCRIPTOR_SET)
-            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-            .with_service_name("grpc.health.v1.Health");
-        for name in vox_proto::BACKEND_SERVICES {
-            b = b.with_service_name(*name);
-        }
-        b
-    };
-    let reflection_v1 = reflection().build_v1().context("build reflection v1")?;
-    let reflection_v1alpha = reflection().build_v1alpha().context("build reflection v1alpha")?;
+    let (reflection_v1, reflection_v1alpha) =
+        vox_node::reflection::services(vox_proto::BACKEND_SERVICES).context("build reflection")?;
 
     let b = &bridge;
     let grpc = tonic::service::Routes::new(health_service)

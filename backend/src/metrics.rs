@@ -8,7 +8,6 @@ use std::time::Instant;
 use axum::extract::{Request, State};
 use axum::middleware::Next;
 use axum::response::Response;
-use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
@@ -161,11 +160,7 @@ impl Default for Metrics {
 
 impl Metrics {
     pub fn render(&self) -> String {
-        let mut out = String::new();
-        if let Err(e) = encode(&mut out, &self.registry) {
-            tracing::error!(error = %e, "encode metrics");
-        }
-        out
+        vox_telemetry::metrics::render("voxbridge", &self.registry)
     }
 }
 

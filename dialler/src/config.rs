@@ -22,7 +22,7 @@ pub const SIM_ACCOUNT_SID: &str = "ACvoxsim00000000000000000000000000";
 #[derive(Debug, Clone, Parser)]
 #[command(
     name = "voxdialler",
-    version,
+    version = vox_telemetry::build::FULL_VERSION,
     about = "The Vox outbound dialler: fenced leadership, predictive pacing, fair share"
 )]
 pub struct Args {

@@ -1,7 +1,7 @@
 //! The dialler's small server, on `127.0.0.1:8090` by default (the seeds' health port):
 //! `GET /health` (200 while leading and ticking, 503 with the reason otherwise),
 //! `GET /metrics` (Prometheus), and the gRPC `vox.dialler.v1.DiallerService/GetStatus`
-//! with the live pacing figures, for voxgate's `GET /api/v1/dialler`. `/health` and
+//! (with `grpc.health.v1.Health` and reflection) with the live pacing figures, for voxgate's `GET /api/v1/dialler`. `/health` and
 //! `/metrics` carry no secrets and answer anyone who can reach the port (bind it to
 //! loopback or a private address); `GetStatus` needs a bearer voxbridge accepts (a
 //! user's token or a node secret), checked through `AuthService/Identify`.
@@ -79,9 +79,17 @@ async fn metrics(State(status): State<Arc<Status>>) -> impl IntoResponse {
     ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], status.encode_metrics())
 }
 
-pub fn router(status: Arc<Status>, bridge: tonic::transport::Channel) -> Router {
+/// The HTTP routes and the gRPC services: `DiallerService`, `grpc.health.v1.Health` and
+/// reflection (v1 and v1alpha), like every Vox gRPC server.
+pub async fn router(status: Arc<Status>, bridge: tonic::transport::Channel) -> anyhow::Result<Router> {
     let service = StatusService { status: Arc::clone(&status), bridge, accepted: Arc::default() };
-    let grpc =
-        tonic::service::Routes::new(dpb::dialler_service_server::DiallerServiceServer::new(service)).into_axum_router();
-    Router::new().route("/health", get(health)).route("/metrics", get(metrics)).with_state(status).merge(grpc)
+    let (health_reporter, health_service) = tonic_health::server::health_reporter();
+    health_reporter.set_serving::<dpb::dialler_service_server::DiallerServiceServer<StatusService>>().await;
+    let (reflection_v1, reflection_v1alpha) = vox_node::reflection::services(&["vox.dialler.v1.DiallerService"])?;
+    let grpc = tonic::service::Routes::new(health_service)
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha)
+        .add_service(dpb::dialler_service_server::DiallerServiceServer::new(service))
+        .into_axum_router();
+    Ok(Router::new().route("/health", get(health)).route("/metrics", get(metrics)).with_state(status).merge(grpc))
 }

@@ -81,7 +81,7 @@ pub async fn run(
     let beat = tokio::spawn(vox_node::heartbeat::run(
         bridge.clone(),
         vox_node::new_boot_id(),
-        env!("CARGO_PKG_VERSION"),
+        vox_telemetry::build::FULL_VERSION,
         Arc::new(vox_node::heartbeat::NoSlots),
         stop_rx.clone(),
     ));
@@ -92,7 +92,7 @@ pub async fn run(
         std::fs::write(file, addr.to_string()).with_context(|| format!("write {}", file.display()))?;
     }
     tracing::info!(%addr, node_id = bridge.node_id(), provider = provider.name(), "voxdialler health server listening");
-    let app = health::router(status, bridge.channel());
+    let app = health::router(status, bridge.channel()).await?;
     // Probes, Prometheus and the console's status polls through voxgate: a few dozen
     // connections at most.
     let limits = vox_node::server::Limits::with_max_connections(256);

@@ -290,10 +290,6 @@ impl Status {
     }
 
     pub fn encode_metrics(&self) -> String {
-        let mut out = String::new();
-        if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {
-            out.clear();
-        }
-        out
+        vox_telemetry::metrics::render("voxdialler", &self.registry)
     }
 }

@@ -8,7 +8,7 @@ use clap::{Args, Parser, Subcommand};
 /// A Vox fleet worker. `voxcore worker` is one call slot (systemd: voxcore@<i>);
 /// `voxcore host` starts N workers, restarts any that die, and heartbeats the fleet node.
 #[derive(Debug, Parser)]
-#[command(name = "voxcore", version, about)]
+#[command(name = "voxcore", version = vox_telemetry::build::FULL_VERSION, about)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,

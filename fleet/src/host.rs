@@ -418,7 +418,7 @@ pub async fn run(args: HostArgs, shutdown: impl Future<Output = ()> + Send + 'st
     let beat = tokio::spawn(vox_node::heartbeat::run(
         bridge,
         vox_node::new_boot_id(),
-        env!("CARGO_PKG_VERSION"),
+        vox_telemetry::build::FULL_VERSION,
         Arc::clone(&workers),
         stop_rx.clone(),
     ));

@@ -175,7 +175,7 @@ impl Slots {
             state: state as i32,
             call_id: call_id.unwrap_or_default(),
             worker_index: index,
-            version: env!("CARGO_PKG_VERSION").into(),
+            version: vox_telemetry::build::FULL_VERSION.into(),
         }
     }
 }

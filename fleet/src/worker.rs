@@ -278,15 +278,7 @@ pub async fn run(args: WorkerArgs, shutdown: impl Future<Output = ()> + Send + '
 
     let (health, health_svc) = tonic_health::server::health_reporter();
     health.set_serving::<WorkerServiceServer<Service>>().await;
-    let reflection = || {
-        tonic_reflection::server::Builder::configure()
-            .register_encoded_file_descriptor_set(vox_proto::FILE_DESCRIPTOR_SET)
-            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-            .with_service_name("vox.fleet.v1.WorkerService")
-            .with_service_name("grpc.health.v1.Health")
-    };
-    let reflection_v1 = reflection().build_v1()?;
-    let reflection_v1alpha = reflection().build_v1alpha()?;
+    let (reflection_v1, reflection_v1alpha) = vox_node::reflection::services(&["vox.fleet.v1.WorkerService"])?;
 
     let stopping = {
         let worker = Arc::clone(&worker);

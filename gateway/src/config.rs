@@ -7,7 +7,7 @@ use clap::Parser;
 
 /// The Vox edge: carrier media streams, the fleet routes and the console REST API.
 #[derive(Debug, Clone, Parser)]
-#[command(name = "voxgate", version, about)]
+#[command(name = "voxgate", version = vox_telemetry::build::FULL_VERSION, about)]
 pub struct Args {
     /// HTTP/WSS listen address.
     #[arg(long, env = "VOX_GATEWAY_LISTEN", default_value = "127.0.0.1:8080")]

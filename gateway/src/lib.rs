@@ -174,7 +174,7 @@ pub async fn run(
     let beat = tokio::spawn(vox_node::heartbeat::run(
         bridge,
         vox_node::new_boot_id(),
-        env!("CARGO_PKG_VERSION"),
+        vox_telemetry::build::FULL_VERSION,
         Arc::clone(&gate),
         stop_rx.clone(),
     ));
@@ -187,7 +187,7 @@ pub async fn run(
             Some(tokio::spawn(vox_node::heartbeat::run(
                 console,
                 vox_node::new_boot_id(),
-                env!("CARGO_PKG_VERSION"),
+                vox_telemetry::build::FULL_VERSION,
                 Arc::new(vox_node::heartbeat::NoSlots),
                 stop_rx.clone(),
             )))

@@ -72,7 +72,7 @@ async fn health(State(gate): State<Arc<Gate>>) -> Response {
         "worker_slots": gate.fleet.total(),
         // Workers refuse this gateway until voxbridge has given it a worker token.
         "worker_token": gate.credential.ready(),
-        "version": env!("CARGO_PKG_VERSION"),
+        "version": vox_telemetry::build::FULL_VERSION,
     }))
     .into_response()
 }

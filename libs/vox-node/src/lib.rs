@@ -6,6 +6,7 @@
 pub mod channel;
 pub mod heartbeat;
 pub mod host;
+pub mod reflection;
 pub mod server;
 pub mod tls;
 pub mod tokens;

@@ -1,8 +1,10 @@
-//! Logging set-up shared by every Vox binary: structured `tracing` output to stderr,
+//! What every Vox binary shares: what was built ([`build`]), its `/metrics` text
+//! ([`metrics::render`]) and its logging set-up: structured `tracing` output to stderr,
 //! human-readable ("pretty") or one JSON object per line ("json"), filtered by `RUST_LOG`
 //! (default `info`). Messages are lower case; identifiers travel as fields (`call_id`,
 //! `node_id`, `worker`), never inside the text.
 
+pub mod build;
 pub mod metrics;
 
 use tracing_subscriber::EnvFilter;

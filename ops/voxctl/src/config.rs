@@ -8,7 +8,7 @@ use clap::{Args, Parser, Subcommand};
 
 /// The Vox operator CLI.
 #[derive(Debug, Parser)]
-#[command(name = "voxctl", version, about)]
+#[command(name = "voxctl", version = vox_telemetry::build::FULL_VERSION, about)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,

@@ -10,7 +10,7 @@ use crate::model;
 /// The Vox carrier simulator: Twilio-compatible calls and LiveKit SIP dial-out whose
 /// outcomes come from a seeded model, with status callbacks and Twilio Media Streams.
 #[derive(Debug, Clone, Parser)]
-#[command(name = "voxsim", version, about)]
+#[command(name = "voxsim", version = vox_telemetry::build::FULL_VERSION, about)]
 pub struct Args {
     /// HTTP listen address.
     #[arg(long, env = "VOXSIM_LISTEN", default_value = "127.0.0.1:8070")]
