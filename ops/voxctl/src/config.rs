@@ -24,6 +24,10 @@ pub enum Command {
     /// host with N worker slots and voxgate (or several of each, each on its own loopback
     /// address, with --fleet-hosts and --gateways), until Ctrl-C.
     Up(UpArgs),
+    /// The runbook's checks against a running cluster, in its order (voxbridge, fleet hosts,
+    /// gateways, the dialler, storage): a table, and a non-zero exit naming the first
+    /// failing part.
+    Health(crate::health::Args),
     /// Benchmarks that run the platform's real code on a virtual clock.
     #[command(subcommand)]
     Bench(BenchCommand),

@@ -1,6 +1,7 @@
-//! voxctl, the Vox operator CLI. Each subcommand is one operator task; today there is
-//! `voxctl up`, which runs a whole cluster on one machine with embedded storage and
-//! zero setup: voxbridge (the control plane), a voxcore host with N worker slots and
+//! voxctl, the Vox operator CLI. Each subcommand is one operator task: `voxctl health`
+//! runs the runbook's checks against a cluster ([`health`]), `voxctl bench` measures
+//! ([`flood`], the dialler's pacing), and `voxctl up` runs a whole cluster on one
+//! machine with embedded storage and zero setup: voxbridge (the control plane), a voxcore host with N worker slots and
 //! voxgate (the edge), wired together, health-checked, and stopped in order on Ctrl-C;
 //! with `--fleet-hosts` and `--gateways`, several of each, each on its own loopback
 //! address as if on its own machine ([`topology`]).
@@ -20,6 +21,7 @@ pub mod config;
 pub mod credentials;
 pub mod demo;
 pub mod flood;
+pub mod health;
 pub mod preflight;
 pub mod ready;
 pub mod signals;
@@ -32,6 +34,7 @@ use config::{BenchCommand, Cli, Command};
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Up(args) => up::run(args).await,
+        Command::Health(args) => health::run(&args, &mut std::io::stdout()).await,
         Command::Bench(BenchCommand::Pacing(args)) => voxdialler::bench::run(&args, &mut std::io::stdout().lock()),
         Command::Bench(BenchCommand::Flood(args)) => flood::run(&args, &mut std::io::stdout()).await,
     }

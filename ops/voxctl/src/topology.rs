@@ -196,7 +196,7 @@ mod tests {
     fn up(flags: &[&str]) -> UpArgs {
         match Cli::try_parse_from(["voxctl", "up"].iter().chain(flags)).unwrap().command {
             Command::Up(u) => u,
-            Command::Bench(_) => unreachable!(),
+            other => panic!("`voxctl up` parsed as {other:?}"),
         }
     }
 

@@ -519,3 +519,53 @@ fn missing_binaries_are_named_with_how_to_get_them() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("voxbridge, voxcore, voxgate") && stderr.contains("cargo build"), "{stderr}");
 }
+
+/// `voxctl health` with the development credentials of `data`, as JSON.
+fn health(bridge: &str, data: &Path) -> (bool, serde_json::Value, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_voxctl"))
+        .args(["health", "--json", "--bridge-url", bridge, "--data-dir"])
+        .arg(data)
+        .env_remove("VOX_ADMIN_EMAIL")
+        .env_remove("VOX_ADMIN_PASSWORD")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    let report = serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("{e}: {stdout}"));
+    (out.status.success(), report, String::from_utf8_lossy(&out.stderr).to_string())
+}
+
+#[tokio::test]
+async fn health_passes_on_a_healthy_cluster_and_names_a_fleet_host_that_stopped() {
+    let bins = bin_dir();
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let up = Up::start(&data, &bins, "health");
+
+    let (ok, report, stderr) = health(&up.bridge, &data);
+    assert!(ok, "{report}\n{stderr}");
+    let parts: Vec<&str> = report["checks"].as_array().unwrap().iter().map(|c| c["part"].as_str().unwrap()).collect();
+    for (i, prefix) in ["voxbridge", "fleet host local-fleet", "gateway local-gateway", "dialler", "storage of region"]
+        .iter()
+        .enumerate()
+    {
+        assert!(parts.get(i).is_some_and(|p| p.starts_with(prefix)), "check {i} should be {prefix}: {parts:?}");
+    }
+
+    // A frozen host stops heartbeating as a dead one does (and voxctl up, which stops the
+    // whole cluster when a child exits, keeps the rest running to be checked).
+    let host = up.pid("voxcore");
+    up.signal("-STOP", host);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let (ok, report, stderr) = loop {
+        let r = health(&up.bridge, &data);
+        if !r.0 || Instant::now() > deadline {
+            break r;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    };
+    up.signal("-CONT", host);
+    assert!(!ok, "voxctl health passed with the fleet host stopped: {report}");
+    let first = report["first_failure"].as_str().unwrap();
+    assert!(first.starts_with("fleet host local-fleet") && first.contains("offline"), "{first}");
+    assert!(stderr.contains("fleet host local-fleet"), "the error names the host: {stderr}");
+}
