@@ -38,6 +38,17 @@ if ! command -v haproxy >/dev/null 2>&1 && [ ! -x /usr/sbin/haproxy ]; then
 fi
 command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ] || { echo "haproxy is still not installed" >&2; exit 1; }
 
+# Prometheus' promtool checks ops/monitoring (config and alert rule tests), and prometheus
+# itself scrapes a running cluster in the tests (Debian's package brings both).
+if ! command -v promtool >/dev/null 2>&1; then
+  echo "installing prometheus and promtool (apt)"
+  apt-get install -y -q --no-install-recommends prometheus >/dev/null 2>&1 \
+    || { apt-get update -q >/dev/null && apt-get install -y -q --no-install-recommends prometheus >/dev/null; }
+  # Tests start their own on free ports; the packaged one (on :9090) need not run.
+  (systemctl disable --now prometheus >/dev/null 2>&1 || service prometheus stop >/dev/null 2>&1) || true
+fi
+command -v promtool >/dev/null 2>&1 || { echo "promtool is still not installed" >&2; exit 1; }
+
 # s3s-fs, an S3 server on a local folder, for the S3 storage tests. Built from crates.io
 # (a few minutes, so only when missing); 0.14.1 is the newest that builds with rustc 1.95.
 if ! command -v s3s-fs >/dev/null 2>&1 && [ ! -x "$HOME/.cargo/bin/s3s-fs" ]; then

@@ -154,6 +154,11 @@ pub struct Args {
     /// [default: 30]
     #[arg(long, env = "VOX_LOGIN_ATTEMPTS_PER_MINUTE")]
     pub login_attempts_per_minute: Option<u32>,
+
+    /// Accept external agent URLs that are not `wss://` (plain `ws://`, which sends call
+    /// audio unencrypted). For local demos and tests only. [default: false]
+    #[arg(long, env = "VOX_ALLOW_INSECURE_AGENT_URLS", num_args = 0..=1, default_missing_value = "true")]
+    pub allow_insecure_agent_urls: Option<bool>,
 }
 
 /// The resolved settings voxbridge runs with.
@@ -191,6 +196,8 @@ pub struct Settings {
     pub tls: Option<vox_node::tls::TlsFiles>,
     pub max_connections: usize,
     pub login_attempts_per_minute: u32,
+    /// External agent URLs may be `ws://` as well as `wss://`.
+    pub allow_insecure_agent_urls: bool,
 }
 
 impl std::fmt::Debug for Settings {
@@ -344,6 +351,7 @@ impl Args {
                 n => n,
             },
             login_attempts_per_minute: positive("--login-attempts-per-minute", pick!(login_attempts_per_minute), 30)?,
+            allow_insecure_agent_urls: pick!(allow_insecure_agent_urls).unwrap_or(false),
         };
         if settings.node_staleness_seconds * 1000 <= settings.heartbeat_interval_ms {
             bail!("--node-staleness-seconds must be longer than one heartbeat interval, or every node flaps offline");

@@ -40,6 +40,9 @@ pub struct Metrics {
     pub calls_pending_due: Gauge,
     pub leader_term: Gauge<u64, AtomicU64>,
     pub requests_shed: Family<Labels, Counter>,
+    /// Cluster events waiting for Redis, and dropped from its full queue.
+    pub events_queued: Gauge,
+    pub events_dropped: Counter,
     pub sign_ins_throttled: Family<Labels, Counter>,
     /// The paths RPC metrics may name.
     pub known: KnownMethods,
@@ -84,6 +87,18 @@ impl Default for Metrics {
                 "calls_reaped",
                 "Calls moved on by the stale-call reaper, by the state they were stuck in",
                 Family::default(),
+            ),
+            events_queued: registered(
+                &mut registry,
+                "events_queued",
+                "Cluster events waiting to be published to the other instances (Redis)",
+                Gauge::default(),
+            ),
+            events_dropped: registered(
+                &mut registry,
+                "events_dropped",
+                "Cluster events dropped because Redis was too slow or away and the queue was full",
+                Counter::default(),
             ),
             requests_shed: registered(
                 &mut registry,

@@ -187,6 +187,12 @@ pub struct HostArgs {
     #[arg(long, env = "VOX_ADVERTISE")]
     pub advertise: Option<String>,
 
+    /// Where the host serves `GET /metrics` (its workers' states and counters, for
+    /// Prometheus). No secrets; keep it on loopback or a private address. "off" turns it
+    /// off. A taken port is logged and the host runs on without it.
+    #[arg(long, env = "VOX_METRICS_LISTEN", default_value = "127.0.0.1:7100")]
+    pub metrics_listen: String,
+
     #[command(flatten)]
     pub common: CommonArgs,
 }

@@ -134,6 +134,8 @@ struct Workers {
     misses: Mutex<BTreeMap<u32, u32>>,
     applied: Mutex<bpb::DesiredState>,
     stop: watch::Sender<bool>,
+    /// Each worker's last answer, for `/metrics`.
+    polled: Arc<crate::host_metrics::Polled>,
 }
 
 impl Workers {
@@ -202,10 +204,22 @@ impl vox_node::heartbeat::HeartbeatSource for Workers {
                 Ok(Ok(s)) => {
                     self.answered(*index, &url, None);
                     let s = s.into_inner();
-                    out.push(bpb::WorkerSlot { index: *index, state: s.state, call_id: s.call_id, endpoint: url });
+                    out.push(bpb::WorkerSlot {
+                        index: *index,
+                        state: s.state,
+                        call_id: s.call_id.clone(),
+                        endpoint: url,
+                    });
+                    self.polled.set(*index, Some(s));
                 }
-                Ok(Err(e)) => self.answered(*index, &url, Some(format!("{:?}: {}", e.code(), e.message()))),
-                Err(_) => self.answered(*index, &url, Some("no answer within 800 ms".into())),
+                Ok(Err(e)) => {
+                    self.answered(*index, &url, Some(format!("{:?}: {}", e.code(), e.message())));
+                    self.polled.set(*index, None);
+                }
+                Err(_) => {
+                    self.answered(*index, &url, Some("no answer within 800 ms".into()));
+                    self.polled.set(*index, None);
+                }
             }
         }
         out
@@ -384,7 +398,9 @@ pub async fn run(args: HostArgs, shutdown: impl Future<Output = ()> + Send + 'st
         misses: Mutex::default(),
         applied: Mutex::new(bpb::DesiredState::Active),
         stop: stop_tx.clone(),
+        polled: Arc::default(),
     });
+    let metrics = serve_metrics(&args.metrics_listen, Arc::clone(&workers.polled), stop_rx.clone()).await?;
     for i in 1..=args.workers {
         workers.set(i, reach.fixed_url(i))?;
     }
@@ -435,8 +451,60 @@ pub async fn run(args: HostArgs, shutdown: impl Future<Output = ()> + Send + 'st
         let _ = s.await;
     }
     beat.abort();
+    if let Some(m) = metrics {
+        m.abort();
+    }
     tracing::info!("voxcore host stopped");
     Ok(())
+}
+
+/// Serves `/metrics` on `listen` until `stop`; "off" serves nothing. A bad address is an
+/// error; a taken port only a warning (see [`crate::host_metrics`]).
+async fn serve_metrics(
+    listen: &str,
+    polled: Arc<crate::host_metrics::Polled>,
+    mut stop: watch::Receiver<bool>,
+) -> anyhow::Result<Option<tokio::task::JoinHandle<()>>> {
+    if listen.trim().eq_ignore_ascii_case("off") {
+        return Ok(None);
+    }
+    let addr: std::net::SocketAddr = listen.trim().parse().map_err(|_| {
+        anyhow::anyhow!(
+            "--metrics-listen (VOX_METRICS_LISTEN) {listen:?}: expected ip:port (e.g. 127.0.0.1:7100) or \"off\""
+        )
+    })?;
+    let listener = match tokio::net::TcpListener::bind(addr).await {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::warn!(%addr, error = %e, "host metrics not served: cannot listen there (set --metrics-listen)");
+            return Ok(None);
+        }
+    };
+    let mut registry = prometheus_client::registry::Registry::default();
+    registry.register_collector(Box::new(crate::host_metrics::HostMetrics(polled)));
+    let registry = Arc::new(registry);
+    let app = axum::Router::new().route(
+        "/metrics",
+        axum::routing::get(move || {
+            let registry = Arc::clone(&registry);
+            async move {
+                (
+                    [(axum::http::header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
+                    vox_telemetry::metrics::render("voxcore", &registry),
+                )
+            }
+        }),
+    );
+    tracing::info!(addr = %listener.local_addr()?, "host metrics at /metrics");
+    let limits = vox_node::server::Limits::with_max_connections(64);
+    let stopped = async move {
+        let _ = stop.wait_for(|s| *s).await;
+    };
+    Ok(Some(tokio::spawn(async move {
+        if let Err(e) = vox_node::server::serve(listener, app, None, limits, stopped, Duration::from_secs(1)).await {
+            tracing::warn!(error = %e, "host metrics server stopped");
+        }
+    })))
 }
 
 #[cfg(test)]

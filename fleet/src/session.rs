@@ -2,6 +2,10 @@
 //! stream and the agent, records both sides, enforces the watchdogs, and reports the
 //! call's progress to voxbridge (`attaching → in_progress` at start, `completed` or
 //! `failed` with a reason at the end).
+//!
+//! Every send has a deadline ([`SEND_TIMEOUT`]): a gateway that stops reading the call's
+//! stream would otherwise stall this loop and its watchdogs for good, holding the slot.
+//! The call ends instead, as `peer_not_reading`.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -78,8 +82,40 @@ fn final_state(reason: &str) -> bpb::CallState {
 
 type Out = mpsc::Sender<Result<pb::MediaOut, Status>>;
 
-async fn send(out: &Out, event: media_out::Event) -> bool {
-    out.send(Ok(pb::MediaOut { event: Some(event) })).await.is_ok()
+/// How long one event may wait to be taken by the gateway (or the agent). Audio flows
+/// every 20 ms, so a send stuck for 2 s means the peer has stopped reading.
+pub const SEND_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Why an event did not reach the gateway: the reason the call ends with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Undelivered {
+    /// The stream is gone.
+    StreamLost,
+    /// The stream is open but nothing was read for [`SEND_TIMEOUT`].
+    NotReading,
+}
+
+impl Undelivered {
+    fn reason(self) -> &'static str {
+        match self {
+            Undelivered::StreamLost => "stream_lost",
+            Undelivered::NotReading => "peer_not_reading",
+        }
+    }
+}
+
+async fn send(out: &Out, event: media_out::Event) -> Result<(), Undelivered> {
+    match tokio::time::timeout(SEND_TIMEOUT, out.send(Ok(pb::MediaOut { event: Some(event) }))).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(_)) => Err(Undelivered::StreamLost),
+        Err(_) => Err(Undelivered::NotReading),
+    }
+}
+
+/// Hands the agent an event that must not be dropped (a digit, a mark), within
+/// [`SEND_TIMEOUT`]; false when the agent is gone or stuck.
+async fn to_agent(agent_in: &mpsc::Sender<AgentInput>, event: AgentInput) -> bool {
+    matches!(tokio::time::timeout(SEND_TIMEOUT, agent_in.send(event)).await, Ok(Ok(())))
 }
 
 async fn report(worker: &Worker, call_id: &str, to: bpb::CallState, reason: &str) {
@@ -150,8 +186,8 @@ pub async fn run(
         }
     };
     let started = pb::MediaStarted { worker_index: worker.index, format: Some(format.to_proto()) };
-    if !send(&out, media_out::Event::Started(started)).await {
-        return finish(&worker, &call_id, recorder, "stream_lost").await;
+    if let Err(undelivered) = send(&out, media_out::Event::Started(started)).await {
+        return finish(&worker, &call_id, recorder, undelivered.reason()).await;
     }
     let agent_settings = reservation.request.agent.clone().unwrap_or_default();
     let (agent_in, mut agent_out) = agents::spawn(AgentContext {
@@ -165,6 +201,7 @@ pub async fn run(
     let max_call = Instant::now() + Duration::from_secs(u64::from(worker.common.max_call_seconds.max(1)));
     let mut media_deadline = Instant::now() + no_media;
     let mut out_seq: u64 = 0;
+    let mut clock = None;
     let max_payload = rate as usize * 2; // a second of 16-bit audio: far beyond one frame
 
     let reason: String = loop {
@@ -177,6 +214,7 @@ pub async fn run(
                             continue;
                         }
                         media_deadline = Instant::now() + no_media;
+                        worker.stats.frame_received(&mut clock, a.sequence, std::time::Instant::now());
                         let samples = format.decode(&a.payload);
                         if let Some(r) = recorder.as_mut() && let Err(e) = r.caller(&samples) {
                             tracing::error!(call_id, error = %e, "recording write failed; recording stops");
@@ -185,10 +223,16 @@ pub async fn run(
                         let _ = agent_in.try_send(AgentInput::Audio(samples));
                     }
                     media_in::Event::Dtmf(d) => {
-                        let _ = agent_in.send(AgentInput::Dtmf(d.digit)).await;
+                        if !to_agent(&agent_in, AgentInput::Dtmf(d.digit)).await {
+                            tracing::warn!(call_id, "the agent did not take a digit; ending the call");
+                            break "agent_error:not_reading".to_string();
+                        }
                     }
                     media_in::Event::Mark(m) => {
-                        let _ = agent_in.send(AgentInput::MarkPlayed(m.name)).await;
+                        if !to_agent(&agent_in, AgentInput::MarkPlayed(m.name)).await {
+                            tracing::warn!(call_id, "the agent did not take a mark; ending the call");
+                            break "agent_error:not_reading".to_string();
+                        }
                     }
                     media_in::Event::Hangup(h) => {
                         break if h.reason.is_empty() { "caller_hangup".to_string() } else { h.reason };
@@ -202,35 +246,50 @@ pub async fn run(
                     break "stream_lost".to_string();
                 }
             },
-            event = agent_out.recv() => match event {
-                Some(AgentOutput::Audio(samples)) => {
-                    for chunk in samples.chunks(frame) {
-                        if let Some(r) = recorder.as_mut() && let Err(e) = r.agent(chunk) {
-                            tracing::error!(call_id, error = %e, "recording write failed; recording stops");
-                            recorder = None;
+            event = agent_out.recv() => {
+                let sent = match event {
+                    Some(AgentOutput::Audio(samples)) => {
+                        let mut sent = Ok(());
+                        for chunk in samples.chunks(frame) {
+                            if let Some(r) = recorder.as_mut() && let Err(e) = r.agent(chunk) {
+                                tracing::error!(call_id, error = %e, "recording write failed; recording stops");
+                                recorder = None;
+                            }
+                            let payload = format.encode(chunk);
+                            let audio = pb::AudioFrame { payload, timestamp_ms: out_seq * 20, sequence: out_seq };
+                            out_seq += 1;
+                            sent = send(&out, media_out::Event::Audio(audio)).await;
+                            if sent.is_err() {
+                                break;
+                            }
+                            worker.stats.frame_sent();
                         }
-                        let audio = pb::AudioFrame { payload: format.encode(chunk), timestamp_ms: out_seq * 20, sequence: out_seq };
-                        out_seq += 1;
-                        if !send(&out, media_out::Event::Audio(audio)).await {
-                            break;
-                        }
+                        sent
                     }
+                    Some(AgentOutput::Mark(name)) => send(&out, media_out::Event::Mark(pb::Mark { name })).await,
+                    Some(AgentOutput::Clear) => send(&out, media_out::Event::Clear(pb::Clear {})).await,
+                    Some(AgentOutput::Hangup(reason)) => {
+                        let _ = send(&out, media_out::Event::Hangup(pb::Hangup { reason: reason.clone() })).await;
+                        break reason;
+                    }
+                    None => break "agent_hangup:stopped".to_string(),
+                };
+                if let Err(undelivered) = sent {
+                    if undelivered == Undelivered::NotReading {
+                        tracing::warn!(call_id, seconds = SEND_TIMEOUT.as_secs(),
+                            "the gateway has not read the call's stream; ending the call");
+                    }
+                    break undelivered.reason().to_string();
                 }
-                Some(AgentOutput::Mark(name)) => { send(&out, media_out::Event::Mark(pb::Mark { name })).await; }
-                Some(AgentOutput::Clear) => { send(&out, media_out::Event::Clear(pb::Clear {})).await; }
-                Some(AgentOutput::Hangup(reason)) => {
-                    send(&out, media_out::Event::Hangup(pb::Hangup { reason: reason.clone() })).await;
-                    break reason;
-                }
-                None => break "agent_hangup:stopped".to_string(),
-            },
+            }
             _ = sleep_until(media_deadline) => {
                 tracing::warn!(call_id, seconds = no_media.as_secs(), "no inbound media; hanging up the phantom call");
-                send(&out, media_out::Event::Hangup(pb::Hangup { reason: "watchdog:no_media".into() })).await;
+                let _ = send(&out, media_out::Event::Hangup(pb::Hangup { reason: "watchdog:no_media".into() })).await;
                 break "watchdog:no_media".to_string();
             }
             _ = sleep_until(max_call) => {
-                send(&out, media_out::Event::Hangup(pb::Hangup { reason: "watchdog:max_duration".into() })).await;
+                let hangup = pb::Hangup { reason: "watchdog:max_duration".into() };
+                let _ = send(&out, media_out::Event::Hangup(hangup)).await;
                 break "watchdog:max_duration".to_string();
             }
             _ = out.closed() => break "stream_lost".to_string(),
@@ -256,5 +315,7 @@ async fn finish(worker: &Worker, call_id: &str, recorder: Option<CallRecorder>, 
             Err(e) => tracing::error!(call_id, error = %e, "recording task failed"),
         }
     }
-    report(worker, call_id, final_state(reason), reason).await;
+    let state = final_state(reason);
+    worker.stats.call_ended(if state == bpb::CallState::Completed { "completed" } else { "failed" }, reason);
+    report(worker, call_id, state, reason).await;
 }

@@ -176,6 +176,7 @@ impl Slots {
             call_id: call_id.unwrap_or_default(),
             worker_index: index,
             version: vox_telemetry::build::FULL_VERSION.into(),
+            counters: None,
         }
     }
 }

@@ -35,6 +35,14 @@ pub struct Worker {
     pub store: Arc<dyn BlobStore>,
     pub bridge: Option<Bridge>,
     pub uploader: Uploader,
+    pub stats: crate::stats::Stats,
+}
+
+impl Worker {
+    /// What `Status` answers: the slot's state and the worker's counters.
+    pub fn status(&self) -> pb::WorkerStatus {
+        pb::WorkerStatus { counters: Some(self.stats.to_proto(self.uploader.stats())), ..self.slots.status(self.index) }
+    }
 }
 
 /// The node secret from the settings, parsed.
@@ -124,7 +132,7 @@ impl WorkerService for Service {
     }
 
     async fn status(&self, _req: Request<pb::StatusRequest>) -> Result<Response<pb::WorkerStatus>, Status> {
-        Ok(Response::new(self.0.slots.status(self.0.index)))
+        Ok(Response::new(self.0.status()))
     }
 
     async fn drain(&self, req: Request<pb::DrainRequest>) -> Result<Response<pb::WorkerStatus>, Status> {
@@ -132,13 +140,13 @@ impl WorkerService for Service {
         self.0.slots.drain(exit);
         let by = req.extensions().get::<Caller>();
         tracing::info!(worker = self.0.index, exit_when_idle = exit, ?by, "draining");
-        Ok(Response::new(self.0.slots.status(self.0.index)))
+        Ok(Response::new(self.0.status()))
     }
 
     async fn resume(&self, _req: Request<pb::ResumeRequest>) -> Result<Response<pb::WorkerStatus>, Status> {
         self.0.slots.resume()?;
         tracing::info!(worker = self.0.index, "taking calls again");
-        Ok(Response::new(self.0.slots.status(self.0.index)))
+        Ok(Response::new(self.0.status()))
     }
 }
 
@@ -208,6 +216,7 @@ pub async fn run(args: WorkerArgs, shutdown: impl Future<Output = ()> + Send + '
         store,
         bridge,
         uploader,
+        stats: crate::stats::Stats::default(),
     });
 
     let (listener, url) = match tcp {

@@ -87,7 +87,9 @@ async fn a_fleet_host_heartbeats_follows_lifecycle_and_reports_calls() {
         .into_inner();
     let node_id = reg.node.unwrap().id;
 
-    let host_args = host_args(dir.path(), &bridge.url());
+    let mut host_args = host_args(dir.path(), &bridge.url());
+    let metrics_port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    host_args.extend(["--metrics-listen".into(), format!("127.0.0.1:{metrics_port}")]);
     let mut host = ServerProcess::spawn(
         "voxcore-host",
         Path::new(env!("CARGO_BIN_EXE_voxcore")),
@@ -194,6 +196,22 @@ async fn a_fleet_host_heartbeats_follows_lifecycle_and_reports_calls() {
     assert!(dir.path().join("recordings").join(&rec.key).is_file(), "the object the call points at exists");
     assert_eq!(done.end_reason, "caller_hangup");
     assert_eq!((done.node_id.as_str(), done.worker_index), (node_id.as_str(), 1));
+
+    // The host's /metrics counts what worker 1 did, as of its next poll.
+    let metrics = until("the host's /metrics to count the call", async || {
+        let text = reqwest::get(format!("http://127.0.0.1:{metrics_port}/metrics")).await.ok()?.text().await.ok()?;
+        text.contains("voxcore_calls_total{worker=\"1\",outcome=\"completed\"} 1").then_some(text)
+    })
+    .await;
+    for line in [
+        "voxcore_frames_received_total{worker=\"1\"} 50",
+        "voxcore_frame_lateness_seconds_count{worker=\"1\"} 50",
+        "voxcore_worker_slots{state=\"idle\"} 2",
+        "vox_build_info{service=\"voxcore\"",
+        "process_resident_memory_bytes ",
+    ] {
+        assert!(metrics.contains(line), "{line} missing from the host's /metrics:\n{metrics}");
+    }
 
     // Shutdown: the workers drain and exit, then the host exits by itself.
     nodes.set_node_lifecycle(authed(&admin, lifecycle(bpb::LifecycleAction::Shutdown))).await.unwrap();

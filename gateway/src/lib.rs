@@ -61,6 +61,8 @@ pub struct Gate {
     pub rest_channel: tonic::transport::Channel,
     /// Outgoing HTTP (LiveKit's API).
     pub http: reqwest::Client,
+    /// Per-client request and sign-in budgets.
+    pub limits: Arc<limits::Limits>,
 }
 
 impl vox_node::heartbeat::HeartbeatSource for Gate {
@@ -137,6 +139,7 @@ pub async fn run(
         .map_err(|e| anyhow::anyhow!(e.message))?
         .connect_timeout(Duration::from_secs(3))
         .connect_lazy();
+    let args_rate = (args.rate_limit_per_second, args.login_attempts_per_minute);
     let gate = Arc::new(Gate {
         args,
         bridge: bridge.clone(),
@@ -148,6 +151,7 @@ pub async fn run(
         tls: tls.is_some(),
         rest_channel: rest_channel.clone(),
         http: reqwest::Client::new(),
+        limits: Arc::new(limits::Limits::new(args_rate.0, args_rate.1)),
     });
 
     // Workers refuse a gateway without a worker token: get one before taking traffic
@@ -200,7 +204,7 @@ pub async fn run(
         rest_config.dialler =
             Some(vox_node::channel::connect_lazy(url).map_err(|e| anyhow::anyhow!("--dialler-url: {}", e.message))?);
     }
-    let limits = Arc::new(limits::Limits::new(gate.args.rate_limit_per_second, gate.args.login_attempts_per_minute));
+    let limits = Arc::clone(&gate.limits);
     let app = routes::router(Arc::clone(&gate))
         .merge(voxgate_rest::router(rest_config))
         .merge(console::router(console::Console::new(gate.args.console_dir.clone())))

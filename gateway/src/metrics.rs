@@ -1,6 +1,5 @@
 //! voxgate's Prometheus figures.
 
-use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
@@ -24,8 +23,12 @@ pub struct Metrics {
     /// Time to hand one carrier frame to its worker.
     pub relay_seconds: Histogram,
     pub active_streams: Gauge,
+    /// Calls ended because a peer stopped reading (`carrier` or `worker`).
+    pub peers_not_reading: Family<Labels, Counter>,
     /// Outbound call transitions made from carrier callbacks, by target state.
     pub outbound_transitions: Family<Labels, Counter>,
+    /// Client addresses the rate limiter remembers (idle ones are forgotten every minute).
+    pub limiter_addresses: Gauge,
 }
 
 impl Default for Metrics {
@@ -65,11 +68,23 @@ impl Default for Metrics {
                 Histogram::new([0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1]),
             ),
             active_streams: registered(&mut registry, "active_streams", "Media streams in progress", Gauge::default()),
+            peers_not_reading: registered(
+                &mut registry,
+                "peers_not_reading",
+                "Calls ended because the carrier or the worker stopped reading for the send timeout, by peer",
+                Family::default(),
+            ),
             outbound_transitions: registered(
                 &mut registry,
                 "outbound_transitions",
                 "Outbound call transitions made from carrier callbacks, by target state",
                 Family::default(),
+            ),
+            limiter_addresses: registered(
+                &mut registry,
+                "rate_limiter_addresses",
+                "Client addresses the per-client rate limiter remembers",
+                Gauge::default(),
             ),
             registry,
         }
@@ -78,11 +93,7 @@ impl Default for Metrics {
 
 impl Metrics {
     pub fn render(&self) -> String {
-        let mut out = String::new();
-        if let Err(e) = encode(&mut out, &self.registry) {
-            tracing::error!(error = %e, "encode metrics");
-        }
-        out
+        vox_telemetry::metrics::render("voxgate", &self.registry)
     }
 }
 

@@ -99,6 +99,7 @@ async fn health_fleet(State(gate): State<Arc<Gate>>) -> Response {
 async fn metrics(State(gate): State<Arc<Gate>>) -> Response {
     gate.metrics.slots_free.set(i64::from(gate.fleet.available()));
     gate.metrics.slots_total.set(i64::from(gate.fleet.total()));
+    gate.metrics.limiter_addresses.set(i64::try_from(gate.limits.addresses()).unwrap_or(i64::MAX));
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], gate.metrics.render()).into_response()
 }
 

@@ -1,9 +1,12 @@
+//! DoNotCallService: the global and per-campaign lists of numbers never to call.
+//! Operators may add numbers; only admins may remove them.
+
 use std::sync::Arc;
 
 use tonic::Request;
 use vox_domain::phone::E164;
 use vox_domain::user::Role;
-use vox_domain::{Error, Result};
+use vox_domain::{Error, ErrorCode, Result};
 use vox_proto::backend::v1 as pb;
 use vox_proto::backend::v1::do_not_call_service_server::DoNotCallService;
 
@@ -60,7 +63,15 @@ impl DoNotCallService for DoNotCall {
         req: Request<pb::RemoveDoNotCallRequest>,
     ) -> RpcResult<pb::RemoveDoNotCallResponse> {
         let r = async {
-            self.0.auth.user_or_node(req.metadata(), Role::Operator, &[]).await?;
+            // Adding a number only ever stops calls; removing one lets it be called again,
+            // which is an admin's decision.
+            self.0.auth.user(req.metadata(), Role::Admin).await.map_err(|e| match e.code {
+                ErrorCode::PermissionDenied => Error::permission_denied(format!(
+                    "removing do-not-call entries lets those numbers be called again: {}",
+                    e.message
+                )),
+                _ => e,
+            })?;
             let r = req.get_ref();
             let scope = self.scope(&r.campaign_id).await?;
             let removed = self.0.stores.dnc.remove_dnc(&scope, &numbers(&r.numbers)?).await?;

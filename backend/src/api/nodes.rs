@@ -168,6 +168,8 @@ impl Nodes {
         Ok(pb::RegisterNodeResponse { node: Some(self.to_proto(&node).await?), api_secret: secret })
     }
 
+    /// Maintenance, resume and shutdown are operator actions; disabling, which cannot be
+    /// undone, is an admin's.
     async fn lifecycle(&self, req: Request<pb::SetNodeLifecycleRequest>) -> Result<pb::Node> {
         let user = self.0.auth.user(req.metadata(), Role::Operator).await?;
         let r = req.into_inner();
@@ -178,6 +180,14 @@ impl Nodes {
         }
         if reason.len() > 500 {
             return Err(Error::invalid("reason", "at most 500 characters"));
+        }
+        if action == LifecycleAction::Disable && user.role < Role::Admin {
+            return Err(Error::permission_denied(format!(
+                "disabling a node is permanent (its secret stops working for good), so it needs the admin role; \
+                 {} is {}: use maintenance or shutdown instead, or ask an admin",
+                user.email,
+                user.role.as_str()
+            )));
         }
         let node = self.load(&r.node_id).await?;
         let to = action.apply(node.desired_state)?;

@@ -150,6 +150,11 @@ export function CampaignFormPage({ id }: { id?: string }) {
   if (!form) return <Loading what="Loading the campaign" />;
 
   const set = <K extends keyof Form>(k: K, v: Form[K]) => setForm({ ...form, [k]: v });
+  // An external agent receives every call's audio: only admins choose where it goes
+  // (voxbridge refuses an operator's new or changed URL). Operators keep the URL a
+  // campaign already has.
+  const savedExternal = existing.data?.spec.agent?.kind === "external" ? (existing.data.spec.agent.external_url ?? "") : null;
+  const choosesAgentUrl = can.administer(role);
   const toggle = <T,>(list: T[], v: T) => (list.includes(v) ? list.filter((x) => x !== v) : [...list, v]);
 
   const submit = async (e: FormEvent) => {
@@ -207,7 +212,9 @@ export function CampaignFormPage({ id }: { id?: string }) {
               <select name="agent" value={form.agent} onChange={(e) => set("agent", e.target.value as AgentKind)}>
                 <option value="echo">Echo: plays the caller's audio back (testing)</option>
                 <option value="prompt">Prompt: plays a WAV, then DTMF choices</option>
-                <option value="external">External: your agent server over WebSocket</option>
+                <option value="external" disabled={!choosesAgentUrl && savedExternal === null}>
+                  External: your agent server over WebSocket{!choosesAgentUrl && savedExternal === null ? " (admins only)" : ""}
+                </option>
               </select>
             </Field>
             {form.agent === "prompt" && (
@@ -216,8 +223,21 @@ export function CampaignFormPage({ id }: { id?: string }) {
               </Field>
             )}
             {form.agent === "external" && (
-              <Field label="Agent server URL" hint="ws:// or wss://">
-                <input required value={form.external_url} onChange={(e) => set("external_url", e.target.value)} />
+              <Field
+                label="Agent server URL"
+                hint={
+                  choosesAgentUrl
+                    ? "wss:// (plain ws:// only where voxbridge allows it, for local testing)"
+                    : "Every call's audio goes here; only an admin can change it."
+                }
+              >
+                <input
+                  name="external_url"
+                  required
+                  readOnly={!choosesAgentUrl}
+                  value={form.external_url}
+                  onChange={(e) => set("external_url", e.target.value)}
+                />
               </Field>
             )}
             <Field label="Weight" hint="Share of dialling capacity among running campaigns (1–1000).">

@@ -7,7 +7,7 @@ import { ago, bytes, dateTime, DESIRED_LABEL, KIND_LABEL } from "../format";
 import { SecretDialog, slots, StatusBadge } from "../nodes";
 import { Link, navigate } from "../router";
 import { useRole } from "../session";
-import type { AuditEvent, LifecycleAction, NodeWithSecret, Region, VoxNode } from "../types";
+import type { AuditEvent, LifecycleAction, NodeWithSecret, Region, Role, VoxNode } from "../types";
 import { Badge, Empty, ErrorBox, Field, Loading, Modal, PageHeader, useNow, useResource } from "../ui";
 
 const ACTION_LABEL: Record<LifecycleAction, string> = {
@@ -38,17 +38,22 @@ function consequence(action: LifecycleAction, node: VoxNode): string {
   }
 }
 
-function allowedActions(node: VoxNode): LifecycleAction[] {
-  switch (node.desired_state) {
-    case "active":
-      return ["maintenance", "shutdown", "disable"];
-    case "maintenance":
-      return ["resume", "shutdown", "disable"];
-    case "shutdown":
-      return ["resume", "disable"];
-    case "disabled":
-      return [];
-  }
+/** The actions the node's state allows and the role may take: disabling, which cannot be
+ * undone, is for admins (voxbridge refuses it to operators). */
+function allowedActions(node: VoxNode, role: Role | undefined): LifecycleAction[] {
+  const actions = ((): LifecycleAction[] => {
+    switch (node.desired_state) {
+      case "active":
+        return ["maintenance", "shutdown", "disable"];
+      case "maintenance":
+        return ["resume", "shutdown", "disable"];
+      case "shutdown":
+        return ["resume", "disable"];
+      case "disabled":
+        return [];
+    }
+  })();
+  return actions.filter((a) => a !== "disable" || can.administer(role));
 }
 
 export function NodeDetailPage({ id }: { id: string }) {
@@ -164,11 +169,11 @@ export function NodeDetailPage({ id }: { id: string }) {
         )}
       </section>
 
-      {can.operate(role) && allowedActions(n).length > 0 && (
+      {can.operate(role) && allowedActions(n, role).length > 0 && (
         <section className="panel" aria-labelledby="lifecycle-h" data-testid="lifecycle">
           <h2 id="lifecycle-h">Lifecycle</h2>
           <div className="toolbar">
-            {allowedActions(n).map((a) => (
+            {allowedActions(n, role).map((a) => (
               <button
                 key={a}
                 type="button"
@@ -179,7 +184,10 @@ export function NodeDetailPage({ id }: { id: string }) {
               </button>
             ))}
           </div>
-          <p className="muted small">Every change needs a reason and is written to the audit trail below.</p>
+          <p className="muted small">
+            Every change needs a reason and is written to the audit trail below.
+            {!can.administer(role) && n.desired_state !== "disabled" && " Disabling a node for good is for admins."}
+          </p>
         </section>
       )}
 

@@ -9,7 +9,9 @@
 //!   "name":…}`, `{"event":"clear"}`, `{"event":"hangup","reason":…}`.
 //!
 //! An agent server that cannot be reached or closes early ends the call with
-//! `agent_error:unreachable` or `agent_hangup`.
+//! `agent_error:unreachable` or `agent_hangup`; one that stops reading (a frame not taken
+//! within [`crate::session::SEND_TIMEOUT`]) ends it with `agent_error:not_reading`, so a
+//! stuck server cannot hold the call, and its worker, forever.
 
 use base64::Engine;
 use futures::{SinkExt, StreamExt};
@@ -18,6 +20,26 @@ use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
 
 use super::{AgentContext, AgentInput, AgentOutput};
+use crate::session::SEND_TIMEOUT;
+
+type AgentSocket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// Sends one frame to the agent server within [`SEND_TIMEOUT`]; otherwise the reason the
+/// call ends with.
+async fn send(ws: &mut AgentSocket, call_id: &str, frame: Value) -> Result<(), &'static str> {
+    match tokio::time::timeout(SEND_TIMEOUT, ws.send(Message::text(frame.to_string()))).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(_)) => Err("agent_hangup:closed"),
+        Err(_) => {
+            tracing::warn!(
+                call_id,
+                seconds = SEND_TIMEOUT.as_secs(),
+                "the external agent has not read the call's audio; ending the call"
+            );
+            Err("agent_error:not_reading")
+        }
+    }
+}
 
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
 
@@ -69,7 +91,7 @@ pub async fn run(ctx: AgentContext, mut input: mpsc::Receiver<AgentInput>, outpu
         "media_format": {"encoding": "audio/l16", "sample_rate": ctx.sample_rate},
         "params": ctx.settings.params,
     });
-    if ws.send(Message::text(start.to_string())).await.is_err() {
+    if send(&mut ws, &ctx.call_id, start).await.is_err() {
         let _ = output.send(AgentOutput::Hangup("agent_error:unreachable".into())).await;
         return;
     }
@@ -77,14 +99,15 @@ pub async fn run(ctx: AgentContext, mut input: mpsc::Receiver<AgentInput>, outpu
         tokio::select! {
             event = input.recv() => match event {
                 Some(e) => {
-                    if ws.send(Message::text(to_agent(&e).to_string())).await.is_err() {
-                        let _ = output.send(AgentOutput::Hangup("agent_hangup:closed".into())).await;
+                    if let Err(reason) = send(&mut ws, &ctx.call_id, to_agent(&e)).await {
+                        let _ = output.send(AgentOutput::Hangup(reason.into())).await;
                         return;
                     }
                 }
                 None => {
-                    let _ = ws.send(Message::text(json!({"event": "stop"}).to_string())).await;
-                    let _ = ws.close(None).await;
+                    if send(&mut ws, &ctx.call_id, json!({"event": "stop"})).await.is_ok() {
+                        let _ = tokio::time::timeout(SEND_TIMEOUT, ws.close(None)).await;
+                    }
                     return;
                 }
             },

@@ -9,6 +9,13 @@
 //! atomic), so a second stream for the same call, on any gateway, is refused. The worker reports `in_progress` and the
 //! end of the call; the gateway reports only what the worker cannot: `abandoned` when no
 //! slot is free and `failed` (`worker_lost`) when the worker's stream breaks.
+//!
+//! Every send has a deadline ([`SEND_TIMEOUT`]). A carrier that stops reading its socket
+//! (a frozen process, a connection that died without a reset) would otherwise stall the
+//! relay, its idle watchdog and the worker behind it for as long as the kernel keeps the
+//! connection: the call ends instead, the worker is told `peer_not_reading` (the reason
+//! the call record keeps), and a worker that stops taking audio fails the call with
+//! `worker_not_reading`.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -28,11 +35,23 @@ use crate::{Gate, reservation};
 
 type Sink = futures::stream::SplitSink<WebSocket, Message>;
 
+/// How long one frame may wait to be taken by the carrier or the worker. Audio flows every
+/// 20 ms, so a send stuck for 2 s means the peer has stopped reading; far longer than any
+/// pause of a live connection.
+pub const SEND_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Closes the stream with `code` and `reason`, giving up after [`SEND_TIMEOUT`] when the
+/// carrier does not take the close frame (dropping the socket then ends the connection).
 async fn close(sink: &mut Sink, code: u16, reason: &str) {
     tracing::info!(code, reason, "closing media stream");
     let frame = CloseFrame { code, reason: reason.chars().take(120).collect::<String>().into() };
-    let _ = sink.send(Message::Close(Some(frame))).await;
-    let _ = sink.close().await;
+    let closing = async {
+        let _ = sink.send(Message::Close(Some(frame))).await;
+        let _ = sink.close().await;
+    };
+    if tokio::time::timeout(SEND_TIMEOUT, closing).await.is_err() {
+        tracing::info!(code, reason, "the carrier did not take the close frame; dropping the connection");
+    }
 }
 
 async fn transition(
@@ -249,10 +268,21 @@ async fn run(
                     }
                 };
                 let t = Instant::now();
-                if to_worker.send(pb::MediaIn { event: Some(msg) }).await.is_err() {
-                    continue; // the worker side is ending; its stream tells how
+                match tokio::time::timeout(SEND_TIMEOUT, to_worker.send(pb::MediaIn { event: Some(msg) })).await {
+                    Ok(Ok(())) => gate.metrics.relay_seconds.observe(t.elapsed().as_secs_f64()),
+                    Ok(Err(_)) => continue, // the worker side is ending; its stream tells how
+                    Err(_) => {
+                        tracing::warn!(call_id, worker = %claim.slot, seconds = SEND_TIMEOUT.as_secs(),
+                            "the worker has not taken the caller's audio; ending the call");
+                        gate.metrics.peers_not_reading.get_or_create(&label("peer", "worker")).inc();
+                        gate.fleet.refused(&claim.slot, Refusal::Unreachable);
+                        let failed = bpb::CallState::Failed;
+                        if let Err(e) = transition(gate, &call_id, failed, "worker_not_reading", Some(&claim)).await {
+                            tracing::warn!(call_id, error = e.message(), "could not mark the call failed");
+                        }
+                        return close(sink, close_code::ERROR, "the worker stopped taking audio").await;
+                    }
                 }
-                gate.metrics.relay_seconds.observe(t.elapsed().as_secs_f64());
             }
             out = from_worker.next() => match out {
                 Some(Ok(pb::MediaOut { event: Some(event) })) => {
@@ -263,9 +293,16 @@ async fn run(
                         media_out::Event::Hangup(h) => return close(sink, close_code::NORMAL, &h.reason).await,
                         media_out::Event::Started(_) | media_out::Event::Dtmf(_) => continue,
                     };
-                    if sink.send(dialect.render(&out)).await.is_err() {
-                        hang_up(to_worker, &mut from_worker, "caller_hangup").await;
-                        return;
+                    match tokio::time::timeout(SEND_TIMEOUT, sink.send(dialect.render(&out))).await {
+                        Ok(Ok(())) => {}
+                        Ok(Err(_)) => return hang_up(to_worker, &mut from_worker, "caller_hangup").await,
+                        Err(_) => {
+                            // No close frame: it would wait behind the frames not read.
+                            tracing::warn!(call_id, seconds = SEND_TIMEOUT.as_secs(),
+                                "the carrier has not read the call's audio; ending the call");
+                            gate.metrics.peers_not_reading.get_or_create(&label("peer", "carrier")).inc();
+                            return hang_up(to_worker, &mut from_worker, "peer_not_reading").await;
+                        }
                     }
                 }
                 Some(Ok(_)) => {}
@@ -284,12 +321,15 @@ async fn run(
 }
 
 /// Tells the worker the call is over and waits (up to 5 s) for it to close its side, so
-/// the hangup is delivered rather than cut off with the stream.
+/// the hangup is delivered rather than cut off with the stream. What the worker still
+/// sends is read (and dropped) meanwhile: a worker waiting to send can then take the
+/// hangup.
 async fn hang_up(to_worker: mpsc::Sender<pb::MediaIn>, from_worker: &mut tonic::Streaming<pb::MediaOut>, reason: &str) {
-    let _ = to_worker
-        .send(pb::MediaIn { event: Some(media_in::Event::Hangup(pb::Hangup { reason: reason.into() })) })
-        .await;
-    drop(to_worker);
-    let _ = tokio::time::timeout(Duration::from_secs(5), async { while let Some(Ok(_)) = from_worker.next().await {} })
-        .await;
+    let deliver = async move {
+        let _ = to_worker
+            .send(pb::MediaIn { event: Some(media_in::Event::Hangup(pb::Hangup { reason: reason.into() })) })
+            .await;
+    };
+    let drain = async { while let Some(Ok(_)) = from_worker.next().await {} };
+    let _ = tokio::time::timeout(Duration::from_secs(5), futures::future::join(deliver, drain)).await;
 }

@@ -4,6 +4,8 @@
 //! made on another). Redis is not the system of record: losing it loses no call, node or
 //! campaign data; nodes look offline until their next heartbeat reaches a live Redis.
 
+mod publish_queue;
+
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,6 +19,16 @@ use futures::stream::BoxStream;
 use vox_domain::node::Presence;
 use vox_domain::{Error, Result};
 use vox_store::{ClusterEvent, EventBus, PresenceStore};
+
+pub use publish_queue::PUBLISH_QUEUE_CAP;
+use publish_queue::PublishQueue;
+
+/// How long one publish may take before Redis counts as slow and the event as lost.
+const PUBLISH_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Published after events were lost (dropped from a full queue, or refused by Redis):
+/// every instance's watchers then recompute, as after a broken subscription.
+const GAP: &str = "gap:";
 
 fn unavailable(op: &str) -> impl Fn(redis::RedisError) -> Error + '_ {
     move |e| Error::unavailable(format!("redis: {op}: {e}"))
@@ -146,11 +158,13 @@ fn decode(s: &str) -> Option<ClusterEvent> {
 
 /// Cluster events over Redis pub/sub on `<prefix>events`. Each instance holds one
 /// subscription and fans events out to its local watchers; publishes go out in order
-/// through one task. When the subscription drops, watchers get a gap marker (`None`) so
-/// they recompute, and it reconnects.
+/// through one task, from a queue of at most [`PUBLISH_QUEUE_CAP`] events (the oldest
+/// go first when Redis is slow or down; see `publish_queue`). When the subscription
+/// drops, or events were lost on their way out, watchers get a gap marker (`None`) so
+/// they recompute.
 #[derive(Debug, Clone)]
 pub struct RedisEventBus {
-    out: tokio::sync::mpsc::UnboundedSender<String>,
+    queue: Arc<PublishQueue>,
     local: tokio::sync::broadcast::Sender<Option<ClusterEvent>>,
 }
 
@@ -180,7 +194,9 @@ impl RedisEventBus {
                             let mut messages = pubsub.into_on_message();
                             while let Some(msg) = messages.next().await {
                                 let payload: String = msg.get_payload().unwrap_or_default();
-                                if let Some(e) = decode(&payload) {
+                                if payload == GAP {
+                                    let _ = local.send(None);
+                                } else if let Some(e) = decode(&payload) {
                                     let _ = local.send(Some(e));
                                 }
                             }
@@ -195,28 +211,90 @@ impl RedisEventBus {
             });
         }
         let _ = tokio::time::timeout(Duration::from_secs(2), ready_rx).await;
-        let (out, mut queue) = tokio::sync::mpsc::unbounded_channel::<String>();
+        Self::with_queue(redis, local, PUBLISH_QUEUE_CAP)
+    }
+
+    /// Starts the publisher over a queue of at most `cap` events.
+    fn with_queue(
+        redis: Redis,
+        local: tokio::sync::broadcast::Sender<Option<ClusterEvent>>,
+        cap: usize,
+    ) -> RedisEventBus {
+        let (queue, mut doorbell) = PublishQueue::new(cap);
+        let queue = Arc::new(queue);
+        let publisher = Arc::downgrade(&queue);
         tokio::spawn(async move {
             let channel = redis.key("events");
-            while let Some(payload) = queue.recv().await {
-                let sent = match redis.conn().await {
-                    Ok(mut c) => {
-                        c.publish::<_, _, usize>(&channel, payload).await.map(|_| ()).map_err(|e| e.to_string())
+            // Events were lost since the last gap marker went out.
+            let mut gap = false;
+            // Publishes failed in a row: the first is logged, the rest when Redis is back.
+            let mut failed: u64 = 0;
+            // Ends when every handle of the bus is gone (the doorbell closes).
+            while doorbell.recv().await.is_some() {
+                while let Some(payload) = publisher.upgrade().and_then(|q| q.pop()) {
+                    if let Err(e) = publish(&redis, &channel, payload).await {
+                        if failed == 0 {
+                            tracing::warn!(
+                                error = %e,
+                                "redis: publish event failed; watchers catch up on their next refresh"
+                            );
+                        }
+                        failed += 1;
+                        gap = true;
+                        continue;
                     }
-                    Err(e) => Err(e.message),
-                };
-                if let Err(e) = sent {
-                    tracing::warn!(error = %e, "redis: publish event failed; watchers catch up on their next refresh");
+                    if failed > 0 {
+                        tracing::warn!(failed, "redis: publishing works again after {failed} failed events");
+                        failed = 0;
+                    }
+                    let dropped = publisher.upgrade().map_or(0, |q| q.take_unreported());
+                    if dropped > 0 {
+                        tracing::warn!(
+                            dropped,
+                            "redis: dropped {dropped} events from the full queue while redis was slow or down; \
+                             watchers recompute"
+                        );
+                        gap = true;
+                    }
+                    if gap && publish(&redis, &channel, GAP.to_string()).await.is_ok() {
+                        gap = false;
+                    }
                 }
             }
         });
-        RedisEventBus { out, local }
+        RedisEventBus { queue, local }
+    }
+
+    /// Events waiting for Redis to take them (at most [`PUBLISH_QUEUE_CAP`]).
+    pub fn queued(&self) -> usize {
+        self.queue.len()
+    }
+
+    /// Events dropped from the full queue since this bus started.
+    pub fn dropped(&self) -> u64 {
+        self.queue.dropped()
+    }
+}
+
+/// One publish, within [`PUBLISH_TIMEOUT`] (connecting included).
+async fn publish(redis: &Redis, channel: &str, payload: String) -> std::result::Result<(), String> {
+    let sent = async {
+        let mut c = redis.conn().await.map_err(|e| e.message)?;
+        c.publish::<_, _, usize>(channel, payload).await.map(|_| ()).map_err(|e| e.to_string())
+    };
+    match tokio::time::timeout(PUBLISH_TIMEOUT, sent).await {
+        Ok(r) => r,
+        Err(_) => Err(format!("no answer within {} s", PUBLISH_TIMEOUT.as_secs())),
     }
 }
 
 impl EventBus for RedisEventBus {
     fn publish(&self, event: ClusterEvent) {
-        let _ = self.out.send(encode(&event));
+        self.queue.push(encode(&event));
+    }
+
+    fn backlog(&self) -> (u64, u64) {
+        (self.queued() as u64, self.dropped())
     }
 
     fn subscribe(&self) -> BoxStream<'static, Option<ClusterEvent>> {

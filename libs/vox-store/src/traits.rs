@@ -244,6 +244,11 @@ pub trait EventBus: Send + Sync {
     /// Events published from now on. A slow subscriber may miss events but is told by a
     /// `None` item that it lagged, so it can recompute from the stores.
     fn subscribe(&self) -> BoxStream<'static, Option<ClusterEvent>>;
+    /// Events waiting to be delivered to other instances, and events dropped because that
+    /// queue was full, since this process started (a bus within one process: none).
+    fn backlog(&self) -> (u64, u64) {
+        (0, 0)
+    }
 }
 
 #[async_trait]

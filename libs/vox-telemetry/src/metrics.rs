@@ -37,7 +37,6 @@ pub fn render(service: &str, registry: &Registry) -> String {
     out
 }
 
-
 /// The standard process figures (the names Prometheus' own clients use), read from
 /// /proc on each scrape; elsewhere than Linux they are left out.
 #[derive(Debug)]

@@ -232,6 +232,9 @@ async fn start(
                 ip.to_string(),
                 "--worker-base-port".into(),
                 args.worker_base_port.to_string(),
+                // Each host's /metrics on its own address, port 7100 like a real host.
+                "--metrics-listen".into(),
+                format!("{ip}:7100"),
             ]);
         }
         let launch = Launch {
