@@ -296,8 +296,56 @@ pub async fn run(
         }
     };
     drop(agent_in);
+    if reason == "caller_hangup" {
+        // The caller's last frames went to the agent just before the hangup: its answer
+        // to them is recorded and sent on (the gateway forwards it) before the call ends.
+        let mut tail = Tail { out: &out, recorder: &mut recorder, format, frame, out_seq: &mut out_seq, sending: true };
+        tail.drain(&worker, &call_id, &mut agent_out).await;
+    }
     drop(out);
     finish(&worker, &call_id, recorder, &reason).await;
+}
+
+/// How long the agent's answer to the caller's last frames may take once the caller hung
+/// up (an echo answers within a frame; a model still speaking is cut here).
+pub const TAIL: Duration = Duration::from_millis(500);
+
+/// The end of the agent's output after the caller hung up.
+struct Tail<'a> {
+    out: &'a Out,
+    recorder: &'a mut Option<CallRecorder>,
+    format: Format,
+    frame: usize,
+    out_seq: &'a mut u64,
+    /// False once the gateway stopped taking frames: the rest is only recorded.
+    sending: bool,
+}
+
+impl Tail<'_> {
+    async fn drain(&mut self, worker: &Worker, call_id: &str, agent_out: &mut mpsc::Receiver<AgentOutput>) {
+        let deadline = Instant::now() + TAIL;
+        while let Ok(Some(event)) = tokio::time::timeout_at(deadline, agent_out.recv()).await {
+            let AgentOutput::Audio(samples) = event else { continue };
+            for chunk in samples.chunks(self.frame) {
+                if let Some(r) = self.recorder.as_mut()
+                    && let Err(e) = r.agent(chunk)
+                {
+                    tracing::error!(call_id, error = %e, "recording write failed; recording stops");
+                    *self.recorder = None;
+                }
+                if self.sending {
+                    let seq = *self.out_seq;
+                    let audio =
+                        pb::AudioFrame { payload: self.format.encode(chunk), timestamp_ms: seq * 20, sequence: seq };
+                    *self.out_seq += 1;
+                    self.sending = send(self.out, media_out::Event::Audio(audio)).await.is_ok();
+                    if self.sending {
+                        worker.stats.frame_sent();
+                    }
+                }
+            }
+        }
+    }
 }
 
 async fn finish(worker: &Worker, call_id: &str, recorder: Option<CallRecorder>, reason: &str) {

@@ -258,7 +258,16 @@ async fn run(
                     Ok(CarrierEvent::Dtmf(digit)) => media_in::Event::Dtmf(pb::Dtmf { digit, duration_ms: 0 }),
                     Ok(CarrierEvent::Mark(name)) => media_in::Event::Mark(pb::Mark { name }),
                     Ok(CarrierEvent::Stop) => {
-                        hang_up(to_worker, &mut from_worker, "caller_hangup").await;
+                        // The caller's last words are already on their way to the worker:
+                        // what the agent answers to them still goes out before the close.
+                        let (counter, dialect) = (&frames_out, &mut *dialect);
+                        let forward = move |event: GatewayEvent| {
+                            if matches!(event, GatewayEvent::Audio(_)) {
+                                counter.inc();
+                            }
+                            dialect.render(&event)
+                        };
+                        hang_up_forwarding(to_worker, &mut from_worker, sink, forward).await;
                         return close(sink, close_code::NORMAL, "stream stopped").await;
                     }
                     Ok(CarrierEvent::Connected | CarrierEvent::Start(_)) => continue,
@@ -318,6 +327,37 @@ async fn run(
             }
         }
     }
+}
+
+/// [`hang_up`] after the carrier's `stop`: what the worker still sends (the agent's answer
+/// to the last frames) is passed on to the carrier rather than dropped, as long as the
+/// carrier reads it (each within [`SEND_TIMEOUT`]).
+async fn hang_up_forwarding(
+    to_worker: mpsc::Sender<pb::MediaIn>,
+    from_worker: &mut tonic::Streaming<pb::MediaOut>,
+    sink: &mut Sink,
+    mut render: impl FnMut(GatewayEvent) -> Message,
+) {
+    let deliver = async move {
+        let _ = to_worker
+            .send(pb::MediaIn { event: Some(media_in::Event::Hangup(pb::Hangup { reason: "caller_hangup".into() })) })
+            .await;
+    };
+    let forward = async {
+        let mut carrier_reads = true;
+        while let Some(Ok(out)) = from_worker.next().await {
+            let event = match out.event {
+                Some(media_out::Event::Audio(a)) => GatewayEvent::Audio(a.payload),
+                Some(media_out::Event::Mark(m)) => GatewayEvent::Mark(m.name),
+                _ => continue,
+            };
+            if carrier_reads {
+                carrier_reads =
+                    matches!(tokio::time::timeout(SEND_TIMEOUT, sink.send(render(event))).await, Ok(Ok(())));
+            }
+        }
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(5), futures::future::join(deliver, forward)).await;
 }
 
 /// Tells the worker the call is over and waits (up to 5 s) for it to close its side, so
