@@ -20,7 +20,11 @@ use vox_proto::dialler::v1 as dpb;
 
 use crate::status::Status;
 
-/// Bearers voxbridge accepted recently, so a polling console costs one check a minute.
+/// Bearers voxbridge accepted in the last [`ACCEPTED_FOR`], so a console polling every
+/// second costs one check every few seconds, and a revoked token stops working soon after.
+/// How long an accepted bearer is taken without asking voxbridge again.
+const ACCEPTED_FOR: Duration = Duration::from_secs(5);
+
 #[derive(Debug, Default)]
 struct Accepted(Mutex<HashMap<String, Instant>>);
 
@@ -39,7 +43,7 @@ impl StatusService {
         let key = auth.to_str().unwrap_or_default().to_string();
         {
             let mut accepted = self.accepted.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-            accepted.retain(|_, at| at.elapsed() < Duration::from_secs(60));
+            accepted.retain(|_, at| at.elapsed() < ACCEPTED_FOR);
             if accepted.contains_key(&key) {
                 return Ok(());
             }

@@ -85,13 +85,18 @@ impl Users {
             .ok_or_else(|| Error::internal("the peer address of a sign-in is unknown"))?;
         let Some(named) = req.metadata().get(crate::passwords::CLIENT_ADDRESS) else { return Ok(peer) };
         match self.0.auth.principal(req.metadata()).await {
-            Ok(Principal::Node(n)) if n.kind == vox_domain::node::NodeKind::Gateway => named
-                .to_str()
-                .ok()
-                .and_then(|v| v.trim().parse().ok())
-                .ok_or_else(|| Error::invalid(crate::passwords::CLIENT_ADDRESS, "an IP address")),
+            Ok(Principal::Node(n))
+                if n.kind == vox_domain::node::NodeKind::Gateway
+                    && n.desired_state != vox_domain::node::DesiredState::Disabled =>
+            {
+                named
+                    .to_str()
+                    .ok()
+                    .and_then(|v| v.trim().parse().ok())
+                    .ok_or_else(|| Error::invalid(crate::passwords::CLIENT_ADDRESS, "an IP address"))
+            }
             _ => Err(Error::permission_denied(format!(
-                "only a gateway signing with its node secret may send {}",
+                "only an enabled gateway signing with its node secret may send {}",
                 crate::passwords::CLIENT_ADDRESS
             ))),
         }
