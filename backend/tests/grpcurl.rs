@@ -4,14 +4,7 @@
 
 mod common;
 
-use std::process::Command;
-
-fn grpcurl(args: &[&str]) -> String {
-    let bin = vox_testkit::require_program("grpcurl", "install it with `bash ops/install-test-deps.sh`");
-    let out = Command::new(bin).args(args).output().unwrap();
-    assert!(out.status.success(), "grpcurl {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8(out.stdout).unwrap()
-}
+use vox_testkit::grpcurl;
 
 #[tokio::test]
 async fn grpcurl_lists_services_checks_health_and_calls_rpcs() {

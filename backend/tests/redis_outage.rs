@@ -14,7 +14,6 @@ use std::time::{Duration, Instant};
 use common::authed;
 use tokio_stream::StreamExt;
 use vox_proto::backend::v1 as pb;
-use vox_testkit::ServerProcess;
 
 fn heartbeat(node_id: &str, boot: &str) -> pb::HeartbeatRequest {
     pb::HeartbeatRequest {
@@ -31,21 +30,6 @@ fn heartbeat(node_id: &str, boot: &str) -> pb::HeartbeatRequest {
     }
 }
 
-async fn start_redis(port: u16, dir: &std::path::Path) -> ServerProcess {
-    let bin = vox_testkit::require_program("redis-server", "run bash ops/install-test-deps.sh (or bash ops/test.sh)");
-    let args: Vec<String> = ["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
-        .map(String::from)
-        .to_vec();
-    let p = ServerProcess::spawn("redis", &bin, &args, &[], dir).unwrap();
-    for _ in 0..100 {
-        if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
-            return p;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("redis-server did not start on port {port}:\n{}", p.logs());
-}
-
 #[tokio::test]
 async fn a_redis_restart_under_heartbeats_loses_nothing_and_heals_by_itself() {
     let mongo = std::env::var("VOX_TEST_MONGO_URL").unwrap_or_else(|_| {
@@ -53,7 +37,7 @@ async fn a_redis_restart_under_heartbeats_loses_nothing_and_heals_by_itself() {
     });
     let logs = tempfile::tempdir().unwrap();
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let mut redis = start_redis(port, logs.path()).await;
+    let mut redis = vox_testkit::redis_server(port, logs.path()).await;
     let redis_url = format!("redis://127.0.0.1:{port}");
     let database = format!("vox_redis_outage_{}", vox_domain::ids::random_token(8));
     let args = [
@@ -124,7 +108,7 @@ async fn a_redis_restart_under_heartbeats_loses_nothing_and_heals_by_itself() {
     // Redis dies for three seconds, and comes back empty.
     redis.kill();
     tokio::time::sleep(Duration::from_secs(3)).await;
-    let _redis = start_redis(port, logs.path()).await;
+    let _redis = vox_testkit::redis_server(port, logs.path()).await;
     let back = Instant::now();
     let deadline = back + Duration::from_secs(15);
     while !online_on_b().await {

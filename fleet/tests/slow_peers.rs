@@ -23,17 +23,6 @@ use vox_testkit::ServerProcess;
 /// The send timeout (2 s) plus generous slack for a loaded machine.
 const BOUND: Duration = Duration::from_secs(10);
 
-fn start_msg(reservation_id: &str, call_id: &str) -> pb::MediaIn {
-    pb::MediaIn {
-        event: Some(media_in::Event::Start(pb::MediaStart {
-            reservation_id: reservation_id.into(),
-            call_id: call_id.into(),
-            format: Some(pb::AudioFormat { encoding: pb::AudioEncoding::Mulaw as i32, sample_rate: 8000 }),
-            stream_id: String::new(),
-        })),
-    }
-}
-
 /// 20 ms of audio.
 fn audio(i: u64) -> pb::MediaIn {
     audio_of(i, 160)
@@ -54,7 +43,7 @@ async fn reserve(c: &mut Client, call_id: &str, agent: Option<common_pb::AgentSe
 async fn open(c: &mut Client, call_id: &str, agent: Option<common_pb::AgentSettings>) -> Call {
     let reservation = reserve(c, call_id, agent).await;
     let (tx, rx) = mpsc::channel(64);
-    tx.send(start_msg(&reservation, call_id)).await.unwrap();
+    tx.send(vox_testkit::mulaw_start(&reservation, call_id)).await.unwrap();
     let mut rx = c.media(ReceiverStream::new(rx)).await.unwrap().into_inner();
     let first = tokio::time::timeout(BOUND, rx.next()).await.unwrap().unwrap().unwrap();
     assert!(matches!(first.event, Some(media_out::Event::Started(_))), "{first:?}");
@@ -114,7 +103,7 @@ async fn a_gateway_that_stops_reading_ends_the_call_and_frees_the_worker() {
     let call_id = new_call();
     let reservation = reserve(&mut gateway, &call_id, None).await;
     let (tx, rx) = mpsc::channel(64);
-    tx.send(start_msg(&reservation, &call_id)).await.unwrap();
+    tx.send(vox_testkit::mulaw_start(&reservation, &call_id)).await.unwrap();
     let never_read = slow.media(ReceiverStream::new(rx)).await.unwrap();
     assert_eq!(calls_on(&mut gateway).await, 1);
 

@@ -13,7 +13,7 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::Code;
 use vox_proto::common::v1::WorkerState;
-use vox_proto::fleet::v1::{self as pb, media_in};
+use vox_proto::fleet::v1 as pb;
 use vox_testkit::ServerProcess;
 
 /// A worker listening on 127.0.0.1 with the cluster's fleet node secret, its spool at
@@ -35,17 +35,6 @@ async fn gateway_client(cluster: &Cluster, url: &str) -> Client {
     })
     .await;
     gateway
-}
-
-fn start_msg(reservation_id: &str, call_id: &str) -> pb::MediaIn {
-    pb::MediaIn {
-        event: Some(media_in::Event::Start(pb::MediaStart {
-            reservation_id: reservation_id.into(),
-            call_id: call_id.into(),
-            format: Some(pb::AudioFormat { encoding: pb::AudioEncoding::Mulaw as i32, sample_rate: 8000 }),
-            stream_id: String::new(),
-        })),
-    }
 }
 
 /// Media with `first` as its first message: the worker's answer.
@@ -83,7 +72,7 @@ async fn a_tcp_worker_serves_gateways_with_tokens_and_refuses_everyone_else() {
         let drain = c.drain(pb::DrainRequest { exit_when_idle: true }).await.unwrap_err();
         assert_eq!(drain.code(), Code::Unauthenticated, "{who}: {drain:?}");
         assert!(!drain.message().is_empty(), "{who}: the refusal says why");
-        let m = media(&mut c, start_msg(&reserved.reservation_id, &new_call())).await.unwrap_err();
+        let m = media(&mut c, vox_testkit::mulaw_start(&reserved.reservation_id, &new_call())).await.unwrap_err();
         assert_eq!(m.code(), Code::Unauthenticated, "{who}: {m:?}");
         let r = c.reserve(pb::ReserveRequest { call_id: new_call(), ..Default::default() }).await.unwrap_err();
         assert_eq!(r.code(), Code::Unauthenticated, "{who}: {r:?}");
@@ -153,7 +142,7 @@ async fn call_ids_outside_the_id_alphabet_are_refused_and_write_nothing() {
         assert_eq!(err.code(), Code::InvalidArgument, "reserve {bad:?}: {err:?}");
         assert!(err.message().starts_with("call_id:"), "{}", err.message());
         // Media naming a live reservation but another, bad, call id.
-        let err = media(&mut gateway, start_msg(&r.reservation_id, bad)).await.unwrap_err();
+        let err = media(&mut gateway, vox_testkit::mulaw_start(&r.reservation_id, bad)).await.unwrap_err();
         assert_eq!(err.code(), Code::InvalidArgument, "media {bad:?}: {err:?}");
         assert!(err.message().starts_with("start.call_id:"), "{}", err.message());
     }

@@ -7,7 +7,7 @@
 use std::process::Command;
 
 use vox_proto::backend::v1 as bpb;
-use vox_testkit::{ServerProcess, control, workspace_binary};
+use vox_testkit::{ServerProcess, control, grpcurl, workspace_binary};
 
 /// The commit the workspace is at, as the binaries were built from it.
 fn head() -> String {
@@ -36,13 +36,6 @@ fn every_binary_names_its_commit_in_its_version() {
         assert!(out.status.success(), "{bin} --version failed");
         assert!(text.contains(&format!("+{sha}")), "{bin} --version says {text:?}, not the commit {sha}");
     }
-}
-
-fn grpcurl(args: &[&str]) -> String {
-    let bin = vox_testkit::require_program("grpcurl", "install it with `bash ops/install-test-deps.sh`");
-    let out = Command::new(bin).args(args).output().unwrap();
-    assert!(out.status.success(), "grpcurl {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8(out.stdout).unwrap()
 }
 
 #[tokio::test]

@@ -12,22 +12,6 @@ use vox_store::{ClusterEvent, EventBus};
 use vox_store_redis::{PUBLISH_QUEUE_CAP, Redis, RedisEventBus};
 use vox_testkit::ServerProcess;
 
-async fn start_redis(dir: &std::path::Path) -> (ServerProcess, String) {
-    let bin = vox_testkit::require_program("redis-server", "run bash ops/install-test-deps.sh (or bash ops/test.sh)");
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let args: Vec<String> = ["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
-        .map(String::from)
-        .to_vec();
-    let p = ServerProcess::spawn("redis", &bin, &args, &[], dir).unwrap();
-    for _ in 0..100 {
-        if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
-            return (p, format!("redis://127.0.0.1:{port}"));
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("redis-server did not start on port {port}:\n{}", p.logs());
-}
-
 fn signal(p: &ServerProcess, sig: &str) {
     let pid = p.pid().unwrap().to_string();
     assert!(std::process::Command::new("kill").args([sig, &pid]).status().unwrap().success());
@@ -44,7 +28,9 @@ async fn next_within<S: futures::Stream<Item = Option<ClusterEvent>> + Unpin>(
 #[tokio::test]
 async fn a_frozen_redis_keeps_the_queue_at_its_cap_and_counts_the_drops() {
     let dir = tempfile::tempdir().unwrap();
-    let (redis, url) = start_redis(dir.path()).await;
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let redis = vox_testkit::redis_server(port, dir.path()).await;
+    let url = format!("redis://127.0.0.1:{port}");
     let prefix = format!("vox-test-{}:", vox_domain::ids::random_token(8));
     let publisher = RedisEventBus::start(Redis::connect(&url, &prefix).await.unwrap()).await;
     let watcher = RedisEventBus::start(Redis::connect(&url, &prefix).await.unwrap()).await;

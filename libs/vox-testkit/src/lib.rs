@@ -247,3 +247,42 @@ pub fn require_program(name: &str, install_hint: &str) -> PathBuf {
     }
     panic!("{name} is not installed, and this test needs it; {install_hint}");
 }
+
+/// Runs the real `grpcurl` with `args` and returns its output; a failure fails the test
+/// with grpcurl's own words.
+pub fn grpcurl(args: &[&str]) -> String {
+    let bin = require_program("grpcurl", "install it with `bash ops/install-test-deps.sh`");
+    let out = Command::new(bin).args(args).output().expect("run grpcurl");
+    assert!(out.status.success(), "grpcurl {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).expect("grpcurl prints text")
+}
+
+/// Starts a throwaway `redis-server` on 127.0.0.1:`port` (no persistence) and waits until
+/// it takes connections.
+pub async fn redis_server(port: u16, dir: &Path) -> ServerProcess {
+    let bin = require_program("redis-server", "run bash ops/install-test-deps.sh (or bash ops/test.sh)");
+    let args: Vec<String> = ["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+        .map(String::from)
+        .to_vec();
+    let p = ServerProcess::spawn("redis", &bin, &args, &[], dir).expect("spawn redis-server");
+    for _ in 0..100 {
+        if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
+            return p;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("redis-server did not start on port {port}:\n{}", p.logs());
+}
+
+/// The `start` of a μ-law 8 kHz media stream for `call_id` on reservation `reservation_id`.
+pub fn mulaw_start(reservation_id: &str, call_id: &str) -> vox_proto::fleet::v1::MediaIn {
+    use vox_proto::fleet::v1 as pb;
+    pb::MediaIn {
+        event: Some(pb::media_in::Event::Start(pb::MediaStart {
+            reservation_id: reservation_id.into(),
+            call_id: call_id.into(),
+            format: Some(pb::AudioFormat { encoding: pb::AudioEncoding::Mulaw as i32, sample_rate: 8000 }),
+            stream_id: String::new(),
+        })),
+    }
+}
