@@ -7,7 +7,7 @@
 //! - `voxcore_worker_state{worker, state}`: 1 for each worker's current state;
 //! - `voxcore_calls_total{worker, outcome}`, `voxcore_frames_received_total{worker}`,
 //!   `voxcore_frames_sent_total{worker}`, `voxcore_frame_lateness_seconds{worker}` (a
-//!   histogram against the stream's 20 ms clock), `voxcore_watchdog_hangups_total{worker,
+//!   histogram of the wait beyond 20 ms per frame since the frame before), `voxcore_watchdog_hangups_total{worker,
 //!   reason}`, since each worker process started (a restarted worker starts again at 0,
 //!   which `rate()` handles);
 //! - `voxcore_recordings_backlog{worker}`, `voxcore_recording_upload_failures_total{worker}`
@@ -160,7 +160,7 @@ impl Collector for HostMetrics {
         }
         let mut e = encoder.encode_descriptor(
             "voxcore_frame_lateness_seconds",
-            "How late inbound frames arrived against the stream's 20 ms clock",
+            "How late inbound frames arrived: the wait beyond 20 ms per frame since the frame before",
             None,
             MetricType::Histogram,
         )?;

@@ -101,6 +101,13 @@ pub struct UpArgs {
     #[arg(long, env = "VOX_DIALLER_LISTEN", default_value = "127.0.0.1:8090")]
     pub dialler_listen: SocketAddr,
 
+    /// Where each fleet host serves `GET /metrics` for Prometheus. One host: this address;
+    /// several: each on its own loopback address, at this port. A taken port leaves the
+    /// host without metrics (it logs why), so a second cluster on one machine (a test)
+    /// names a free one here.
+    #[arg(long, env = "VOX_HOST_METRICS_LISTEN", default_value = "127.0.0.1:7100")]
+    pub host_metrics_listen: SocketAddr,
+
     /// Folder holding the voxbridge, voxcore and voxgate executables.
     /// [default: the folder of this voxctl executable]
     #[arg(long, env = "VOX_BIN_DIR")]
@@ -123,6 +130,7 @@ mod tests {
         assert!(up.bin_dir.is_none());
         assert_eq!(up.console_dir, PathBuf::from("console/dist"));
         assert_eq!((up.fleet_hosts, up.gateways, up.worker_base_port), (1, 1, 7101), "one machine's layout");
+        assert_eq!(up.host_metrics_listen.to_string(), "127.0.0.1:7100", "where ops/monitoring scrapes voxcore");
     }
 
     #[test]

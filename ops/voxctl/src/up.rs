@@ -232,10 +232,12 @@ async fn start(
                 ip.to_string(),
                 "--worker-base-port".into(),
                 args.worker_base_port.to_string(),
-                // Each host's /metrics on its own address, port 7100 like a real host.
+                // Each host's /metrics on its own address, at one port (7100) like a real host.
                 "--metrics-listen".into(),
-                format!("{ip}:7100"),
+                format!("{ip}:{}", args.host_metrics_listen.port()),
             ]);
+        } else {
+            host_args.extend(["--metrics-listen".into(), args.host_metrics_listen.to_string()]);
         }
         let launch = Launch {
             name: host.process.clone(),
