@@ -21,10 +21,13 @@ async fn health(State(bridge): State<Arc<Bridge>>) -> impl IntoResponse {
     match bridge.stores.health.ping().await {
         Ok(()) => (StatusCode::OK, axum::Json(json!({ "status": "ok", "store": "ok", "version": version }))),
         Err(e) => {
-            tracing::warn!(error = %e, "health: store does not answer");
+            // Anyone may ask: the driver's words (addresses, paths) stay in the log.
+            let error_id = vox_domain::ids::new_error_id();
+            tracing::warn!(error_id, error = %e, "health: store does not answer");
+            let store = format!("unreachable (error {error_id}; the details are in voxbridge's log under this id)");
             (
                 StatusCode::SERVICE_UNAVAILABLE,
-                axum::Json(json!({ "status": "unavailable", "store": e.message, "version": version })),
+                axum::Json(json!({ "status": "unavailable", "store": store, "version": version })),
             )
         }
     }
@@ -37,6 +40,14 @@ async fn metrics(State(bridge): State<Arc<Bridge>>) -> impl IntoResponse {
     }
     if let Ok(l) = bridge.stores.leadership.leadership().await {
         bridge.metrics.leader_term.set(l.term);
+    }
+    let (queued, dropped) = bridge.stores.events.backlog();
+    bridge.metrics.events_queued.set(i64::try_from(queued).unwrap_or(i64::MAX));
+    {
+        // Two scrapes at once must not both add the same drops.
+        static CATCH_UP: std::sync::Mutex<()> = std::sync::Mutex::new(());
+        let _one = CATCH_UP.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        bridge.metrics.events_dropped.inc_by(dropped.saturating_sub(bridge.metrics.events_dropped.get()));
     }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], bridge.metrics.render())
 }

@@ -123,6 +123,11 @@ pub struct Args {
     #[arg(long, env = "VOX_LOGIN_ATTEMPTS_PER_MINUTE", default_value_t = 10)]
     pub login_attempts_per_minute: u32,
 
+    /// Most rows of one numbers upload (`POST /api/v1/campaigns/{id}/numbers`); a larger
+    /// file is refused whole, naming its row count. 200000 is also voxbridge's ceiling.
+    #[arg(long, env = "VOX_MAX_UPLOAD_ROWS", default_value_t = 200_000, value_parser = clap::value_parser!(u64).range(1..=200_000))]
+    pub max_upload_rows: u64,
+
     /// The built web console (`console/dist`, made by `bash console/build.sh`), served at
     /// `/`. Without it, `/` answers a page saying how to build it.
     #[arg(long, env = "VOX_CONSOLE_DIR")]

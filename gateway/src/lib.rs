@@ -200,6 +200,7 @@ pub async fn run(
     };
     let mut rest_config = voxgate_rest::RestConfig::new(rest_channel);
     rest_config.node_secret = Some(gate.bridge.secret().authorization());
+    rest_config.max_upload_rows = usize::try_from(gate.args.max_upload_rows).unwrap_or(usize::MAX);
     if let Some(url) = &gate.args.dialler_url {
         rest_config.dialler =
             Some(vox_node::channel::connect_lazy(url).map_err(|e| anyhow::anyhow!("--dialler-url: {}", e.message))?);

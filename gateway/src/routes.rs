@@ -35,7 +35,20 @@ pub fn router(gate: Arc<Gate>) -> Router {
         .with_state(gate)
 }
 
+/// The gateway's JSON error. A 500's message (this gateway's own failure) stays in the
+/// log under a fresh error id, which is all the caller gets; a message voxbridge already
+/// concealed is passed on as it is.
 pub(crate) fn problem(status: StatusCode, code: &str, message: &str) -> Response {
+    let concealed = (status == StatusCode::INTERNAL_SERVER_ERROR)
+        .then(|| vox_domain::Error::internal(message).conceal("voxgate"))
+        .flatten();
+    let message = match &concealed {
+        Some(c) => {
+            tracing::error!(error_id = %c.id, code, error = %message, "request failed");
+            c.public.message.as_str()
+        }
+        None => message,
+    };
     let mut r = (status, axum::Json(json!({"error": {"code": code, "message": message}}))).into_response();
     if status == StatusCode::SERVICE_UNAVAILABLE {
         r.headers_mut().insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
@@ -58,7 +71,15 @@ pub(crate) fn no_free_slot() -> Response {
 }
 
 /// A voxbridge refusal as the gateway's JSON error, with the HTTP status of its code.
+/// When voxbridge never answered (the status came from this side of the channel), the
+/// transport's words stay in the log under an error id.
 pub(crate) fn grpc_problem(s: &tonic::Status, code: &str) -> Response {
+    if std::error::Error::source(s).is_some() {
+        let unreachable = vox_domain::Error::unavailable(s.message());
+        let c = unreachable.conceal_as("voxbridge is unreachable or did not answer in time; retry shortly", "voxgate");
+        tracing::warn!(error_id = %c.id, code, error = %unreachable.message, "voxbridge unreachable");
+        return problem(StatusCode::SERVICE_UNAVAILABLE, code, &c.public.message);
+    }
     let status = StatusCode::from_u16(vox_domain::ErrorCode::from_grpc(s.code()).http_status())
         .unwrap_or(StatusCode::BAD_GATEWAY);
     problem(status, code, s.message())
@@ -178,4 +199,36 @@ async fn twilio_media(
     ws.max_message_size(max)
         .max_frame_size(max)
         .on_upgrade(move |socket| relay::carrier_stream(gate, socket, claim, Box::new(twilio::Twilio::default())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn message(r: Response) -> String {
+        let body = axum::body::to_bytes(r.into_body(), 64 * 1024).await.unwrap_or_default();
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+        v["error"]["message"].as_str().unwrap_or_default().to_string()
+    }
+
+    #[tokio::test]
+    async fn internal_failures_answer_an_error_id_and_refusals_their_words() {
+        let r = problem(StatusCode::INTERNAL_SERVER_ERROR, "internal", "encode token: InvalidKeyFormat");
+        let m = message(r).await;
+        assert!(m.starts_with("internal error err_") && !m.contains("InvalidKeyFormat"), "{m}");
+        assert!(m.ends_with("the details are in voxgate's log under this id"), "{m}");
+
+        let relayed = "internal error err_0123456789ab; the details are in voxbridge's log under this id";
+        let m = message(grpc_problem(&tonic::Status::internal(relayed), "inbound_refused")).await;
+        assert_eq!(m, relayed);
+
+        let refused = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "tcp connect error: 10.0.0.9:7070");
+        let r = grpc_problem(&tonic::Status::from_error(Box::new(refused)), "unavailable");
+        assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+        let m = message(r).await;
+        assert!(m.starts_with("voxbridge is unreachable") && !m.contains("10.0.0.9"), "{m}");
+
+        let m = message(problem(StatusCode::BAD_REQUEST, "invalid_argument", "CallSid and To are required")).await;
+        assert_eq!(m, "CallSid and To are required");
+    }
 }

@@ -1,15 +1,15 @@
 use std::sync::Arc;
 
 use tonic::Request;
-use vox_domain::campaign::{self, Campaign, CampaignSpec, CampaignStatus, NumberUpload};
+use vox_domain::campaign::{self, AgentKind, AgentSettings, Campaign, CampaignSpec, CampaignStatus};
 use vox_domain::node::NodeKind;
-use vox_domain::user::Role;
+use vox_domain::user::{Role, User};
 use vox_domain::{Error, Result, ids};
 use vox_proto::backend::v1 as pb;
 use vox_proto::backend::v1::campaign_service_server::CampaignService;
 use vox_store::ClusterEvent;
 
-use super::{RpcResult, reply, required_id};
+use super::{RpcResult, numbers, reply, required_id};
 use crate::bridge::Bridge;
 
 #[derive(Debug, Clone)]
@@ -33,6 +33,38 @@ impl Campaigns {
         Ok(spec)
     }
 
+    /// Where a campaign's call audio may go. An external agent receives every call's audio,
+    /// so choosing its URL is an admin's decision: an operator's create or edit may keep the
+    /// URL the campaign has (or drop the external agent) but not set or change it. A URL
+    /// that is set or changed must be `wss://` unless voxbridge runs with
+    /// `--allow-insecure-agent-urls` (local demos and tests); a campaign that already has a
+    /// `ws://` URL keeps it through edits that leave it alone.
+    fn check_agent(&self, user: &User, before: Option<&AgentSettings>, after: &AgentSettings) -> Result<()> {
+        let url = |a: &AgentSettings| (a.kind == AgentKind::External).then(|| a.external_url.clone());
+        let Some(new_url) = url(after) else { return Ok(()) };
+        if before.and_then(url).as_deref() == Some(new_url.as_str()) {
+            return Ok(());
+        }
+        if user.role < Role::Admin {
+            return Err(Error::permission_denied(format!(
+                "spec.agent.external_url: an external agent receives the audio of every call, so setting or \
+                 changing its URL needs the admin role; {} is {}: keep the campaign's current agent or ask an admin",
+                user.email,
+                user.role.as_str()
+            )));
+        }
+        if !new_url.starts_with("wss://") && !self.0.settings.allow_insecure_agent_urls {
+            return Err(Error::invalid(
+                "spec.agent.external_url",
+                format!(
+                    "{new_url:?} is not a wss:// URL: call audio must be encrypted on its way to the agent \
+                     (voxbridge accepts ws:// only with --allow-insecure-agent-urls, for local testing)"
+                ),
+            ));
+        }
+        Ok(())
+    }
+
     async fn set_status(&self, req: Request<pb::CampaignActionRequest>, to: CampaignStatus) -> Result<pb::Campaign> {
         let user = self.0.auth.user(req.metadata(), Role::Operator).await?;
         let id = required_id("id", &req.get_ref().id)?;
@@ -46,6 +78,7 @@ impl Campaigns {
     async fn create(&self, req: Request<pb::CreateCampaignRequest>) -> Result<pb::Campaign> {
         let user = self.0.auth.user(req.metadata(), Role::Operator).await?;
         let spec = self.spec(req.get_ref().spec.as_ref()).await?;
+        self.check_agent(&user, None, &spec.agent)?;
         let now = self.0.clock.now();
         let c = Campaign {
             id: ids::new_id(ids::CAMPAIGN),
@@ -59,26 +92,6 @@ impl Campaigns {
         self.0.stores.audit.append_audit(&self.0.audit(&actor, "campaign.create", &c.id, &c.spec.name)).await?;
         self.0.publish(ClusterEvent::CampaignChanged(c.id.clone()));
         self.to_proto(&c).await
-    }
-
-    async fn add_numbers(&self, req: Request<pb::AddNumbersRequest>) -> Result<pb::AddNumbersResponse> {
-        self.0.auth.user(req.metadata(), Role::Operator).await?;
-        let r = req.into_inner();
-        let id = required_id("campaign_id", &r.campaign_id)?;
-        let upload = NumberUpload::parse(&r.numbers)?;
-        let already = self.0.stores.campaigns.add_numbers(&id, &upload.valid, self.0.clock.now()).await?;
-        let mut rejected: Vec<pb::NumberRejection> = upload
-            .rejected
-            .into_iter()
-            .map(|(row, input, reason)| pb::NumberRejection { row, input, reason })
-            .collect();
-        for row in &already {
-            let input = r.numbers.get(*row as usize - 1).cloned().unwrap_or_default();
-            rejected.push(pb::NumberRejection { row: *row, input, reason: "already in the campaign".into() });
-        }
-        rejected.sort_by_key(|r| r.row);
-        self.0.publish(ClusterEvent::CampaignChanged(id));
-        Ok(pb::AddNumbersResponse { accepted: (upload.valid.len() - already.len()) as u32, rejected })
     }
 }
 
@@ -117,6 +130,9 @@ impl CampaignService for Campaigns {
             let user = self.0.auth.user(req.metadata(), Role::Operator).await?;
             let id = required_id("id", &req.get_ref().id)?;
             let spec = self.spec(req.get_ref().spec.as_ref()).await?;
+            let before =
+                self.0.stores.campaigns.get_campaign(&id).await?.ok_or_else(|| Error::not_found("campaign", &id))?;
+            self.check_agent(&user, Some(&before.spec.agent), &spec.agent)?;
             let c = self.0.stores.campaigns.update_campaign_spec(&id, &spec, self.0.clock.now()).await?;
             let actor = format!("user:{}", user.email);
             self.0.stores.audit.append_audit(&self.0.audit(&actor, "campaign.update", &id, "")).await?;
@@ -139,6 +155,15 @@ impl CampaignService for Campaigns {
     }
 
     async fn add_numbers(&self, req: Request<pb::AddNumbersRequest>) -> RpcResult<pb::AddNumbersResponse> {
-        reply("AddNumbers", Campaigns::add_numbers(self, req).await)
+        reply("AddNumbers", numbers::add(&self.0, req).await)
+    }
+
+    type ImportNumbersStream = numbers::ImportReplies;
+
+    async fn import_numbers(
+        &self,
+        req: Request<tonic::Streaming<pb::ImportNumbersRequest>>,
+    ) -> RpcResult<Self::ImportNumbersStream> {
+        reply("ImportNumbers", numbers::import(Arc::clone(&self.0), req).await)
     }
 }

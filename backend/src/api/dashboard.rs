@@ -78,7 +78,7 @@ impl DashboardService for Dashboards {
                 let d = match snapshot(&bridge).await {
                     Ok(d) => d,
                     Err(e) => {
-                        let _ = tx.send(Err(Status::from(e))).await;
+                        let _ = tx.send(Err(super::status("WatchDashboard", e))).await;
                         return;
                     }
                 };

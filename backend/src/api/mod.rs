@@ -10,6 +10,7 @@ pub mod dnc;
 pub mod jobs;
 pub mod leadership;
 pub mod nodes;
+pub mod numbers;
 pub mod regions;
 pub mod storage;
 pub mod users;
@@ -19,18 +20,30 @@ use vox_domain::{Error, ErrorCode};
 
 pub type RpcResult<T> = Result<Response<T>, Status>;
 
-/// Turns a domain result into a gRPC reply; internal errors are logged here, where they
-/// are handled, and reach the caller without internals beyond the failed operation.
+/// Turns a domain result into a gRPC reply; a failure as [`status`] words it.
 pub fn reply<T>(method: &'static str, r: vox_domain::Result<T>) -> RpcResult<T> {
-    match r {
-        Ok(v) => Ok(Response::new(v)),
-        Err(e) => {
-            if e.code == ErrorCode::Internal {
-                tracing::error!(method, error = %e.message, "rpc failed");
-            } else {
-                tracing::debug!(method, code = ?e.code, error = %e.message, "rpc refused");
-            }
-            Err(Status::from(e))
+    r.map(Response::new).map_err(|e| status(method, e))
+}
+
+/// A failure as the caller gets it, logged here, where it is handled. Refusals keep
+/// their message, which names the field and what was expected. Internal failures and
+/// unavailable dependencies carry SQLite's, MongoDB's, Redis's or S3's own words (SQL,
+/// paths, addresses): they are logged in full under a fresh error id, and the caller
+/// gets only the id (`Error::conceal`). Every error a service sends, streams included,
+/// goes through here.
+pub fn status(method: &'static str, e: Error) -> Status {
+    match e.conceal("voxbridge") {
+        Some(c) if e.code == ErrorCode::Internal => {
+            tracing::error!(method, error_id = %c.id, error = %e.message, "rpc failed");
+            Status::from(c.public)
+        }
+        Some(c) => {
+            tracing::warn!(method, error_id = %c.id, code = ?e.code, error = %e.message, "rpc failed: a dependency is unavailable");
+            Status::from(c.public)
+        }
+        None => {
+            tracing::debug!(method, code = ?e.code, error = %e.message, "rpc refused");
+            Status::from(e)
         }
     }
 }

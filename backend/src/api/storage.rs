@@ -174,8 +174,8 @@ impl StorageService for Storage {
                         }
                     }
                     Err(e) => {
-                        tracing::warn!(key, error = %e, "reading a recording broke off");
-                        let _ = tx.send(Err(Status::unavailable(format!("read recording: {e}")))).await;
+                        let broke = Error::unavailable(format!("read recording {key}: {e}"));
+                        let _ = tx.send(Err(super::status("ReadRecording", broke))).await;
                         return;
                     }
                 }

@@ -19,11 +19,23 @@ pub struct Bridge {
     timeout: Duration,
     /// The gateway's node secret, for relayed sign-ins.
     node_secret: Option<tonic::metadata::MetadataValue<tonic::metadata::Ascii>>,
+    /// Most rows of one numbers upload.
+    max_upload_rows: usize,
 }
 
 impl Bridge {
     pub fn new(channel: Channel, timeout: Duration) -> Self {
-        Bridge { channel, dialler: None, timeout, node_secret: None }
+        Bridge { channel, dialler: None, timeout, node_secret: None, max_upload_rows: crate::DEFAULT_MAX_UPLOAD_ROWS }
+    }
+
+    pub fn with_max_upload_rows(mut self, rows: usize) -> Self {
+        self.max_upload_rows = rows;
+        self
+    }
+
+    /// Most rows of one numbers upload.
+    pub fn max_upload_rows(&self) -> usize {
+        self.max_upload_rows
     }
 
     pub fn with_dialler(mut self, dialler: Option<Channel>) -> Self {
@@ -85,9 +97,20 @@ impl Bridge {
 
     /// Runs `call` under the unary deadline (also used to open a stream).
     pub async fn within_deadline<T>(&self, call: impl Future<Output = Result<T, tonic::Status>>) -> ApiResult<T> {
+        self.within_deadline_of("the control plane (voxbridge)", call).await
+    }
+
+    /// [`Bridge::within_deadline`] for a call to `service` (voxbridge, the dialler).
+    pub async fn within_deadline_of<T>(
+        &self,
+        service: &str,
+        call: impl Future<Output = Result<T, tonic::Status>>,
+    ) -> ApiResult<T> {
         match tokio::time::timeout(self.timeout, call).await {
-            Ok(r) => r.map_err(ApiError::from),
-            Err(_) => Err(ApiError::unreachable(format!("no answer within {} s", self.timeout.as_secs_f32()))),
+            Ok(r) => r.map_err(|s| ApiError::from_status(service, s)),
+            Err(_) => {
+                Err(ApiError::out_of_reach(service, format!("no answer within {} s", self.timeout.as_secs_f32())))
+            }
         }
     }
 

@@ -6,6 +6,14 @@
 //! Blank rows are skipped but still counted, so later rows keep the numbers the user
 //! sees. A row whose first cell is empty but whose other cells are not is kept, and
 //! voxbridge rejects it as empty.
+//!
+//! Quoting follows RFC 4180 strictly, since a stray quote would otherwise swallow the
+//! rows after it without a word: a quote inside an unquoted value, text after a closing
+//! quote or a quote never closed refuses the whole file, naming the line and column an
+//! editor shows. The file is parsed whole before anything is sent to voxbridge, so a bad
+//! line anywhere adds nothing.
+
+use vox_domain::campaign::echo;
 
 use crate::error::{ApiError, ApiResult};
 
@@ -17,26 +25,46 @@ pub struct CsvNumbers {
     pub rows: Vec<u32>,
 }
 
-impl CsvNumbers {
-    /// The file row of the `n`th (1-based) number sent to voxbridge.
-    pub fn file_row(&self, n: u32) -> u32 {
-        n.checked_sub(1).and_then(|i| self.rows.get(i as usize)).copied().unwrap_or(n)
-    }
-
-    /// voxbridge words in-upload duplicates as "duplicate of row N", N counting the
-    /// numbers it was sent; say the file row instead.
-    pub fn file_reason(&self, reason: String) -> String {
-        match reason.strip_prefix("duplicate of row ").and_then(|n| n.parse::<u32>().ok()) {
-            Some(n) => format!("duplicate of row {}", self.file_row(n)),
-            None => reason,
-        }
-    }
-}
-
 /// One record: its first cell, and whether any other cell has content.
 struct Record {
     first: String,
     rest_blank: bool,
+}
+
+impl Record {
+    fn new() -> Self {
+        Record { first: String::new(), rest_blank: true }
+    }
+
+    fn push(&mut self, field: usize, c: char) {
+        if field == 0 {
+            self.first.push(c);
+        } else if !c.is_whitespace() {
+            self.rest_blank = false;
+        }
+    }
+}
+
+/// Where the parser is inside a field.
+#[derive(Clone, Copy, PartialEq)]
+enum Field {
+    /// Nothing but spaces yet: a quote here opens a quoted value.
+    Start,
+    Unquoted,
+    Quoted,
+    /// After the closing quote: only spaces, a comma or the end of the row may follow.
+    Closed,
+}
+
+/// A position in the file as an editor shows it (1-based line and column).
+#[derive(Clone, Copy)]
+struct At {
+    line: usize,
+    column: usize,
+}
+
+fn refuse(at: At, why: &str) -> ApiError {
+    ApiError::invalid(format!("CSV line {}, column {}: {why}; nothing was added", at.line, at.column))
 }
 
 /// Splits RFC 4180 CSV (quotes, doubled quotes, CRLF or LF) into records, keeping only
@@ -44,40 +72,76 @@ struct Record {
 fn records(text: &str) -> ApiResult<Vec<Record>> {
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let mut out = Vec::new();
-    let mut record = Record { first: String::new(), rest_blank: true };
+    let mut record = Record::new();
     let mut field = 0usize;
-    let mut in_quotes = false;
+    let mut state = Field::Start;
     let mut open = false;
+    let mut at = At { line: 1, column: 0 };
+    let mut quote_opened = at;
     let mut chars = text.chars().peekable();
     while let Some(c) = chars.next() {
+        at.column += 1;
         open = true;
-        if in_quotes {
+        let newline = c == '\n' || c == '\r';
+        if state == Field::Quoted {
             match c {
                 '"' if chars.peek() == Some(&'"') => {
                     chars.next();
-                    push(&mut record, field, '"');
+                    at.column += 1;
+                    record.push(field, '"');
                 }
-                '"' => in_quotes = false,
-                c => push(&mut record, field, c),
+                '"' => state = Field::Closed,
+                c => record.push(field, c),
+            }
+            if newline && !(c == '\r' && chars.peek() == Some(&'\n')) {
+                at = At { line: at.line + 1, column: 0 };
             }
             continue;
         }
         match c {
-            '"' => in_quotes = true,
-            ',' => field += 1,
+            '"' if state == Field::Start => {
+                state = Field::Quoted;
+                quote_opened = at;
+            }
+            '"' if state == Field::Unquoted => {
+                return Err(refuse(
+                    at,
+                    "a quote inside an unquoted value; put the whole value in quotes and double the quotes inside it",
+                ));
+            }
+            ',' => {
+                field += 1;
+                state = Field::Start;
+            }
             '\r' | '\n' => {
                 if c == '\r' && chars.peek() == Some(&'\n') {
                     chars.next();
                 }
-                out.push(std::mem::replace(&mut record, Record { first: String::new(), rest_blank: true }));
+                out.push(std::mem::replace(&mut record, Record::new()));
                 field = 0;
+                state = Field::Start;
                 open = false;
+                at = At { line: at.line + 1, column: 0 };
             }
-            c => push(&mut record, field, c),
+            ' ' | '\t' if state != Field::Unquoted => {
+                if state == Field::Start {
+                    record.push(field, c);
+                }
+            }
+            _ if state == Field::Closed => {
+                return Err(refuse(
+                    at,
+                    "text after a closing quote; a quoted value ends at a comma or the end of the row",
+                ));
+            }
+            c => {
+                state = Field::Unquoted;
+                record.push(field, c);
+            }
         }
     }
-    if in_quotes {
-        return Err(ApiError::invalid(format!("CSV row {}: a quoted value is never closed", out.len() + 1)));
+    if state == Field::Quoted {
+        return Err(refuse(quote_opened, "a quoted value that opens here is never closed"));
     }
     if open {
         out.push(record);
@@ -85,15 +149,9 @@ fn records(text: &str) -> ApiResult<Vec<Record>> {
     Ok(out)
 }
 
-fn push(record: &mut Record, field: usize, c: char) {
-    if field == 0 {
-        record.first.push(c);
-    } else if !c.is_whitespace() {
-        record.rest_blank = false;
-    }
-}
-
 /// The numbers in `text`, with their file rows (see the module docs for the counting).
+/// A first cell longer than any phone number is cut (voxbridge rejects it, echoing the
+/// start), so one batch of numbers stays small whatever the file holds.
 pub fn parse_numbers(text: &str) -> ApiResult<CsvNumbers> {
     let mut out = CsvNumbers::default();
     for (i, record) in records(text)?.into_iter().enumerate() {
@@ -105,7 +163,7 @@ pub fn parse_numbers(text: &str) -> ApiResult<CsvNumbers> {
             continue;
         }
         let row = u32::try_from(i + 1).map_err(|_| ApiError::invalid("CSV: too many rows"))?;
-        out.numbers.push(first.to_string());
+        out.numbers.push(echo(first));
         out.rows.push(row);
     }
     Ok(out)
@@ -136,22 +194,44 @@ mod tests {
     }
 
     #[test]
-    fn rows_and_duplicate_reasons_map_back_to_the_file() {
-        let n = parse_numbers("number\n+14155550123\n\n+14155550123\n").unwrap();
-        assert_eq!(n.file_row(2), 4);
-        assert_eq!(n.file_reason("duplicate of row 1".into()), "duplicate of row 2");
-        assert_eq!(n.file_reason("has no leading '+'".into()), "has no leading '+'");
+    fn stray_quotes_refuse_the_file_naming_line_and_column() {
+        let e = parse_numbers("number\n+14155550123\n+1415555\"0124,Bo\n").unwrap_err();
+        assert_eq!(
+            e.message(),
+            "CSV line 3, column 9: a quote inside an unquoted value; put the whole value in quotes and double \
+             the quotes inside it; nothing was added"
+        );
+        let e = parse_numbers("+14155550123,\"Bo\" Jr\n").unwrap_err();
+        assert!(e.message().starts_with("CSV line 1, column 19: text after a closing quote"), "{}", e.message());
+        // A quoted value may hold commas, newlines and doubled quotes; lines still count.
+        let n =
+            parse_numbers("number,note\n+14155550123,\"a, \"\"b\"\"\nc\"\n\"+14155550124\" ,x\n  \"+14155550125\"\n")
+                .unwrap();
+        assert_eq!(n.numbers, ["+14155550123", "+14155550124", "+14155550125"]);
+        assert_eq!(n.rows, [2, 3, 4]);
+        let e = parse_numbers("number,note\n+14155550123,\"a\nb\"\n+14155550124,\"x\"y\n").unwrap_err();
+        assert!(e.message().starts_with("CSV line 4, column 17: text after a closing quote"), "{}", e.message());
     }
 
     #[test]
-    fn an_unclosed_quote_is_refused() {
-        let e = parse_numbers("number\n\"+1415").unwrap_err();
-        assert_eq!(e.message(), "CSV row 2: a quoted value is never closed");
+    fn long_cells_are_cut() {
+        let n = parse_numbers(&format!("+1{}\n", "4".repeat(10_000))).unwrap();
+        assert_eq!(n.numbers[0].chars().count(), vox_domain::campaign::MAX_NUMBER_INPUT_CHARS + 1);
+        assert!(n.numbers[0].ends_with('…'));
+    }
+
+    #[test]
+    fn an_unclosed_quote_is_refused_where_it_opens() {
+        let e = parse_numbers("number\n+14155550123, \"+1415\n\n").unwrap_err();
+        assert_eq!(
+            e.message(),
+            "CSV line 2, column 15: a quoted value that opens here is never closed; nothing was added"
+        );
     }
 }
 
 /// Arbitrary uploads: never a panic, every number comes with its file row, and a
-/// refusal names the CSV row.
+/// refusal names the CSV line.
 #[cfg(test)]
 mod properties {
     use super::*;

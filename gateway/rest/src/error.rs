@@ -1,6 +1,11 @@
 //! The one error shape of the API: `{"error": {"code": "...", "message": "..."}}` with the
 //! HTTP status of the [`ErrorCode`], whether the failure came from voxbridge, from a bad
 //! request this gateway refused itself, or from the control plane being out of reach.
+//!
+//! Internal failures of this gateway and the transport's words when voxbridge or the
+//! dialler is out of reach (addresses, OS errors) are not sent: the caller gets an error
+//! id, and the log has the details under it (`vox_domain::Error::conceal`). voxbridge
+//! conceals its own internal failures the same way; their ids are relayed as they are.
 
 use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
@@ -52,7 +57,8 @@ pub enum ApiErrors {
     /// The request body is over the route's limit (1 MiB, 10 MiB for number uploads).
     #[response(status = 413)]
     PayloadTooLarge(ErrorBody),
-    /// A failure inside voxbridge; the message names the operation.
+    /// A failure inside voxbridge or this gateway; the message gives an error id to find
+    /// the details in that process's log.
     #[response(status = 500)]
     Internal(ErrorBody),
     /// The control plane is unreachable, draining or out of capacity; retry after
@@ -67,9 +73,16 @@ pub struct ApiError {
     status: StatusCode,
     code: &'static str,
     message: String,
+    /// What the message stands for, logged under its error id when answered.
+    concealed: Option<(String, String)>,
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
+
+/// How this process names itself in concealed errors.
+const PROCESS: &str = "voxgate";
+/// How messages name voxbridge.
+const VOXBRIDGE: &str = "the control plane (voxbridge)";
 
 /// The wire name of an error code.
 fn code_name(code: ErrorCode) -> &'static str {
@@ -87,9 +100,18 @@ fn code_name(code: ErrorCode) -> &'static str {
 }
 
 impl ApiError {
+    /// An error with `code`; an internal one is concealed behind an error id (unless it
+    /// is voxbridge's, concealed already).
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
         let status = StatusCode::from_u16(code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        ApiError { status, code: code_name(code), message: message.into() }
+        let message = message.into();
+        let hidden = (code == ErrorCode::Internal).then(|| vox_domain::Error::new(code, &message).conceal(PROCESS));
+        match hidden.flatten() {
+            Some(c) => {
+                ApiError { status, code: code_name(code), message: c.public.message, concealed: Some((c.id, message)) }
+            }
+            None => ApiError { status, code: code_name(code), message, concealed: None },
+        }
     }
 
     /// A request this gateway refuses before asking voxbridge.
@@ -106,9 +128,26 @@ impl ApiError {
         ApiError::new(ErrorCode::Internal, message)
     }
 
-    /// No answer from voxbridge at all.
+    /// No answer from voxbridge at all; `detail` (the transport's words) is logged only.
     pub fn unreachable(detail: impl std::fmt::Display) -> Self {
-        ApiError::new(ErrorCode::Unavailable, format!("the control plane (voxbridge) is unreachable: {detail}"))
+        ApiError::out_of_reach(VOXBRIDGE, detail)
+    }
+
+    /// `service`'s answer, or its transport's failure to reach it (see `From<Status>`).
+    pub fn from_status(service: &str, status: tonic::Status) -> Self {
+        if std::error::Error::source(&status).is_some() {
+            return ApiError::out_of_reach(service, status.message());
+        }
+        ApiError::new(ErrorCode::from_grpc(status.code()), status.message())
+    }
+
+    /// No answer from `service`; `detail` (the transport's words) is logged only.
+    pub fn out_of_reach(service: &str, detail: impl std::fmt::Display) -> Self {
+        let e = vox_domain::Error::unavailable(detail.to_string());
+        let c = e.conceal_as(&format!("{service} is unreachable or did not answer in time; retry shortly"), PROCESS);
+        let mut api = ApiError::new(ErrorCode::Unavailable, c.public.message);
+        api.concealed = Some((c.id, e.message));
+        api
     }
 
     pub fn payload_too_large(limit_bytes: usize) -> Self {
@@ -116,12 +155,13 @@ impl ApiError {
             status: StatusCode::PAYLOAD_TOO_LARGE,
             code: "payload_too_large",
             message: format!("request body is over the limit of {} bytes for this route", limit_bytes),
+            concealed: None,
         }
     }
 
     /// Object storage behind the control plane failed a check: 502, code `storage_failed`.
     pub fn storage_failed(message: impl Into<String>) -> Self {
-        ApiError { status: StatusCode::BAD_GATEWAY, code: "storage_failed", message: message.into() }
+        ApiError { status: StatusCode::BAD_GATEWAY, code: "storage_failed", message: message.into(), concealed: None }
     }
 
     pub fn method_not_allowed(method: &http::Method, path: &str) -> Self {
@@ -129,6 +169,7 @@ impl ApiError {
             status: StatusCode::METHOD_NOT_ALLOWED,
             code: "method_not_allowed",
             message: format!("{method} is not allowed on {path}; see /api/v1/openapi.json"),
+            concealed: None,
         }
     }
 
@@ -150,10 +191,7 @@ impl From<tonic::Status> for ApiError {
     /// refused, connection reset): voxbridge never answered. Any other status is
     /// voxbridge's own answer, whose message already names the field.
     fn from(status: tonic::Status) -> Self {
-        if std::error::Error::source(&status).is_some() {
-            return ApiError::unreachable(status.message());
-        }
-        ApiError::new(ErrorCode::from_grpc(status.code()), status.message())
+        ApiError::from_status(VOXBRIDGE, status)
     }
 }
 
@@ -165,7 +203,9 @@ impl From<vox_domain::Error> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        if self.status.is_server_error() {
+        if let Some((error_id, detail)) = &self.concealed {
+            tracing::error!(status = self.status.as_u16(), code = self.code, error_id, error = %detail, "request failed");
+        } else if self.status.is_server_error() {
             tracing::warn!(status = self.status.as_u16(), code = self.code, error = %self.message, "request failed");
         } else {
             tracing::debug!(status = self.status.as_u16(), code = self.code, error = %self.message, "request refused");
@@ -201,5 +241,24 @@ mod tests {
         assert_eq!(r.headers().get(header::RETRY_AFTER).map(|v| v.as_bytes()), Some(&b"1"[..]));
         let r = ApiError::invalid("x").into_response();
         assert!(r.headers().get(header::RETRY_AFTER).is_none());
+    }
+
+    #[test]
+    fn internal_and_transport_words_are_concealed_behind_an_id() {
+        let e = ApiError::internal("encode dashboard: key must be a string");
+        assert_eq!(e.status().as_u16(), 500);
+        assert!(e.message().starts_with("internal error err_"), "{}", e.message());
+        assert!(e.message().ends_with("the details are in voxgate's log under this id"), "{}", e.message());
+        assert!(!e.message().contains("encode"), "{}", e.message());
+
+        let relayed = "internal error err_0123456789ab; the details are in voxbridge's log under this id";
+        let e = ApiError::from(tonic::Status::internal(relayed));
+        assert_eq!(e.message(), relayed, "voxbridge's id is passed on as it is");
+
+        let e = ApiError::unreachable("tcp connect error: Connection refused (os error 111) at 10.1.2.3:7070");
+        assert_eq!(e.status().as_u16(), 503);
+        assert!(e.message().starts_with("the control plane (voxbridge) is unreachable"), "{}", e.message());
+        assert!(!e.message().contains("10.1.2.3") && !e.message().contains("os error"), "{}", e.message());
+        assert!(vox_domain::error::concealed_id(e.message()).is_some(), "{}", e.message());
     }
 }

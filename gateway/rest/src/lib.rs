@@ -24,6 +24,9 @@ pub use openapi::ApiDoc;
 pub const JSON_BODY_LIMIT: usize = 1024 * 1024;
 /// Largest numbers upload (JSON or CSV).
 pub const UPLOAD_BODY_LIMIT: usize = 10 * 1024 * 1024;
+/// Most rows of one numbers upload by default; also voxbridge's ceiling (a higher
+/// setting is refused by voxbridge).
+pub const DEFAULT_MAX_UPLOAD_ROWS: usize = vox_domain::campaign::MAX_UPLOAD_ROWS;
 /// Deadline of each unary voxbridge call (the dashboard stream has none).
 pub const RPC_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -40,6 +43,8 @@ pub struct RestConfig {
     /// ([`ClientAddr`]), so voxbridge counts sign-in attempts per client, not per gateway.
     /// Without it they all count against the gateway's own address.
     pub node_secret: Option<tonic::metadata::MetadataValue<tonic::metadata::Ascii>>,
+    /// Most rows of one numbers upload; [`DEFAULT_MAX_UPLOAD_ROWS`] by default.
+    pub max_upload_rows: usize,
 }
 
 /// The request's client address (the TCP peer, or the client a trusted proxy names),
@@ -49,7 +54,13 @@ pub struct ClientAddr(pub std::net::IpAddr);
 
 impl RestConfig {
     pub fn new(bridge: Channel) -> Self {
-        RestConfig { bridge, rpc_timeout: RPC_TIMEOUT, dialler: None, node_secret: None }
+        RestConfig {
+            bridge,
+            rpc_timeout: RPC_TIMEOUT,
+            dialler: None,
+            node_secret: None,
+            max_upload_rows: DEFAULT_MAX_UPLOAD_ROWS,
+        }
     }
 }
 
@@ -58,6 +69,7 @@ pub fn router(config: RestConfig) -> axum::Router {
     routes::routes().with_state(
         bridge::Bridge::new(config.bridge, config.rpc_timeout)
             .with_dialler(config.dialler)
-            .with_node_secret(config.node_secret),
+            .with_node_secret(config.node_secret)
+            .with_max_upload_rows(config.max_upload_rows),
     )
 }

@@ -455,39 +455,80 @@ pub fn campaign_to_proto(c: &Campaign, counts: CampaignCounts) -> pb::Campaign {
     }
 }
 
-/// Numbers of an upload, split into valid rows and rejections (1-based rows).
+/// Most numbers one upload may carry, through either RPC (voxgate may be set lower). The
+/// whole upload is held in voxbridge's memory until it is stored, all or nothing.
+pub const MAX_UPLOAD_ROWS: usize = 200_000;
+/// Most numbers one `ImportNumbersRequest` message may carry, so that every message stays
+/// far below the 4 MiB gRPC message limit.
+pub const MAX_IMPORT_BATCH: usize = 5_000;
+/// Inputs longer than this (after trimming) are rejected without being parsed, and echoed
+/// back cut to this length: no phone number is nearly this long, and a rejection must not
+/// repeat a megabyte of garbage.
+pub const MAX_NUMBER_INPUT_CHARS: usize = 64;
+/// Most rejections one answer lists (the first by row); `rejected_count` counts them all,
+/// so a file of garbage gets a readable answer that fits in one gRPC message.
+pub const MAX_LISTED_REJECTIONS: usize = 1_000;
+
+/// Numbers of an upload, split into valid rows and rejections (each with the row the
+/// caller numbered it by).
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct NumberUpload {
     pub valid: Vec<(u32, E164)>,
+    /// (row, input as echoed back, reason), in row order.
     pub rejected: Vec<(u32, String, String)>,
 }
 
 impl NumberUpload {
-    /// Validates each row and reports duplicates inside the upload.
+    /// Validates each row (rows numbered 1, 2, 3 …) and reports duplicates inside the upload.
     pub fn parse(rows: &[String]) -> Result<Self> {
+        let numbered: Vec<(u32, &str)> = rows.iter().enumerate().map(|(i, r)| (i as u32 + 1, r.as_str())).collect();
+        Self::parse_numbered(&numbered)
+    }
+
+    /// Validates each (row, input); rows are the caller's (a file's rows), ascending, and
+    /// name duplicates ("duplicate of row 2").
+    pub fn parse_numbered(rows: &[(u32, &str)]) -> Result<Self> {
         if rows.is_empty() {
             return Err(Error::invalid("numbers", "no numbers given"));
         }
-        if rows.len() > 100_000 {
-            return Err(Error::invalid("numbers", format!("{} rows; upload at most 100000 at a time", rows.len())));
+        if rows.len() > MAX_UPLOAD_ROWS {
+            return Err(Error::invalid(
+                "numbers",
+                format!("{} rows; upload at most {MAX_UPLOAD_ROWS} at a time", rows.len()),
+            ));
         }
         let mut out = NumberUpload::default();
         let mut seen = std::collections::HashMap::new();
-        for (i, raw) in rows.iter().enumerate() {
-            let row = i as u32 + 1;
+        for &(row, raw) in rows {
+            let trimmed = raw.trim();
+            if trimmed.chars().count() > MAX_NUMBER_INPUT_CHARS {
+                let why = format!(
+                    "longer than {MAX_NUMBER_INPUT_CHARS} characters; expected an E.164 number such as +14155550123"
+                );
+                out.rejected.push((row, echo(trimmed), why));
+                continue;
+            }
             match E164::parse(raw) {
                 Ok(n) => {
                     if let Some(first) = seen.get(&n) {
-                        out.rejected.push((row, raw.clone(), format!("duplicate of row {first}")));
+                        out.rejected.push((row, raw.to_string(), format!("duplicate of row {first}")));
                     } else {
                         seen.insert(n.clone(), row);
                         out.valid.push((row, n));
                     }
                 }
-                Err(why) => out.rejected.push((row, raw.clone(), why)),
+                Err(why) => out.rejected.push((row, raw.to_string(), why)),
             }
         }
         Ok(out)
+    }
+}
+
+/// `input` cut to [`MAX_NUMBER_INPUT_CHARS`] characters, marked with "…" when cut.
+pub fn echo(input: &str) -> String {
+    match input.char_indices().nth(MAX_NUMBER_INPUT_CHARS) {
+        Some((at, _)) => format!("{}…", &input[..at]),
+        None => input.to_string(),
     }
 }
 
@@ -587,5 +628,20 @@ mod tests {
         assert_eq!(up.rejected.len(), 2);
         assert_eq!(up.rejected[0].0, 2);
         assert_eq!(up.rejected[1], (3, "+1 415 555 0123".into(), "duplicate of row 1".into()));
+    }
+
+    #[test]
+    fn uploads_keep_the_callers_rows_and_cut_long_inputs() {
+        let long = "9".repeat(5000);
+        let rows = [(2, "+14155550123"), (5, long.as_str()), (9, "+1 415 555 0123")];
+        let up = NumberUpload::parse_numbered(&rows).unwrap();
+        assert_eq!(up.valid, vec![(2, E164::parse("+14155550123").unwrap())]);
+        assert_eq!(up.rejected[0].0, 5);
+        assert_eq!(up.rejected[0].1.chars().count(), MAX_NUMBER_INPUT_CHARS + 1, "cut, with a mark");
+        assert!(up.rejected[0].2.starts_with("longer than 64 characters"), "{:?}", up.rejected[0].2);
+        assert_eq!(up.rejected[1], (9, "+1 415 555 0123".into(), "duplicate of row 2".into()));
+        let too_many: Vec<String> = vec!["+14155550123".into(); MAX_UPLOAD_ROWS + 1];
+        let e = NumberUpload::parse(&too_many).unwrap_err();
+        assert_eq!(e.message, "numbers: 200001 rows; upload at most 200000 at a time");
     }
 }

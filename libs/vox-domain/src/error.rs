@@ -1,5 +1,12 @@
 //! One error type across the wire: a small [`ErrorCode`] mapped both to gRPC codes and to
 //! HTTP statuses, plus the message a person needs to act on.
+//!
+//! What leaves a process: refusals (bad input, not found, a precondition, a permission)
+//! keep their message, which names the field and what was expected. Internal failures
+//! and unreachable dependencies do not: their messages carry a driver's or a database's
+//! own words (SQL, file paths, server addresses), which help an attacker and confuse a
+//! user. [`Error::conceal`] swaps them for a short error id; the process logs the full
+//! message under that id, so an operator finds it with one grep.
 
 use std::fmt;
 
@@ -121,6 +128,64 @@ impl Error {
     }
 }
 
+/// An error as callers outside `process` see it, and the id its details are logged under.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Concealed {
+    pub id: String,
+    pub public: Error,
+}
+
+/// A concealed message: the summary, the id, and where to look for it.
+fn concealed_message(summary: &str, id: &str, process: &str) -> String {
+    format!("{summary} (error {id}; {})", where_logged(process))
+}
+
+fn where_logged(process: &str) -> String {
+    format!("the details are in {process}'s log under this id")
+}
+
+impl Error {
+    /// For an internal failure or an unavailable dependency: the same code with a message
+    /// that names only a fresh error id and `process`, whose log must then carry the full
+    /// message under that id. `None` for refusals, whose message is for the caller.
+    ///
+    /// A message that is already concealed (a voxbridge answer relayed by voxgate) is
+    /// kept, so the id still points at the process that knows the details.
+    pub fn conceal(&self, process: &str) -> Option<Concealed> {
+        if !matches!(self.code, ErrorCode::Internal | ErrorCode::Unavailable) || concealed_id(&self.message).is_some() {
+            return None;
+        }
+        let id = crate::ids::new_error_id();
+        let message = match self.code {
+            ErrorCode::Internal => format!("internal error {id}; {}", where_logged(process)),
+            _ => concealed_message(
+                &format!("{process} cannot reach its database or storage right now; retry shortly"),
+                &id,
+                process,
+            ),
+        };
+        Some(Concealed { public: Error::new(self.code, message), id })
+    }
+
+    /// Like [`Error::conceal`], with the caller's own words before the id ("the control
+    /// plane (voxbridge) is unreachable; retry shortly").
+    pub fn conceal_as(&self, summary: &str, process: &str) -> Concealed {
+        let id = crate::ids::new_error_id();
+        Concealed { public: Error::new(self.code, concealed_message(summary, &id, process)), id }
+    }
+}
+
+/// The error id in a concealed message, if `message` is one.
+pub fn concealed_id(message: &str) -> Option<&str> {
+    let len = "err_".len() + crate::ids::ERROR_ID_LEN;
+    message.match_indices("err_").find_map(|(at, _)| {
+        let id = message.get(at..at + len)?;
+        let well_formed = id[4..].bytes().all(|b| crate::ids::ALPHABET.contains(&b))
+            && message[at + len..].starts_with("; the details are in ");
+        well_formed.then_some(id)
+    })
+}
+
 impl From<Error> for tonic::Status {
     fn from(e: Error) -> Self {
         tonic::Status::new(e.code.grpc(), e.message)
@@ -154,5 +219,29 @@ mod tests {
         }
         assert_eq!(ErrorCode::ResourceExhausted.http_status(), 503);
         assert_eq!(ErrorCode::FailedPrecondition.http_status(), 412);
+    }
+
+    #[test]
+    fn internal_failures_are_concealed_behind_an_id_and_refusals_are_not() {
+        let e = Error::internal("sqlite: insert call: UNIQUE constraint failed: calls.id");
+        let c = e.conceal("voxbridge").unwrap();
+        assert_eq!(c.public.code, ErrorCode::Internal);
+        assert_eq!(
+            c.public.message,
+            format!("internal error {}; the details are in voxbridge's log under this id", c.id)
+        );
+        assert!(!c.public.message.contains("sqlite"));
+        assert_eq!(concealed_id(&c.public.message), Some(c.id.as_str()));
+        assert!(c.public.conceal("voxgate").is_none(), "relayed as is: the id points at voxbridge's log");
+
+        let down = Error::unavailable("mongodb: list calls: Server selection timeout: 10.0.0.7:27017");
+        let c = down.conceal("voxbridge").unwrap();
+        assert!(c.public.message.starts_with("voxbridge cannot reach its database or storage right now"));
+        assert!(!c.public.message.contains("10.0.0.7"));
+
+        assert!(Error::invalid("numbers", "no numbers given").conceal("voxbridge").is_none());
+        assert!(Error::not_found("call", "ca_1").conceal("voxbridge").is_none());
+        assert_eq!(concealed_id("internal error err_short; the details are in x"), None);
+        assert_eq!(concealed_id("sqlite: no such table: err_"), None);
     }
 }

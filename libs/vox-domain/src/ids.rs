@@ -3,7 +3,7 @@
 
 use rand::Rng;
 
-const ALPHABET: &[u8; 32] = b"0123456789abcdefghjkmnpqrstvwxyz";
+pub(crate) const ALPHABET: &[u8; 32] = b"0123456789abcdefghjkmnpqrstvwxyz";
 
 pub const REGION: &str = "rg";
 pub const NODE: &str = "nd";
@@ -12,9 +12,19 @@ pub const CALL: &str = "ca";
 pub const USER: &str = "us";
 pub const AUDIT: &str = "au";
 pub const LEASE: &str = "ls";
+/// Error ids: what a client is told instead of an internal failure's details, which are
+/// logged under the id (`err_` and 12 characters, 60 bits: unique enough to grep a log).
+pub const ERROR: &str = "err";
+/// Characters of an error id after `err_`.
+pub const ERROR_ID_LEN: usize = 12;
 
 pub fn new_id(prefix: &str) -> String {
     format!("{prefix}_{}", random_token(16))
+}
+
+/// A fresh error id, e.g. `err_5kq3w9x2m1c8`.
+pub fn new_error_id() -> String {
+    format!("{ERROR}_{}", random_token(ERROR_ID_LEN))
 }
 
 /// `len` random characters of the id alphabet.
@@ -42,5 +52,13 @@ mod tests {
         assert_ne!(a, b);
         assert!(!has_prefix(&a, NODE));
         assert!(!has_prefix("rg_short", REGION));
+    }
+
+    #[test]
+    fn error_ids_are_short_and_differ() {
+        let a = new_error_id();
+        assert_eq!(a.len(), "err_".len() + ERROR_ID_LEN, "{a}");
+        assert!(a.starts_with("err_") && a[4..].bytes().all(|b| ALPHABET.contains(&b)), "{a}");
+        assert_ne!(a, new_error_id());
     }
 }

@@ -17,7 +17,7 @@ use crate::codec::{date, decode, encode, int_field, stored};
 use crate::db::{MongoStore, Outcome, during, find_all, find_by_id, unique};
 use crate::leadership::read_leadership;
 
-async fn load(db: &MongoStore, s: Option<&mut ClientSession>, id: &str) -> Outcome<Campaign> {
+pub(crate) async fn load(db: &MongoStore, s: Option<&mut ClientSession>, id: &str) -> Outcome<Campaign> {
     let doc =
         find_by_id(&db.campaigns, id, s, "load campaign").await?.ok_or_else(|| Error::not_found("campaign", id))?;
     Ok(decode(doc)?)
@@ -107,7 +107,7 @@ async fn complete(
 
 /// Adds the numbers the campaign does not have yet as first attempts; returns the rows of
 /// the others. The unique index on first attempts settles a race with a concurrent upload.
-async fn add(
+pub(crate) async fn add(
     db: &MongoStore,
     s: &mut ClientSession,
     campaign_id: &str,
@@ -120,17 +120,23 @@ async fn add(
             Error::precondition(format!("campaign {campaign_id} is completed; it takes no more numbers")).into()
         );
     }
-    let asked: Vec<&str> = numbers.iter().map(|(_, n)| n.as_str()).collect();
+    // The campaign's numbers between the smallest and the largest asked, by a range scan
+    // of the first-attempt index, then matched here: a plain index range on every
+    // server, where `$in` with thousands of values may be planned as a collection scan.
+    let asked: HashSet<&str> = numbers.iter().map(|(_, n)| n.as_str()).collect();
+    let (Some(lowest), Some(highest)) = (asked.iter().min(), asked.iter().max()) else { return Ok(Vec::new()) };
     let there = find_all(
         &db.calls,
-        doc! { "campaign_id": campaign_id, "first_number": { "$in": asked } },
-        FindOptions::builder().projection(doc! { "first_number": 1 }).build(),
+        doc! { "campaign_id": campaign_id, "first_number": { "$gte": *lowest, "$lte": *highest } },
+        FindOptions::builder().projection(doc! { "_id": 0, "first_number": 1 }).build(),
         Some(&mut *s),
         "find numbers already there",
     )
     .await?;
-    let mut seen: HashSet<String> =
-        there.iter().filter_map(|d| d.get_str("first_number").ok().map(String::from)).collect();
+    let mut seen: HashSet<String> = there
+        .iter()
+        .filter_map(|d| d.get_str("first_number").ok().filter(|n| asked.contains(n)).map(String::from))
+        .collect();
     let mut already = Vec::new();
     let mut new = Vec::new();
     for (row, number) in numbers {
@@ -222,10 +228,9 @@ impl CampaignStore for MongoStore {
         Ok(counts)
     }
 
+    /// One transaction up to `imports::CHUNK` numbers; beyond, written ahead and added
+    /// in chunks (see `imports`).
     async fn add_numbers(&self, campaign_id: &str, numbers: &[(u32, E164)], now: DateTime<Utc>) -> Result<Vec<u32>> {
-        self.transaction("add numbers", (self, campaign_id, numbers, now), |s, &mut (db, id, numbers, now)| {
-            add(db, s, id, numbers, now).boxed()
-        })
-        .await
+        crate::imports::add_numbers(self, campaign_id, numbers, now).await
     }
 }

@@ -47,6 +47,10 @@ pub struct MongoStore {
     /// the database: batches serialise on the fence anyway (see `leasing`), and waiting in
     /// a fair queue costs less than conflicting and trying again.
     pub(crate) lease_turn: Arc<tokio::sync::Mutex<()>>,
+    /// Large number uploads written ahead, until they are added (see `imports`).
+    pub(crate) number_imports: Collection<Document>,
+    /// Held while this process finishes uploads left unfinished, so it runs once at a time.
+    pub(crate) import_turn: Arc<tokio::sync::Mutex<()>>,
 }
 
 /// One index, created at start with a fixed name so creating it again is a no-op.
@@ -117,8 +121,19 @@ const INDEXES: &[Index] = &[
     Index { collection: "dnc", name: "dnc_by_number", keys: || doc! { "number": 1 }, unique: false, partial: None },
 ];
 
-const COLLECTIONS: &[&str] =
-    &["regions", "nodes", "audit", "campaigns", "calls", "call_events", "leadership", "users", "dnc", "counters"];
+const COLLECTIONS: &[&str] = &[
+    "regions",
+    "nodes",
+    "audit",
+    "campaigns",
+    "calls",
+    "call_events",
+    "leadership",
+    "users",
+    "dnc",
+    "counters",
+    "number_imports",
+];
 
 impl MongoStore {
     /// Connects to the deployment at `uri`, uses `database`, and creates the collections and
@@ -141,10 +156,13 @@ impl MongoStore {
             dnc: db.collection("dnc"),
             counters: db.collection("counters"),
             lease_turn: Arc::default(),
+            number_imports: db.collection("number_imports"),
+            import_turn: Arc::default(),
             client,
             db,
         };
         store.prepare().await?;
+        crate::imports::spawn_finish_idle_imports(&store);
         Ok(store)
     }
 

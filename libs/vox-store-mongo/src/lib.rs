@@ -8,6 +8,7 @@
 //! Transactions are used only where one change spans documents (a call move with its
 //! event and retry, a lifecycle change with its audit line, completing a campaign, adding
 //! numbers, a lease batch with its fence); single-document changes are conditional updates.
+//! Uploads too large for one transaction are written ahead and added in chunks (`imports`).
 //! See `leasing` for how batches stay disjoint and fenced under concurrency.
 //!
 //! Presence and the event bus stay in process here ([`open_stores`]); Redis takes them over
@@ -18,6 +19,7 @@ mod campaigns;
 mod codec;
 mod db;
 mod dnc;
+pub mod imports;
 mod leadership;
 mod leasing;
 mod nodes;

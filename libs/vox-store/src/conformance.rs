@@ -51,7 +51,7 @@ macro_rules! conformance_tests {
             a_stale_node_update_keeps_the_lifecycle, concurrent_renames_keep_every_lifecycle_change,
             session_ending_user_changes_move_the_token_generation, user_changes_keep_concurrent_changes,
             campaign_status_follows_its_rules, add_numbers_reports_numbers_already_there,
-            completing_a_campaign_cancels_its_pending_calls,
+            large_uploads_land_whole, completing_a_campaign_cancels_its_pending_calls,
             inbound_calls_round_trip, transitions_follow_the_state_machine_and_are_recorded, recordings_attach_in_any_state,
             stale_fencing_terms_are_refused, lease_tokens_must_match,
             lease_calls_respects_status_due_time_and_max, concurrent_leasers_never_share_a_call,
@@ -490,6 +490,29 @@ pub async fn add_numbers_reports_numbers_already_there(s: &Stores, now: DateTime
         assert_eq!(s.calls.list_call_events(&call.id).await.unwrap().len(), 1);
     }
     assert_eq!(s.campaigns.add_numbers("cp_missing", &again, now).await.unwrap_err().code, ErrorCode::NotFound);
+}
+
+/// An upload larger than one MongoDB transaction (5,000 numbers) lands whole, reports the
+/// numbers the campaign had wherever they sit, and a refused one adds nothing.
+pub async fn large_uploads_land_whole(s: &Stores, now: DateTime<Utc>) {
+    let n = 12_001;
+    let upload: Vec<(u32, E164)> =
+        (0..n).map(|i| (i as u32 + 2, E164::parse(&format!("+1415{:07}", i)).unwrap())).collect();
+    let c = running_campaign(s, 0, no_retry(), now).await;
+    // Already there: one number in the first chunk, one in the last.
+    let there = vec![(1, upload[10].1.clone()), (2, upload[11_000].1.clone())];
+    assert!(s.campaigns.add_numbers(&c.id, &there, now).await.unwrap().is_empty());
+    let already = s.campaigns.add_numbers(&c.id, &upload, now).await.unwrap();
+    assert_eq!(already, vec![12, 11_002], "the caller's rows of the numbers already there");
+    let counts = s.campaigns.campaign_counts(&c.id).await.unwrap();
+    assert_eq!((counts.total, counts.pending), (n as u64, n as u64));
+
+    let done = running_campaign(s, 0, no_retry(), now).await;
+    s.campaigns.set_campaign_status(&done.id, CampaignStatus::Completed, "user:op@vox.test", now).await.unwrap();
+    let e = s.campaigns.add_numbers(&done.id, &upload, now).await.unwrap_err();
+    assert_eq!(e.code, ErrorCode::FailedPrecondition, "{e}");
+    assert_eq!(s.campaigns.campaign_counts(&done.id).await.unwrap().total, 0);
+    assert_eq!(s.campaigns.add_numbers("cp_missing", &upload, now).await.unwrap_err().code, ErrorCode::NotFound);
 }
 
 pub async fn completing_a_campaign_cancels_its_pending_calls(s: &Stores, now: DateTime<Utc>) {

@@ -300,8 +300,10 @@ pub struct NumberRejection {
 pub struct NumbersAdded {
     /// Rows added as pending calls.
     pub accepted: u32,
-    /// Rows not added, in row order.
+    /// Rows not added, in row order: the first 1,000 of them.
     pub rejected: Vec<NumberRejection>,
+    /// How many rows were not added, in all.
+    pub rejected_count: u32,
 }
 
 impl From<pb::AddNumbersResponse> for NumbersAdded {
@@ -313,6 +315,7 @@ impl From<pb::AddNumbersResponse> for NumbersAdded {
                 .into_iter()
                 .map(|n| NumberRejection { row: n.row, input: n.input, reason: n.reason })
                 .collect(),
+            rejected_count: r.rejected_count,
         }
     }
 }

@@ -23,12 +23,7 @@ pub async fn status(State(b): State<Bridge>, auth: Bearer) -> ApiResult<Json<Dia
             "no dialler is configured on this gateway (start voxgate with --dialler-url / VOX_DIALLER_URL)",
         ));
     };
-    let r = b.unary(client.get_status(b.request(&auth, dpb::GetStatusRequest {}))).await.map_err(|e| {
-        if e.status() == axum::http::StatusCode::SERVICE_UNAVAILABLE {
-            ApiError::new(ErrorCode::Unavailable, format!("the dialler is not reachable: {}", e.message()))
-        } else {
-            e
-        }
-    })?;
+    let call = client.get_status(b.request(&auth, dpb::GetStatusRequest {}));
+    let r = b.within_deadline_of("the dialler", call).await?.into_inner();
     Ok(Json(r.try_into()?))
 }

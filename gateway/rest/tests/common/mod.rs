@@ -25,12 +25,18 @@ pub struct Api {
     pub base: String,
     pub http: reqwest::Client,
     pub admin: String,
-    _dir: tempfile::TempDir,
+    /// voxbridge's data dir is `dir/data`; its logs are in `dir` too.
+    pub dir: tempfile::TempDir,
 }
 
 pub async fn start() -> Api {
+    start_with(&[], |_| {}).await
+}
+
+/// [`start`] with `extra` voxbridge flags, and the REST config as `configure` leaves it.
+pub async fn start_with(extra: &[&str], configure: impl FnOnce(&mut RestConfig)) -> Api {
     let dir = tempfile::tempdir().unwrap();
-    let args: Vec<String> = vec![
+    let mut args: Vec<String> = vec![
         "--listen".into(),
         "127.0.0.1:0".into(),
         "--data-dir".into(),
@@ -38,16 +44,19 @@ pub async fn start() -> Api {
         "--log-format".into(),
         "json".into(),
     ];
+    args.extend(extra.iter().map(|a| a.to_string()));
     let envs = [("VOX_ADMIN_EMAIL", ADMIN_EMAIL.to_string()), ("VOX_ADMIN_PASSWORD", ADMIN_PASSWORD.to_string())];
     let bin = tokio::task::spawn_blocking(voxbridge_bin).await.unwrap();
     let bridge = ServerProcess::start("voxbridge", &bin, &args, &envs, dir.path()).await.unwrap();
     let channel = Channel::from_shared(bridge.url()).unwrap().connect_lazy();
-    let app = router(RestConfig::new(channel));
+    let mut config = RestConfig::new(channel);
+    configure(&mut config);
+    let app = router(config);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     let http = reqwest::Client::new();
-    let mut api = Api { bridge, base, http, admin: String::new(), _dir: dir };
+    let mut api = Api { bridge, base, http, admin: String::new(), dir };
     api.admin = api.login(ADMIN_EMAIL, ADMIN_PASSWORD).await;
     api
 }
