@@ -172,7 +172,10 @@ async fn a_fleet_host_heartbeats_follows_lifecycle_and_reports_calls() {
             .then_some(())
     })
     .await;
+    // Paced like a carrier (the recorder aligns the channels in real time).
+    let mut tick = tokio::time::interval(Duration::from_millis(20));
     for i in 0..50u64 {
+        tick.tick().await;
         tx.send(pb::MediaIn {
             event: Some(media_in::Event::Audio(pb::AudioFrame {
                 payload: vec![0xD5; 160],

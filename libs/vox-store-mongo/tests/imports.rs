@@ -1,4 +1,4 @@
-//! A large upload whose voxbridge stopped half way (written ahead, one chunk of three
+//! A large upload whose voxbridge stopped half way (written ahead, one chunk of two
 //! added) is finished by the next voxbridge that starts on the database: every number
 //! lands once, and the written-ahead upload is gone.
 
@@ -45,10 +45,10 @@ async fn an_upload_left_half_done_is_finished_at_the_next_start() {
     };
     first.insert_campaign(&c).await.unwrap();
 
-    // What a voxbridge leaves when it stops after the first chunk of a 12,000-number
+    // What a voxbridge leaves when it stops after the first chunk of a 6,000-number
     // upload: the chunk added, the upload written ahead with its mark after the chunk,
     // untouched for longer than IDLE.
-    let n = 2 * CHUNK + 2_000;
+    let n = CHUNK + 1_000;
     let numbers: Vec<(u32, E164)> =
         (0..n).map(|i| (i as u32 + 2, E164::parse(&format!("+1415{i:07}")).unwrap())).collect();
     assert!(first.add_numbers(&c.id, &numbers[..CHUNK], now).await.unwrap().is_empty());
