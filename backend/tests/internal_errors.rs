@@ -5,8 +5,6 @@
 
 mod common;
 
-use std::time::Duration;
-
 use common::authed;
 use vox_domain::error::concealed_id;
 use vox_proto::backend::v1 as pb;
@@ -56,21 +54,8 @@ async fn a_storage_failure_reaches_the_caller_as_an_error_id() {
 
 #[tokio::test]
 async fn an_unreachable_database_is_named_by_an_error_id() {
-    let secantus = vox_testkit::require_program("secantusd-py", "run bash ops/install-test-deps.sh");
     let dir = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let args: Vec<String> =
-        vec!["--port".into(), port.to_string(), "--storage-path".into(), dir.path().display().to_string()];
-    let mut mongo = vox_testkit::ServerProcess::spawn("mongo", &secantus, &args, &[], dir.path()).unwrap();
-    let started = std::time::Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "the MongoDB test server did not start:\n{}",
-            mongo.logs()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let (mut mongo, port) = vox_testkit::mongo_server(dir.path(), false).await;
     let url = format!("mongodb://127.0.0.1:{port}/?directConnection=true&serverSelectionTimeoutMS=1000");
     let b = common::start(&["--store", &url]).await;
 
@@ -81,7 +66,9 @@ async fn an_unreachable_database_is_named_by_an_error_id() {
     assert!(e.message().starts_with("voxbridge cannot reach its database or storage right now; retry shortly"));
     assert!(!e.message().contains(&port.to_string()) && !e.message().contains("mongodb"), "{}", e.message());
     let line = logged(&b, error_id);
-    assert!(line.contains("mongodb: ") && line.contains(&format!("127.0.0.1:{port}")), "{line}");
+    // The driver's own words are in the log under that id (which words depends on when
+    // the server went: a refused connection names the address, a cut one says "end of file").
+    assert!(line.contains("\"error\":\"mongodb: "), "{line}");
 
     // Anyone may ask /health: it says the store is unreachable, and where to look.
     let r = reqwest::get(format!("{}/health", b.process.url())).await.unwrap();

@@ -71,22 +71,8 @@ async fn a_150000_row_file_lands_whole_on_the_embedded_store() {
 /// make the other MongoDB tests of the run wait behind them.
 #[tokio::test]
 async fn a_150000_row_file_lands_whole_on_mongodb() {
-    let secantus = vox_testkit::require_program("secantusd-py", "run bash ops/install-test-deps.sh");
-    let nice = vox_testkit::require_program("nice", "install coreutils");
     let dir = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let mut args: Vec<String> = vec!["-n".into(), "19".into(), secantus.display().to_string()];
-    args.extend(["--port".into(), port.to_string(), "--storage-path".into(), dir.path().display().to_string()]);
-    let mongo = vox_testkit::ServerProcess::spawn("mongo", &nice, &args, &[], dir.path()).unwrap();
-    let started = Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "the MongoDB test server did not start:\n{}",
-            mongo.logs()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let (_mongo, port) = vox_testkit::mongo_server(dir.path(), true).await;
     let url = format!("mongodb://127.0.0.1:{port}/?directConnection=true");
     let api = common::start_with(&["--store", &url], |_| {}).await;
     a_150000_row_file_lands_whole(&api, false).await;

@@ -286,3 +286,31 @@ pub fn mulaw_start(reservation_id: &str, call_id: &str) -> vox_proto::fleet::v1:
         })),
     }
 }
+
+/// Starts a MongoDB server of the test's own (secantus, on a free port, storing in `dir`),
+/// at the lowest CPU priority when `background` (a bulk load that must not slow the rest of
+/// the run), and returns it with its port once it takes connections.
+pub async fn mongo_server(dir: &Path, background: bool) -> (ServerProcess, u16) {
+    let secantus = require_program("secantusd-py", "run bash ops/install-test-deps.sh");
+    let port =
+        std::net::TcpListener::bind("127.0.0.1:0").expect("a free port").local_addr().expect("its address").port();
+    let mut args: Vec<String> =
+        vec!["--port".into(), port.to_string(), "--storage-path".into(), dir.display().to_string()];
+    let program = if background {
+        args.splice(0..0, ["-n".to_string(), "19".into(), secantus.display().to_string()]);
+        require_program("nice", "install coreutils")
+    } else {
+        secantus
+    };
+    let mongo = ServerProcess::spawn("mongo", &program, &args, &[], dir).expect("spawn the MongoDB test server");
+    let started = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the MongoDB test server did not start:\n{}",
+            mongo.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    (mongo, port)
+}
