@@ -19,6 +19,13 @@ if ! command -v secantusd-py >/dev/null 2>&1; then
 fi
 command -v secantusd-py >/dev/null 2>&1 || { echo "secantusd-py is still not on PATH after installing it" >&2; exit 1; }
 
+# The Standard Webhooks reference library: the webhook tests check Vox's signatures with it.
+if ! python3 -c 'import standardwebhooks' >/dev/null 2>&1; then
+  echo "installing standardwebhooks (PyPI)"
+  python3 -m pip install --quiet --disable-pip-version-check 'standardwebhooks==1.1.0'
+fi
+python3 -c 'import standardwebhooks' >/dev/null 2>&1 || { echo "the standardwebhooks Python package is still missing after installing it" >&2; exit 1; }
+
 # redis-server for the presence and event-bus tests (Debian's package).
 if ! command -v redis-server >/dev/null 2>&1; then
   echo "installing redis-server (apt)"

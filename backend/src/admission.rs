@@ -7,7 +7,8 @@
 //!   heartbeats, call moves and leases, and the sign-ins a gateway relays). The secret is
 //!   checked here, before the body is read, so a forged one lands in another class.
 //! - **user**: a user's access token with a good signature (the console through voxgate,
-//!   grpcurl); the account is checked by the handler.
+//!   grpcurl; the account is checked by the handler), or a valid API key (integrations;
+//!   checked here like a node secret).
 //! - **anonymous**: anything else: sign-ins sent directly, no or bad credentials,
 //!   `/health` and `/metrics`.
 //!
@@ -65,6 +66,8 @@ pub async fn admit(State(admission): State<Arc<Admission>>, req: Request, next: 
         ("user", &admission.users)
     } else if auth.node_of(req.headers()).await.is_some() {
         ("node", &admission.nodes)
+    } else if auth.carries_api_key(req.headers()).await {
+        ("user", &admission.users)
     } else {
         ("anonymous", &admission.anonymous)
     };

@@ -1,10 +1,16 @@
-//! Who is calling: a signed-in user (JWT access token) or a registered node (its API
-//! secret), both as `authorization: Bearer <…>` metadata. Every RPC but Login needs one,
-//! and each RPC says which principals it accepts.
+//! Who is calling: a signed-in user (JWT access token), an integration's API key
+//! (`vk.<id>.<secret>`) or a registered node (its API secret), all as `authorization:
+//! Bearer <…>` metadata. Every RPC but Login needs one, and each RPC says which principals
+//! it accepts.
+//!
+//! An API key acts as a user with the key's role. A key limited to one campaign is refused
+//! by every RPC unless the RPC asks for the caller's [`Scope`] (the `*_in_scope` checks)
+//! and keeps to it: what a new RPC forgets to scope stays closed to scoped keys.
 
 use chrono::{DateTime, Duration, Utc};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
+use vox_domain::api_key::{self, ApiKey};
 use vox_domain::node::{DesiredState, Node, NodeKind};
 use vox_domain::user::{Role, User};
 use vox_domain::{Error, Result};
@@ -23,6 +29,7 @@ impl Principal {
     /// How the audit log and call timelines name the caller.
     pub fn actor(&self) -> String {
         match self {
+            Principal::User(u) if u.id.starts_with(api_key::ID_PREFIX) => format!("key:{}", u.id),
             Principal::User(u) => format!("user:{}", u.email),
             Principal::Node(n) => format!("node:{}", n.id),
         }
@@ -88,8 +95,27 @@ impl Auth {
         Ok((token, exp))
     }
 
-    /// Identifies the caller from its `authorization` metadata.
+    /// Identifies the caller from its `authorization` metadata. A key limited to one
+    /// campaign is refused here: RPCs that keep to a campaign use the `*_in_scope` checks.
     pub async fn principal(&self, metadata: &tonic::metadata::MetadataMap) -> Result<Principal> {
+        let (principal, scope) = self.scoped_principal(metadata).await?;
+        scope.unlimited()?;
+        Ok(principal)
+    }
+
+    /// The caller and the campaign it is limited to.
+    async fn scoped_principal(&self, metadata: &tonic::metadata::MetadataMap) -> Result<(Principal, Scope)> {
+        let token = self.token(metadata)?;
+        if let Some(key_id) = api_key::id_of_secret(token) {
+            let key = self.key_by_secret(key_id, token).await?;
+            vox_telemetry::trace::attribute("api_key_id", key.id.as_str());
+            let scope = Scope(key.campaign_id.clone());
+            return Ok((Principal::User(key_user(&key)), scope));
+        }
+        Ok((self.unscoped_principal(token).await?, Scope(None)))
+    }
+
+    fn token<'m>(&self, metadata: &'m tonic::metadata::MetadataMap) -> Result<&'m str> {
         let header = metadata
             .get("authorization")
             .ok_or_else(|| {
@@ -99,10 +125,35 @@ impl Auth {
             })?
             .to_str()
             .map_err(|_| Error::unauthenticated("authorization metadata is not text"))?;
-        let token = bearer(header)
-            .ok_or_else(|| Error::unauthenticated("authorization must be `Bearer <access token or node secret>`"))?;
+        bearer(header)
+            .ok_or_else(|| Error::unauthenticated("authorization must be `Bearer <access token or node secret>`"))
+    }
+
+    /// The key `secret` names, if the secret is right and the key not revoked; records the
+    /// use (to the minute, so a busy integration does not write on every request).
+    async fn key_by_secret(&self, key_id: &str, secret: &str) -> Result<ApiKey> {
+        let refused = || Error::unauthenticated("the API key is not valid or was revoked; ask an admin for a new one");
+        let key = match self.stores.api_keys.get_api_key(key_id).await? {
+            Some(k) if crypto::secret_matches(secret, &k.secret_hash) => k,
+            _ => return Err(refused()),
+        };
+        if key.is_revoked() {
+            return Err(refused());
+        }
+        let now = Utc::now();
+        if key.last_used_at.is_none_or(|t| now - t >= Duration::minutes(1))
+            && let Err(e) = self.stores.api_keys.touch_api_key(&key.id, now).await
+        {
+            tracing::warn!(key_id = %key.id, error = %e.message, "could not record an API key's use");
+        }
+        Ok(key)
+    }
+
+    async fn unscoped_principal(&self, token: &str) -> Result<Principal> {
         if let Some(node_id) = crypto::node_id_of_secret(token) {
-            return self.node_by_secret(node_id, token).await.map(Principal::Node);
+            let node = self.node_by_secret(node_id, token).await?;
+            vox_telemetry::trace::attribute("node_id", node.id.as_str());
+            return Ok(Principal::Node(node));
         }
         let claims = self
             .claims(token)
@@ -125,6 +176,20 @@ impl Auth {
         let token = bearer(headers.get(axum::http::header::AUTHORIZATION)?.to_str().ok()?)?;
         let node_id = crypto::node_id_of_secret(token)?;
         self.node_by_secret(node_id, token).await.ok()
+    }
+
+    /// True when `headers` carry a valid, unrevoked API key (one store read and a hash).
+    /// Admission gives integrations users' capacity with it.
+    pub async fn carries_api_key(&self, headers: &axum::http::HeaderMap) -> bool {
+        let Some(token) = headers.get(axum::http::header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(bearer)
+        else {
+            return false;
+        };
+        let Some(key_id) = api_key::id_of_secret(token) else { return false };
+        matches!(
+            self.stores.api_keys.get_api_key(key_id).await,
+            Ok(Some(k)) if !k.is_revoked() && crypto::secret_matches(token, &k.secret_hash)
+        )
     }
 
     /// True when `headers` carry a user's access token with a good signature that has not
@@ -196,6 +261,81 @@ impl Auth {
             Principal::User(u) => require_role(u, min).map(Principal::User),
             Principal::Node(n) => check_node(&n, kinds).map(|()| Principal::Node(n)),
         }
+    }
+
+    /// [`Auth::reader`] for an RPC that keeps to the caller's [`Scope`].
+    pub async fn reader_in_scope(
+        &self,
+        metadata: &tonic::metadata::MetadataMap,
+        kinds: &[NodeKind],
+    ) -> Result<(Principal, Scope)> {
+        let (p, scope) = self.scoped_principal(metadata).await?;
+        if let Principal::Node(n) = &p {
+            check_node(n, kinds)?;
+        }
+        Ok((p, scope))
+    }
+
+    /// [`Auth::user_or_node`] for an RPC that keeps to the caller's [`Scope`].
+    pub async fn user_or_node_in_scope(
+        &self,
+        metadata: &tonic::metadata::MetadataMap,
+        min: Role,
+        kinds: &[NodeKind],
+    ) -> Result<(Principal, Scope)> {
+        let (p, scope) = self.scoped_principal(metadata).await?;
+        let p = match p {
+            Principal::User(u) => require_role(u, min).map(Principal::User)?,
+            Principal::Node(n) => check_node(&n, kinds).map(|()| Principal::Node(n))?,
+        };
+        Ok((p, scope))
+    }
+}
+
+/// The campaign a caller is limited to: `None` for users, nodes and unscoped keys.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Scope(Option<String>);
+
+impl Scope {
+    /// The one campaign the caller may see, if it is limited to one.
+    pub fn campaign(&self) -> Option<&str> {
+        self.0.as_deref()
+    }
+
+    /// Ok when the caller may see a record of `campaign_id` (`None`: a record of no
+    /// campaign, such as an inbound call, which a scoped key may not see). A record out of
+    /// scope is NotFound, as if it did not exist: a scoped key learns nothing of others.
+    pub fn check(&self, campaign_id: Option<&str>, what: &str, id: &str) -> Result<()> {
+        match &self.0 {
+            Some(scope) if campaign_id != Some(scope.as_str()) => Err(Error::not_found(what, id)),
+            _ => Ok(()),
+        }
+    }
+
+    /// Ok when the caller is not limited to a campaign.
+    fn unlimited(&self) -> Result<()> {
+        match &self.0 {
+            Some(campaign) => Err(Error::permission_denied(format!(
+                "this API key is limited to campaign {campaign}; it may read that campaign and its calls, \
+                 and cancel its calls, nothing else"
+            ))),
+            None => Ok(()),
+        }
+    }
+}
+
+/// The user an API key acts as: its role, named `key:<name>` in messages; the audit log
+/// and call timelines name it `key:<id>` ([`Principal::actor`]).
+fn key_user(key: &ApiKey) -> User {
+    User {
+        id: key.id.clone(),
+        email: format!("key:{}", key.name),
+        password_hash: String::new(),
+        role: key.role,
+        disabled: false,
+        token_generation: 0,
+        created_at: key.created_at,
+        updated_at: key.created_at,
     }
 }
 

@@ -137,6 +137,7 @@ pub async fn run_with(
         .add_service(pb::do_not_call_service_server::DoNotCallServiceServer::new(api::dnc::DoNotCall(b.clone())))
         .add_service(pb::storage_service_server::StorageServiceServer::new(api::storage::Storage(b.clone())))
         .add_service(pb::cluster_service_server::ClusterServiceServer::new(api::cluster::Cluster(b.clone())))
+        .add_service(pb::api_key_service_server::ApiKeyServiceServer::new(api::api_keys::ApiKeys(b.clone())))
         .into_axum_router();
     let app = grpc
         .merge(http::routes(Arc::clone(&bridge)))
@@ -144,8 +145,7 @@ pub async fn run_with(
         .layer(axum::middleware::from_fn_with_state(
             Arc::new(admission::Admission::new(Arc::clone(&bridge))),
             admission::admit,
-        ))
-        .layer(axum::middleware::from_fn_with_state(Arc::clone(&bridge.metrics), metrics::track_rpc));
+        ));
 
     let addr = listener.local_addr().context("read the bound address")?;
     if let Some(path) = &settings.address_file {

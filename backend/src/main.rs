@@ -10,7 +10,7 @@ async fn main() -> anyhow::Result<()> {
         print!("{}", settings.dump());
         return Ok(());
     }
-    vox_telemetry::init(&settings.log_format);
+    let _telemetry = vox_telemetry::init(&settings.log_format, "voxbridge");
     let listener = tokio::net::TcpListener::bind(settings.listen)
         .await
         .with_context(|| format!("bind {} (is another voxbridge running? set --listen)", settings.listen))?;

@@ -292,6 +292,27 @@ try {
   await page.getByTestId("users-table").filter({ hasText: VIEWER.email }).waitFor();
   await snap(page, "users");
 
+  step = "api keys";
+  await nav(page, "API keys");
+  await page.getByRole("button", { name: "Create key" }).click();
+  await page.getByLabel("Name").fill("CRM e2e");
+  await page.getByRole("radio", { name: /^Operator/ }).check();
+  await page.getByRole("button", { name: "Create key" }).last().click();
+  const keySecret = (await page.getByTestId("api-key-secret").textContent()).trim();
+  assert(/^vk\.ak_[0-9a-z]{16}\.[0-9a-z]{32}$/.test(keySecret), `the secret is shown once: ${keySecret}`);
+  await snap(page, "api-key-created");
+  const withKey = () => fetch(`${URL}/api/v1/calls`, { headers: { Authorization: `Bearer ${keySecret}` } });
+  assert((await withKey()).status === 200, "the new key reads calls");
+  await page.getByRole("button", { name: "Done" }).click();
+  const keyRow = page.getByTestId("api-keys-table").getByRole("row").filter({ hasText: "CRM e2e" });
+  await keyRow.waitFor();
+  assert(!(await page.content()).includes(keySecret), "the secret is gone from the page");
+  page.once("dialog", (d) => d.accept());
+  await keyRow.getByRole("button", { name: "Revoke" }).click();
+  await keyRow.filter({ hasText: "revoked" }).waitFor();
+  assert((await withKey()).status === 401, "a revoked key is refused at once");
+  await snap(page, "api-keys");
+
   step = "a phone-sized screen";
   await nav(page, "Dashboard");
   await page.setViewportSize({ width: 390, height: 844 });

@@ -20,6 +20,7 @@ import { CampaignFormPage } from "./pages/CampaignForm";
 import { CallsPage } from "./pages/Calls";
 import { CallDetailPage } from "./pages/CallDetail";
 import { UsersPage } from "./pages/Users";
+import { ApiKeysPage } from "./pages/ApiKeys";
 import { AuditPage } from "./pages/Audit";
 
 interface Route {
@@ -42,6 +43,7 @@ const ROUTES: Route[] = [
   { pattern: "/calls", render: () => <CallsPage />, title: "Calls" },
   { pattern: "/calls/:id", render: (p) => <CallDetailPage id={p.id} />, title: "Call" },
   { pattern: "/users", render: () => <UsersPage />, title: "Users" },
+  { pattern: "/api-keys", render: () => <ApiKeysPage />, title: "API keys" },
   { pattern: "/audit", render: () => <AuditPage />, title: "Audit log" },
 ];
 
@@ -54,6 +56,7 @@ const NAV: { to: string; label: string; adminOnly?: boolean }[] = [
   { to: "/calls", label: "Calls" },
   { to: "/audit", label: "Audit log" },
   { to: "/users", label: "Users", adminOnly: true },
+  { to: "/api-keys", label: "API keys", adminOnly: true },
 ];
 
 function LiveDot() {

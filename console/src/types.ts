@@ -196,7 +196,9 @@ export interface Campaign {
 
 export interface NumbersAdded {
   accepted: number;
+  /** The first rejected rows (at most 1,000); `rejected_count` counts them all. */
   rejected: { row: number; input: string; reason: string }[];
+  rejected_count: number;
 }
 
 export interface CleanupResult {
@@ -223,4 +225,20 @@ export interface DiallerStatus {
   healthy: boolean;
   unhealthy_reason: string;
   campaigns: DiallerCampaign[];
+}
+
+export interface ApiKey {
+  id: string;
+  name: string;
+  role: Role;
+  campaign_id: string | null;
+  created_at: string;
+  created_by: string;
+  last_used_at: string | null;
+  revoked_at: string | null;
+}
+
+export interface CreatedApiKey {
+  key: ApiKey;
+  secret: string;
 }

@@ -4,6 +4,26 @@
 import { useCallback, useEffect, useId, useRef, useState, type ReactNode } from "react";
 import { ApiError, get } from "./api";
 
+/**
+ * An action a button runs (a change through the API): `run` clears the last failure, runs
+ * it and keeps its failure to show with `<ErrorBox error={error} />`; it resolves to
+ * whether the action succeeded.
+ */
+export function useAction(): [unknown, (action: () => Promise<unknown>) => Promise<boolean>] {
+  const [error, setError] = useState<unknown>(null);
+  const run = useCallback(async (action: () => Promise<unknown>) => {
+    setError(null);
+    try {
+      await action();
+      return true;
+    } catch (e) {
+      setError(e);
+      return false;
+    }
+  }, []);
+  return [error, run];
+}
+
 export interface Resource<T> {
   data: T | undefined;
   error: unknown;

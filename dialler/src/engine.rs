@@ -14,6 +14,11 @@
 //!    provider account), a last look at the lease, the fenced `leased -> dialing`
 //!    transition, then the provider.
 //!
+//! A campaign's pacer starts from the campaign's recent call records ([`crate::history`])
+//! when the dialler first sees the campaign, when its pacing settings change, and when
+//! this dialler takes the leadership (what it learned before may miss what another leader
+//! saw meanwhile), so restarts and failovers do not restart pacing cold.
+//!
 //! A carrier that refuses outright (5xx, 429, unreachable) gets the call back in the
 //! pool (`dialing -> pending`, no attempt used) and opens a breaker that pauses dialling
 //! with exponential backoff. A create request that times out may have placed the call,
@@ -35,6 +40,7 @@ use vox_proto::backend::v1 as pb;
 
 use crate::config::Args;
 use crate::fairshare::{self, Claim};
+use crate::history;
 use crate::leadership::Leadership;
 use crate::pacing::{Observation, Pacer, Snapshot};
 use crate::provider::{Dial, Outcome, Provider};
@@ -90,6 +96,8 @@ pub struct Engine {
     pub status: Arc<Status>,
     tracker: Mutex<Tracker>,
     pacers: Mutex<HashMap<String, CampaignPacer>>,
+    /// The term the pacers were built under.
+    pacers_term: Mutex<Option<u64>>,
     limiters: Mutex<HashMap<String, (u32, Arc<DefaultDirectRateLimiter>)>>,
     provider_limiter: Arc<DefaultDirectRateLimiter>,
     breaker: Mutex<Breaker>,
@@ -117,13 +125,14 @@ impl Engine {
     pub fn new(args: Args, bridge: Bridge, provider: Arc<dyn Provider>, status: Arc<Status>) -> anyhow::Result<Self> {
         Ok(Engine {
             provider_limiter: per_second(args.provider_max_cps),
+            tracker: Mutex::new(Tracker::new(f64::from(args.min_ring_seconds))),
             args,
             bridge,
             provider,
             leadership: Arc::new(Leadership::default()),
             status,
-            tracker: Mutex::new(Tracker::default()),
             pacers: Mutex::new(HashMap::new()),
+            pacers_term: Mutex::new(None),
             limiters: Mutex::new(HashMap::new()),
             breaker: Mutex::new(Breaker::default()),
             placing: tokio::sync::Semaphore::new(256),
@@ -178,6 +187,19 @@ impl Engine {
         let now_utc = Utc::now();
         let now = secs(now_utc);
 
+        {
+            let mut built_under = lock(&self.pacers_term);
+            if *built_under != Some(term) {
+                lock(&self.pacers).clear();
+                *built_under = Some(term);
+            }
+        }
+        for c in &campaigns {
+            if let Ok(spec) = CampaignSpec::from_proto(c.spec.as_ref()) {
+                self.ensure_pacer(&c.id, &spec, now).await?;
+            }
+        }
+
         // Follow every campaign with calls, running or not.
         let mut ids: Vec<String> = campaigns.iter().map(|c| c.id.clone()).collect();
         ids.extend(lock(&self.tracker).campaigns());
@@ -185,7 +207,7 @@ impl Engine {
         ids.dedup();
         for id in &ids {
             let mut observations = self.follow(id, now).await?;
-            observations.sort_by(|a, b| at(a).total_cmp(&at(b)));
+            observations.sort_by(|a, b| a.at().total_cmp(&b.at()));
             if let Some(p) = lock(&self.pacers).get_mut(id) {
                 for o in observations {
                     p.pacer.observe(o);
@@ -252,20 +274,9 @@ impl Engine {
                 ringing: &live.ringing,
                 connected: &live.connected,
             };
-            let wanted = {
-                let mut pacers = lock(&self.pacers);
-                let key = format!("{:?}", plan.spec.pacing);
-                let p = pacers.entry(id.clone()).or_insert_with(|| CampaignPacer {
-                    key: String::new(),
-                    pacer: Pacer::for_campaign(&plan.spec.pacing),
-                    last_dial_ratio: 0.0,
-                });
-                if p.key != key {
-                    // New settings: a fresh pacer (its learning starts again from priors).
-                    p.pacer = Pacer::for_campaign(&plan.spec.pacing);
-                    p.key = key;
-                }
-                p.pacer.calls_to_start(&snapshot)
+            let wanted = match lock(&self.pacers).get_mut(&id) {
+                Some(p) => p.pacer.calls_to_start(&snapshot),
+                None => 0,
             };
             let pending = plan.campaign.counts.as_ref().map_or(0, |k| k.pending);
             let room = plan.spec.max_concurrency.saturating_sub(live.total());
@@ -297,30 +308,80 @@ impl Engine {
         Ok(figures)
     }
 
+    /// Builds the campaign's pacer from its recent call records, unless one built for
+    /// the same pacing settings exists.
+    async fn ensure_pacer(&self, campaign_id: &str, spec: &CampaignSpec, now: f64) -> anyhow::Result<()> {
+        let key = format!("{:?}", spec.pacing);
+        if lock(&self.pacers).get(campaign_id).is_some_and(|p| p.key == key) {
+            return Ok(());
+        }
+        let past = self.history(campaign_id, now).await?;
+        let mut pacer = Pacer::for_campaign(&spec.pacing, f64::from(self.args.effective_ring_timeout()));
+        pacer.learn_past(&past, now);
+        let (dials, releases) = pacer.stats().learned_calls();
+        tracing::info!(
+            campaign_id,
+            outcomes = past.len(),
+            dials,
+            releases,
+            answer_rate = pacer.stats().answer_rate(),
+            aht_seconds = pacer.stats().mean_hold_seconds(),
+            "pacer built from the campaign's recent calls"
+        );
+        lock(&self.pacers).insert(campaign_id.to_string(), CampaignPacer { key, pacer, last_dial_ratio: 0.0 });
+        Ok(())
+    }
+
+    /// The outcomes of the campaign's calls that ended within [`history::HISTORY_SECONDS`].
+    async fn history(&self, campaign_id: &str, now: f64) -> anyhow::Result<Vec<Observation>> {
+        let mut calls = Vec::new();
+        let mut page_token = String::new();
+        while calls.len() < history::HISTORY_MAX_CALLS {
+            let page = self
+                .bridge
+                .calls()
+                .list_calls(pb::ListCallsRequest {
+                    campaign_id: campaign_id.to_string(),
+                    states: history::ENDED.iter().map(|s| *s as i32).collect(),
+                    limit: 1000,
+                    page_token: page_token.clone(),
+                    ..Default::default()
+                })
+                .await
+                .map_err(|s| {
+                    anyhow!("voxbridge unreachable (ListCalls, the campaign's recent calls): {}", s.message())
+                })?
+                .into_inner();
+            calls.extend(page.calls);
+            if page.next_page_token.is_empty() {
+                break;
+            }
+            page_token = page.next_page_token;
+        }
+        Ok(history::past_outcomes(&calls, f64::from(self.args.call_lease_seconds), now - history::HISTORY_SECONDS))
+    }
+
     fn figures(&self, campaign_id: &str, active_dials: u32, dial_ratio: f64) -> CampaignFigures {
         let counters = lock(&self.tracker).counters(campaign_id);
         let mut pacers = lock(&self.pacers);
-        let (mode, answer_rate, aht, ratio) = match pacers.get_mut(campaign_id) {
-            Some(p) => {
-                if dial_ratio > 0.0 || active_dials == 0 {
-                    p.last_dial_ratio = dial_ratio;
-                }
-                let stats = p.pacer.stats();
-                (
-                    p.pacer.strategy().name().to_string(),
-                    stats.answer_rate(),
-                    stats.mean_hold_seconds(),
-                    p.last_dial_ratio,
-                )
+        let mut f = CampaignFigures { campaign_id: campaign_id.to_string(), dial_ratio, ..CampaignFigures::default() };
+        if let Some(p) = pacers.get_mut(campaign_id) {
+            if dial_ratio > 0.0 || active_dials == 0 {
+                p.last_dial_ratio = dial_ratio;
             }
-            None => (String::new(), 0.0, 0.0, dial_ratio),
-        };
+            let stats = p.pacer.stats();
+            let (dials, releases) = stats.learned_calls();
+            f.mode = p.pacer.strategy().name().to_string();
+            f.answer_rate = stats.answer_rate();
+            f.aht_seconds = stats.mean_hold_seconds();
+            f.ring_seconds = stats.mean_time_to_answer();
+            f.learned_dials = dials;
+            f.learned_releases = releases;
+            f.abandon_credit = p.pacer.abandon_credit();
+            f.dial_ratio = p.last_dial_ratio;
+        }
         CampaignFigures {
-            campaign_id: campaign_id.to_string(),
-            mode,
-            dial_ratio: ratio,
-            answer_rate,
-            aht_seconds: aht,
+            short_rings: counters.short_rings,
             abandon_rate: if counters.answered == 0 {
                 0.0
             } else {
@@ -331,6 +392,7 @@ impl Engine {
             calls_answered: counters.answered,
             calls_abandoned: counters.abandoned,
             calls_machine: counters.machine,
+            ..f
         }
     }
 
@@ -516,12 +578,12 @@ impl Engine {
             call_id: call.id.clone(),
             to: call.to_number.clone(),
             from,
-            ring_timeout_seconds: self.args.ring_timeout_seconds,
+            ring_timeout_seconds: self.args.effective_ring_timeout(),
         };
         match self.provider.place(&dial).await {
             Ok(placed) => {
                 lock(&self.breaker).reset();
-                lock(&self.tracker).placed(&call.id);
+                lock(&self.tracker).placed(&call.id, secs(Utc::now()));
                 tracing::info!(call_id = %call.id, provider_call_id = %placed.provider_call_id, "call placed");
                 if let Some(outcome) = placed.outcome {
                     self.settle(&dialing, term, outcome, &placed.provider_call_id).await;
@@ -581,15 +643,6 @@ impl Engine {
             anyhow::bail!("{url} answered {status}: {}", resp.text().await.unwrap_or_default());
         }
         Ok(())
-    }
-}
-
-fn at(o: &Observation) -> f64 {
-    match *o {
-        Observation::DialEnded { at, .. }
-        | Observation::Connected { at }
-        | Observation::Abandoned { at }
-        | Observation::SlotReleased { at, .. } => at,
     }
 }
 

@@ -6,6 +6,8 @@
 //! * [`pacing`]: how many calls each campaign starts per tick (progressive, fixed ratio,
 //!   predictive), and [`bench`], the benchmark that runs that same code against a
 //!   discrete-event carrier model on a virtual clock (`voxctl bench pacing`);
+//! * [`history`]: what a pacer learns from the campaign's call records when it starts
+//!   (after a restart or failover);
 //! * [`fairshare`], [`tracker`], [`provider`] (Twilio-compatible REST, voxsim, LiveKit),
 //!   [`status`] and [`health`] (the health server on 127.0.0.1:8090).
 
@@ -14,6 +16,7 @@ pub mod config;
 pub mod engine;
 pub mod fairshare;
 pub mod health;
+pub mod history;
 pub mod leadership;
 pub mod pacing;
 pub mod provider;
@@ -51,7 +54,7 @@ pub fn provider(args: &Args) -> anyhow::Result<Arc<dyn Provider>> {
             args.livekit_api_key.as_deref().unwrap_or_default(),
             args.livekit_api_secret.as_deref().unwrap_or_default(),
             args.livekit_sip_trunk_id.as_deref().unwrap_or_default(),
-            Duration::from_secs(u64::from(args.ring_timeout_seconds)),
+            Duration::from_secs(u64::from(args.effective_ring_timeout())),
         )?)),
     }
 }

@@ -28,6 +28,17 @@ pub struct CampaignFigures {
     pub answer_rate: f64,
     /// Mean seconds a connected call holds its slot.
     pub aht_seconds: f64,
+    /// Mean seconds from the dial to a person answering.
+    pub ring_seconds: f64,
+    /// Finished dials and released slots the estimates rest on (decayed counts).
+    pub learned_dials: f64,
+    pub learned_releases: f64,
+    /// Abandons the campaign can still afford within its target, from what the pacer
+    /// saw (including the records it read back).
+    pub abandon_credit: f64,
+    /// No-answers the carrier ended before the ring-time floor, since this dialler
+    /// started.
+    pub short_rings: u64,
     /// Abandons / human answers, since this dialler started.
     pub abandon_rate: f64,
     pub active_dials: u32,
@@ -65,6 +76,11 @@ pub struct Status {
     registry: Registry,
     answer_rate: Family<CampaignLabel, FloatGauge>,
     aht: Family<CampaignLabel, FloatGauge>,
+    ring_seconds: Family<CampaignLabel, FloatGauge>,
+    learned_dials: Family<CampaignLabel, FloatGauge>,
+    learned_releases: Family<CampaignLabel, FloatGauge>,
+    abandon_credit: Family<CampaignLabel, FloatGauge>,
+    short_rings: Family<CampaignLabel, Counter>,
     abandon_rate: Family<CampaignLabel, FloatGauge>,
     dial_ratio: Family<CampaignLabel, FloatGauge>,
     active_dials: Family<CampaignLabel, Gauge>,
@@ -111,6 +127,36 @@ impl Status {
                 &mut registry,
                 "aht_seconds",
                 "Average handle time: seconds a connected call holds its slot",
+                Default::default(),
+            ),
+            ring_seconds: registered(
+                &mut registry,
+                "ring_seconds",
+                "Mean seconds from the dial to a person answering (live estimate)",
+                Default::default(),
+            ),
+            learned_dials: registered(
+                &mut registry,
+                "learned_dials",
+                "Finished dials the answer estimates rest on (recent ones weigh more)",
+                Default::default(),
+            ),
+            learned_releases: registered(
+                &mut registry,
+                "learned_releases",
+                "Finished connected calls the hold-time estimate rests on (recent ones weigh more)",
+                Default::default(),
+            ),
+            abandon_credit: registered(
+                &mut registry,
+                "abandon_credit",
+                "Abandons the campaign can still afford within its target (target x answers - abandons)",
+                Default::default(),
+            ),
+            short_rings: registered(
+                &mut registry,
+                "short_rings",
+                "No-answers the carrier ended before the ring-time floor (--min-ring-seconds)",
                 Default::default(),
             ),
             abandon_rate: registered(
@@ -197,6 +243,10 @@ impl Status {
             let l = CampaignLabel { campaign_id: f.campaign_id.clone() };
             self.answer_rate.get_or_create(&l).set(f.answer_rate);
             self.aht.get_or_create(&l).set(f.aht_seconds);
+            self.ring_seconds.get_or_create(&l).set(f.ring_seconds);
+            self.learned_dials.get_or_create(&l).set(f.learned_dials);
+            self.learned_releases.get_or_create(&l).set(f.learned_releases);
+            self.abandon_credit.get_or_create(&l).set(f.abandon_credit);
             self.abandon_rate.get_or_create(&l).set(f.abandon_rate);
             self.dial_ratio.get_or_create(&l).set(f.dial_ratio);
             self.active_dials.get_or_create(&l).set(i64::from(f.active_dials));
@@ -205,6 +255,7 @@ impl Status {
                 (&self.answered, f.calls_answered),
                 (&self.abandoned, f.calls_abandoned),
                 (&self.machine, f.calls_machine),
+                (&self.short_rings, f.short_rings),
             ] {
                 let c = family.get_or_create(&l);
                 let now = c.get();

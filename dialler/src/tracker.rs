@@ -6,6 +6,11 @@
 //! [`Observation`]s and into the counters `/metrics` shows. Live calls the dialler did
 //! not place itself (a previous leader's, after a failover or restart) are adopted, so
 //! capacity is never double counted. Times are seconds since the Unix epoch.
+//!
+//! It also checks the ring-time floor (`--min-ring-seconds`): a dial the carrier ended
+//! as no-answer sooner than the floor after it accepted the call is counted as a short
+//! ring, whatever timeout the carrier was given, so an operator can show the floor held
+//! (or see which carrier cut it).
 
 use std::collections::HashMap;
 
@@ -31,6 +36,8 @@ pub struct Tracked {
     pub state: CallState,
     /// When it was leased (the dial's age counts from here).
     pub placed_at: f64,
+    /// When the carrier accepted it (ringing starts about then).
+    pub dialled_at: Option<f64>,
     pub answered_at: Option<f64>,
     /// Reported to pacing already.
     dial_ended: bool,
@@ -46,6 +53,8 @@ pub struct Counters {
     pub machine: u64,
     pub completed: u64,
     pub unanswered: u64,
+    /// No-answers the carrier ended before the ring-time floor.
+    pub short_rings: u64,
 }
 
 /// What one campaign's live calls look like now.
@@ -74,9 +83,20 @@ impl Live {
 pub struct Tracker {
     calls: HashMap<String, Tracked>,
     counters: HashMap<String, Counters>,
+    /// The ring-time floor, seconds (0: none).
+    min_ring: f64,
 }
 
+/// Slack on the ring-time floor for the time between the carrier starting to ring and
+/// its answer to the create request.
+const SHORT_RING_SLACK_SECONDS: f64 = 1.0;
+
 impl Tracker {
+    /// A tracker that counts no-answers shorter than `min_ring_seconds` as short rings.
+    pub fn new(min_ring_seconds: f64) -> Self {
+        Tracker { min_ring: min_ring_seconds, ..Tracker::default() }
+    }
+
     /// Starts following a call the dialler just leased.
     pub fn leased(&mut self, call_id: &str, campaign_id: &str, now: f64) {
         self.calls.insert(
@@ -85,6 +105,7 @@ impl Tracker {
                 campaign_id: campaign_id.to_string(),
                 state: CallState::Leased,
                 placed_at: now,
+                dialled_at: None,
                 answered_at: None,
                 dial_ended: false,
                 connected: false,
@@ -92,9 +113,10 @@ impl Tracker {
         );
     }
 
-    /// The carrier accepted the call.
-    pub fn placed(&mut self, call_id: &str) {
-        if let Some(t) = self.calls.get(call_id) {
+    /// The carrier accepted the call at `now`.
+    pub fn placed(&mut self, call_id: &str, now: f64) {
+        if let Some(t) = self.calls.get_mut(call_id) {
+            t.dialled_at = Some(now);
             self.counters.entry(t.campaign_id.clone()).or_default().placed += 1;
         }
     }
@@ -140,6 +162,7 @@ impl Tracker {
             campaign_id: call.campaign_id.clone(),
             state,
             placed_at: ts(&call.updated_at).unwrap_or(now),
+            dialled_at: None,
             answered_at: None,
             dial_ended: false,
             connected: false,
@@ -172,6 +195,21 @@ impl Tracker {
                 };
                 if state != CallState::Machine {
                     counters.unanswered += 1;
+                }
+                if state == CallState::NoAnswer
+                    && let Some(rang) = t.dialled_at.map(|d| ended_at - d)
+                    && rang < self.min_ring - SHORT_RING_SLACK_SECONDS
+                {
+                    counters.short_rings += 1;
+                    if counters.short_rings == 1 {
+                        tracing::warn!(
+                            call_id = %call.id,
+                            campaign_id = %t.campaign_id,
+                            rang_seconds = rang,
+                            min_ring_seconds = self.min_ring,
+                            "the carrier gave up on a dial before the ring-time floor (counted in voxdialler_short_rings_total)"
+                        );
+                    }
                 }
                 out.push(Observation::DialEnded { at: ended_at, after: (ended_at - t.placed_at).max(0.0), result });
             }
@@ -236,7 +274,7 @@ mod tests {
     fn a_connected_call_reports_its_answer_connect_and_release_once() {
         let mut t = Tracker::default();
         t.leased("ca_1", "cp_1", 100.0);
-        t.placed("ca_1");
+        t.placed("ca_1", 101.0);
         assert!(t.update(&call("ca_1", pb::CallState::Ringing, None, None), 105.0).is_empty());
         assert_eq!(t.live("cp_1", 105.0).ringing, vec![5.0]);
         let o = t.update(&call("ca_1", pb::CallState::InProgress, Some(110), None), 111.0);
@@ -270,5 +308,18 @@ mod tests {
         assert_eq!(o, vec![Observation::DialEnded { at: 25.0, after: 25.0, result: DialResult::NoAnswer }]);
         let c = t.counters("cp_1");
         assert_eq!((c.answered, c.abandoned, c.machine, c.unanswered), (1, 1, 1, 1));
+    }
+
+    #[test]
+    fn no_answers_before_the_ring_time_floor_are_counted() {
+        let mut t = Tracker::new(15.0);
+        for id in ["short", "long", "busy"] {
+            t.leased(id, "cp_1", 0.0);
+            t.placed(id, 1.0);
+        }
+        t.update(&call("short", pb::CallState::NoAnswer, None, Some(9)), 9.0);
+        t.update(&call("long", pb::CallState::NoAnswer, None, Some(16)), 16.0);
+        t.update(&call("busy", pb::CallState::Busy, None, Some(3)), 3.0);
+        assert_eq!(t.counters("cp_1").short_rings, 1);
     }
 }

@@ -130,9 +130,7 @@ impl CallRecorder {
         }
         let n = self.caller.len().min(self.agent.len());
         if n > 0 {
-            let left: Vec<i16> = self.caller.drain(..n).collect();
-            let right: Vec<i16> = self.agent.drain(..n).collect();
-            self.writer.write(&left, &right)?;
+            self.writer.write_pairs(self.caller.drain(..n).zip(self.agent.drain(..n)))?;
         }
         if self.last_flush.elapsed() >= Duration::from_millis(250) {
             self.writer.flush()?;
@@ -147,9 +145,7 @@ impl CallRecorder {
         let n = self.caller.len().max(self.agent.len());
         self.caller.resize(n, 0);
         self.agent.resize(n, 0);
-        let left: Vec<i16> = self.caller.drain(..).collect();
-        let right: Vec<i16> = self.agent.drain(..).collect();
-        self.writer.write(&left, &right)?;
+        self.writer.write_pairs(self.caller.drain(..).zip(self.agent.drain(..)))?;
         let info = self.writer.finish()?;
         self.ticket.finished = true;
         self.ticket.save(&self.spool)?;

@@ -199,100 +199,115 @@ pub async fn run(
 
     let no_media = Duration::from_secs(u64::from(worker.common.no_media_timeout_seconds.max(1)));
     let max_call = Instant::now() + Duration::from_secs(u64::from(worker.common.max_call_seconds.max(1)));
-    let mut media_deadline = Instant::now() + no_media;
+    // The watchdogs' timers are set once and re-armed only when they fire: a frame just
+    // notes when it came. (A timer set anew for each of 50 frames a second, and for every
+    // turn of the loop, was a good share of a call's CPU.)
+    let mut last_media = Instant::now();
+    let no_media_timer = sleep_until(last_media + no_media);
+    let max_call_timer = sleep_until(max_call);
+    tokio::pin!(no_media_timer, max_call_timer);
     let mut out_seq: u64 = 0;
     let mut clock = None;
     let max_payload = rate as usize * 2; // a second of 16-bit audio: far beyond one frame
 
-    let reason: String = loop {
-        tokio::select! {
-            msg = inbound.message() => match msg {
-                Ok(Some(pb::MediaIn { event: Some(event) })) => match event {
-                    media_in::Event::Audio(a) => {
-                        if a.payload.len() > max_payload {
-                            tracing::warn!(call_id, bytes = a.payload.len(), "dropped an oversize audio frame");
-                            continue;
-                        }
-                        media_deadline = Instant::now() + no_media;
-                        worker.stats.frame_received(&mut clock, a.sequence, std::time::Instant::now());
-                        let samples = format.decode(&a.payload);
-                        if let Some(r) = recorder.as_mut() && let Err(e) = r.caller(&samples) {
-                            tracing::error!(call_id, error = %e, "recording write failed; recording stops");
-                            recorder = None;
-                        }
-                        let _ = agent_in.try_send(AgentInput::Audio(samples));
-                    }
-                    media_in::Event::Dtmf(d) => {
-                        if !to_agent(&agent_in, AgentInput::Dtmf(d.digit)).await {
-                            tracing::warn!(call_id, "the agent did not take a digit; ending the call");
-                            break "agent_error:not_reading".to_string();
-                        }
-                    }
-                    media_in::Event::Mark(m) => {
-                        if !to_agent(&agent_in, AgentInput::MarkPlayed(m.name)).await {
-                            tracing::warn!(call_id, "the agent did not take a mark; ending the call");
-                            break "agent_error:not_reading".to_string();
-                        }
-                    }
-                    media_in::Event::Hangup(h) => {
-                        break if h.reason.is_empty() { "caller_hangup".to_string() } else { h.reason };
-                    }
-                    media_in::Event::Start(_) => tracing::warn!(call_id, "ignored a second start on a running call"),
-                },
-                Ok(Some(pb::MediaIn { event: None })) => {}
-                Ok(None) => break "caller_hangup".to_string(),
-                Err(s) => {
-                    tracing::warn!(call_id, error = s.message(), "media stream from the gateway broke");
-                    break "stream_lost".to_string();
-                }
-            },
-            event = agent_out.recv() => {
-                let sent = match event {
-                    Some(AgentOutput::Audio(samples)) => {
-                        let mut sent = Ok(());
-                        for chunk in samples.chunks(frame) {
-                            if let Some(r) = recorder.as_mut() && let Err(e) = r.agent(chunk) {
+    let reason: String = {
+        // Borrows `out` only for the loop: it is dropped (the stream ended) before finish.
+        let gateway_gone = out.closed();
+        tokio::pin!(gateway_gone);
+        loop {
+            tokio::select! {
+                msg = inbound.message() => match msg {
+                    Ok(Some(pb::MediaIn { event: Some(event) })) => match event {
+                        media_in::Event::Audio(a) => {
+                            if a.payload.len() > max_payload {
+                                tracing::warn!(call_id, bytes = a.payload.len(), "dropped an oversize audio frame");
+                                continue;
+                            }
+                            last_media = Instant::now();
+                            worker.stats.frame_received(&mut clock, a.sequence, std::time::Instant::now());
+                            let samples = format.decode(&a.payload);
+                            if let Some(r) = recorder.as_mut() && let Err(e) = r.caller(&samples) {
                                 tracing::error!(call_id, error = %e, "recording write failed; recording stops");
                                 recorder = None;
                             }
-                            let payload = format.encode(chunk);
-                            let audio = pb::AudioFrame { payload, timestamp_ms: out_seq * 20, sequence: out_seq };
-                            out_seq += 1;
-                            sent = send(&out, media_out::Event::Audio(audio)).await;
-                            if sent.is_err() {
-                                break;
-                            }
-                            worker.stats.frame_sent();
+                            let _ = agent_in.try_send(AgentInput::Audio(samples));
                         }
-                        sent
+                        media_in::Event::Dtmf(d) => {
+                            if !to_agent(&agent_in, AgentInput::Dtmf(d.digit)).await {
+                                tracing::warn!(call_id, "the agent did not take a digit; ending the call");
+                                break "agent_error:not_reading".to_string();
+                            }
+                        }
+                        media_in::Event::Mark(m) => {
+                            if !to_agent(&agent_in, AgentInput::MarkPlayed(m.name)).await {
+                                tracing::warn!(call_id, "the agent did not take a mark; ending the call");
+                                break "agent_error:not_reading".to_string();
+                            }
+                        }
+                        media_in::Event::Hangup(h) => {
+                            break if h.reason.is_empty() { "caller_hangup".to_string() } else { h.reason };
+                        }
+                        media_in::Event::Start(_) => tracing::warn!(call_id, "ignored a second start on a running call"),
+                    },
+                    Ok(Some(pb::MediaIn { event: None })) => {}
+                    Ok(None) => break "caller_hangup".to_string(),
+                    Err(s) => {
+                        tracing::warn!(call_id, error = s.message(), "media stream from the gateway broke");
+                        break "stream_lost".to_string();
                     }
-                    Some(AgentOutput::Mark(name)) => send(&out, media_out::Event::Mark(pb::Mark { name })).await,
-                    Some(AgentOutput::Clear) => send(&out, media_out::Event::Clear(pb::Clear {})).await,
-                    Some(AgentOutput::Hangup(reason)) => {
-                        let _ = send(&out, media_out::Event::Hangup(pb::Hangup { reason: reason.clone() })).await;
-                        break reason;
+                },
+                event = agent_out.recv() => {
+                    let sent = match event {
+                        Some(AgentOutput::Audio(samples)) => {
+                            let mut sent = Ok(());
+                            for chunk in samples.chunks(frame) {
+                                if let Some(r) = recorder.as_mut() && let Err(e) = r.agent(chunk) {
+                                    tracing::error!(call_id, error = %e, "recording write failed; recording stops");
+                                    recorder = None;
+                                }
+                                let payload = format.encode(chunk);
+                                let audio = pb::AudioFrame { payload, timestamp_ms: out_seq * 20, sequence: out_seq };
+                                out_seq += 1;
+                                sent = send(&out, media_out::Event::Audio(audio)).await;
+                                if sent.is_err() {
+                                    break;
+                                }
+                                worker.stats.frame_sent();
+                            }
+                            sent
+                        }
+                        Some(AgentOutput::Mark(name)) => send(&out, media_out::Event::Mark(pb::Mark { name })).await,
+                        Some(AgentOutput::Clear) => send(&out, media_out::Event::Clear(pb::Clear {})).await,
+                        Some(AgentOutput::Hangup(reason)) => {
+                            let _ = send(&out, media_out::Event::Hangup(pb::Hangup { reason: reason.clone() })).await;
+                            break reason;
+                        }
+                        None => break "agent_hangup:stopped".to_string(),
+                    };
+                    if let Err(undelivered) = sent {
+                        if undelivered == Undelivered::NotReading {
+                            tracing::warn!(call_id, seconds = SEND_TIMEOUT.as_secs(),
+                                "the gateway has not read the call's stream; ending the call");
+                        }
+                        break undelivered.reason().to_string();
                     }
-                    None => break "agent_hangup:stopped".to_string(),
-                };
-                if let Err(undelivered) = sent {
-                    if undelivered == Undelivered::NotReading {
-                        tracing::warn!(call_id, seconds = SEND_TIMEOUT.as_secs(),
-                            "the gateway has not read the call's stream; ending the call");
-                    }
-                    break undelivered.reason().to_string();
                 }
+                () = &mut no_media_timer => {
+                    if Instant::now() < last_media + no_media {
+                        no_media_timer.as_mut().reset(last_media + no_media);
+                        continue;
+                    }
+                    tracing::warn!(call_id, seconds = no_media.as_secs(), "no inbound media; hanging up the phantom call");
+                    let _ = send(&out, media_out::Event::Hangup(pb::Hangup { reason: "watchdog:no_media".into() })).await;
+                    break "watchdog:no_media".to_string();
+                }
+                () = &mut max_call_timer => {
+                    let hangup = pb::Hangup { reason: "watchdog:max_duration".into() };
+                    let _ = send(&out, media_out::Event::Hangup(hangup)).await;
+                    break "watchdog:max_duration".to_string();
+                }
+                () = &mut gateway_gone => break "stream_lost".to_string(),
             }
-            _ = sleep_until(media_deadline) => {
-                tracing::warn!(call_id, seconds = no_media.as_secs(), "no inbound media; hanging up the phantom call");
-                let _ = send(&out, media_out::Event::Hangup(pb::Hangup { reason: "watchdog:no_media".into() })).await;
-                break "watchdog:no_media".to_string();
-            }
-            _ = sleep_until(max_call) => {
-                let hangup = pb::Hangup { reason: "watchdog:max_duration".into() };
-                let _ = send(&out, media_out::Event::Hangup(hangup)).await;
-                break "watchdog:max_duration".to_string();
-            }
-            _ = out.closed() => break "stream_lost".to_string(),
         }
     };
     drop(agent_in);

@@ -12,6 +12,7 @@ use anyhow::Context;
 use futures::Stream;
 use tokio::sync::mpsc;
 use tonic::{Request, Response, Status, Streaming};
+use tracing::Instrument;
 use vox_blob::BlobStore;
 use vox_domain::ids;
 use vox_node::tls::TlsFiles;
@@ -124,10 +125,14 @@ impl WorkerService for Service {
             return Err(Status::invalid_argument("the first media message must be `start`"));
         };
         check_call_id("start.call_id", &start.call_id)?;
+        vox_telemetry::trace::attribute("call_id", start.call_id.as_str());
         let format = Format::from_proto(start.format.as_ref())?;
         let reservation = self.0.slots.start_call(&start.reservation_id, &start.call_id)?;
         let (tx, rx) = mpsc::channel(64);
-        tokio::spawn(session::run(Arc::clone(&self.0), start, format, reservation, inbound, tx));
+        // The call outlives this request: its session gets a span of its own in the same
+        // trace, so the transitions it sends voxbridge join the call's trace.
+        let span = tracing::info_span!("call session", call_id = %start.call_id, worker = self.0.index);
+        tokio::spawn(session::run(Arc::clone(&self.0), start, format, reservation, inbound, tx).instrument(span));
         Ok(Response::new(Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx))))
     }
 
@@ -176,7 +181,36 @@ fn bind_unix(path: &Path, owner_only: bool) -> anyhow::Result<tokio::net::UnixLi
 
 /// Runs one worker until it is told to stop: on `shutdown` (SIGTERM) or a drain with
 /// exit_when_idle, it takes no new call, finishes the ones it holds, then exits.
+///
+/// A worker of one call slot (production's shape) runs on one thread of its own, a
+/// current-thread runtime, whatever runtime calls this. Its call's frames pass between
+/// the gRPC connection's task, the session and the agent; on a multi-thread runtime each
+/// hand-over may wake the other thread (a futex and a context switch, several per 20 ms
+/// frame), which `perf` showed costing more than the call's own work. One thread hands
+/// them over in memory. A worker of several slots keeps the caller's runtime, so its calls
+/// can use every core.
 pub async fn run(args: WorkerArgs, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+    let on_one_thread =
+        tokio::runtime::Handle::current().runtime_flavor() == tokio::runtime::RuntimeFlavor::CurrentThread;
+    if args.common.max_concurrent_calls > 1 || on_one_thread {
+        return serve(args, shutdown).await;
+    }
+    let (done, result) = tokio::sync::oneshot::channel();
+    std::thread::Builder::new()
+        .name(format!("voxcore-worker-{}", args.index))
+        .spawn(move || {
+            let served = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .context("start the worker's runtime")
+                .and_then(|runtime| runtime.block_on(serve(args, shutdown)));
+            let _ = done.send(served);
+        })
+        .context("start the worker's thread")?;
+    result.await.context("the worker's thread ended without a result")?
+}
+
+async fn serve(args: WorkerArgs, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
     trust_cluster_ca(&args.common)?;
     let tls = TlsFiles::from_flags(args.common.tls_cert.as_deref(), args.common.tls_key.as_deref())?;
     if let Some(files) = &tls {
@@ -320,6 +354,7 @@ pub async fn run(args: WorkerArgs, shutdown: impl Future<Output = ()> + Send + '
         }
         Listener::Unix(l, path) => {
             tonic::transport::Server::builder()
+                .layer(vox_telemetry::requests::ServerLayer)
                 .add_service(health_svc)
                 .add_service(reflection_v1)
                 .add_service(reflection_v1alpha)

@@ -254,6 +254,29 @@ async fn watchdogs_free_the_slot_without_a_restart() {
     assert_eq!(err.code(), Code::FailedPrecondition, "{err:?}");
 }
 
+/// The no-media watchdog is one timer re-armed when it fires, not one set per frame: a
+/// call whose audio keeps coming outlives the timeout many times over, and is hung up
+/// within about one timeout once its audio stops.
+#[tokio::test]
+async fn the_no_media_watchdog_spares_a_call_while_audio_flows() {
+    let mut w = start(&["--no-media-timeout-seconds", "1"]).await;
+    let mut call = open(&mut w.client, &new_call(), None).await;
+    let mut tick = tokio::time::interval(Duration::from_millis(20));
+    for i in 0..150 {
+        tick.tick().await;
+        call.send(audio(i)).await;
+        let echo = call.next().await;
+        assert!(matches!(echo, Some(media_out::Event::Audio(_))), "frame {i} answered by {echo:?}");
+    }
+    let silent = std::time::Instant::now();
+    assert_eq!(call.next().await, Some(media_out::Event::Hangup(pb::Hangup { reason: "watchdog:no_media".into() })));
+    let waited = silent.elapsed();
+    assert!(
+        waited >= Duration::from_millis(900) && waited < Duration::from_millis(2500),
+        "hung up {waited:?} after the audio stopped"
+    );
+}
+
 #[tokio::test]
 async fn bad_media_is_refused_clearly() {
     let mut w = start(&[]).await;

@@ -54,10 +54,14 @@ pub fn twiml_connect(stream_url: &str, call_id: &str) -> String {
 }
 
 /// TwiML's `<Connect><Stream>` with `parameters` (the call id first) as stream
-/// parameters: Twilio hands them to the stream in `start.customParameters`.
+/// parameters: Twilio hands them to the stream in `start.customParameters`. When traces
+/// are on, the current trace goes along as `traceparent`, so the stream joins it.
 pub(crate) fn connect_verb(stream_url: &str, parameters: &[(&str, &str)]) -> String {
+    let trace = vox_telemetry::trace::traceparent();
     let parameters: String = parameters
         .iter()
+        .copied()
+        .chain(trace.as_deref().map(|t| ("traceparent", t)))
         .map(|(name, value)| format!("<Parameter name=\"{}\" value=\"{}\"/>", xml_escape(name), xml_escape(value)))
         .collect();
     format!("<Connect><Stream url=\"{}\">{parameters}</Stream></Connect>", xml_escape(stream_url))
@@ -134,6 +138,8 @@ pub async fn twilio_voice(
         }
     };
     tracing::info!(call_id = %call.id, call_sid, "inbound call answered");
+    vox_telemetry::trace::attribute("call_id", call.id.as_str());
+    vox_telemetry::trace::attribute("campaign_id", call.campaign_id.as_str());
     ([(header::CONTENT_TYPE, "text/xml; charset=utf-8")], twiml_connect(&stream_url(&gate, &headers), &call.id))
         .into_response()
 }

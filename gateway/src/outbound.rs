@@ -115,7 +115,9 @@ async fn carrier_event(
 ) -> Result<(Vec<(String, String)>, bpb::Call), Response> {
     let params = verified_form(gate, uri, headers, body)?;
     let call_id = call_id_of(query)?;
+    vox_telemetry::trace::attribute("call_id", call_id.as_str());
     let call = load_call(gate, &call_id).await?;
+    vox_telemetry::trace::attribute("campaign_id", call.campaign_id.as_str());
     Ok((params, call))
 }
 

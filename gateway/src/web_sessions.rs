@@ -262,6 +262,7 @@ pub async fn stream(
         carrier_call_id: String::new(),
         call_id: Some(claims.sub),
         slot: None,
+        traceparent: vox_telemetry::trace::traceparent(),
         encoding: Encoding::Pcm16le,
         sample_rate: claims.rate,
     };

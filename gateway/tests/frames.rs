@@ -1,6 +1,7 @@
-//! No caller audio is lost: every frame of a 500-frame Twilio call, the last ones sent
-//! right before `stop` included, comes back from the echo agent and is in the call's
-//! recording on both channels. (Not timed: the frames are paced at 20 ms only so the
+//! No caller audio is lost: every frame of a 500-frame Twilio call, the first ones sent
+//! right behind `start` (before the call is attached) and the last ones sent right before
+//! `stop` included, comes back from the echo agent and is in the call's recording on both
+//! channels. (Not timed: the frames are paced at 20 ms only so the
 //! recorder's channels stay aligned, as on a real call.)
 
 #![allow(clippy::unwrap_used, reason = "tests stop on failure")]
@@ -14,6 +15,8 @@ use common::*;
 use vox_proto::backend::v1 as bpb;
 
 const FRAMES: usize = 500;
+/// Frames sent back to back right after `start`, before the call can be attached.
+const AT_ONCE: usize = 10;
 
 /// The samples of each channel of a 16-bit stereo WAV.
 fn channels(wav: &[u8]) -> (Vec<i16>, Vec<i16>) {
@@ -28,9 +31,14 @@ async fn every_frame_of_a_call_is_echoed_and_recorded_up_to_the_last_before_stop
     let call_id = c.inbound_call().await;
     let mut ws = c.connect(TOKEN).await.unwrap();
     start(&mut ws, &call_id).await;
+    // The first frames go at once, right behind `start`, while voxgate is still reserving
+    // the worker and attaching the call (a carrier does not wait): they must be handed
+    // over, not dropped. The rest are paced like a carrier's.
     let mut tick = tokio::time::interval(Duration::from_millis(20));
     for i in 0..FRAMES {
-        tick.tick().await;
+        if i >= AT_ONCE {
+            tick.tick().await;
+        }
         media(&mut ws, i).await;
     }
     // Stop right after the last frame, as a caller hanging up mid-sentence does.
@@ -62,4 +70,28 @@ async fn every_frame_of_a_call_is_echoed_and_recorded_up_to_the_last_before_stop
     let voiced = |s: &[i16]| s.iter().copied().filter(|v| *v != 0).collect::<Vec<_>>();
     assert_eq!(voiced(&caller), voiced(&sent), "the caller's channel holds every frame");
     assert_eq!(voiced(&agent), voiced(&sent), "the agent's channel holds every echo, the last ones too");
+}
+
+/// The idle watchdog is one timer re-armed when it fires, not one per frame: a carrier
+/// that keeps talking outlives `VOX_IDLE_TIMEOUT_SECONDS` many times over, and one that
+/// falls silent is closed (1001) about one timeout later.
+#[tokio::test]
+async fn a_silent_carrier_is_closed_after_the_idle_timeout_and_a_talking_one_is_not() {
+    let c = cluster_with(&[1], &[("VOX_IDLE_TIMEOUT_SECONDS", "1".into())]).await;
+    let call_id = c.inbound_call().await;
+    let mut ws = c.connect(TOKEN).await.unwrap();
+    start(&mut ws, &call_id).await;
+    let mut tick = tokio::time::interval(Duration::from_millis(20));
+    for i in 0..150 {
+        tick.tick().await;
+        media(&mut ws, i).await;
+    }
+    let silent = std::time::Instant::now();
+    let (code, reason) = until_closed(&mut ws).await;
+    let waited = silent.elapsed();
+    assert_eq!((code, reason.as_str()), (1001, "no frame for 1 s"));
+    assert!(
+        waited >= Duration::from_millis(800) && waited < Duration::from_millis(2500),
+        "closed {waited:?} after the last frame"
+    );
 }

@@ -50,4 +50,5 @@ pub const BACKEND_SERVICES: &[&str] = &[
     "vox.backend.v1.StorageService",
     "vox.backend.v1.DoNotCallService",
     "vox.backend.v1.ClusterService",
+    "vox.backend.v1.ApiKeyService",
 ];

@@ -364,6 +364,10 @@ async fn every_dashboard_query_returns_data_from_a_prometheus_scraping_a_running
     let tmp = tempfile::tempdir().unwrap();
     let started = Instant::now();
     let (mut cluster, targets) = start_cluster(tmp.path());
+    // A gRPC health probe of the dialler, as a load balancer or an orchestrator makes: the
+    // dialler's RPC figures then have a series (the console's status calls do the same).
+    let probe = vox_testkit::grpcurl(&["-plaintext", &targets["voxdialler"], "grpc.health.v1.Health/Check"]);
+    assert!(probe.contains("status"), "{probe}");
 
     let config = tmp.path().join("prometheus.yml");
     std::fs::write(&config, prometheus_config(&targets)).unwrap();

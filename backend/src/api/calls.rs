@@ -138,14 +138,22 @@ impl Calls {
         c.state = CallState::Answered;
         c.answered_at = Some(now);
         c.provider_call_id = free_text("provider_call_id", &r.provider_call_id, 200)?;
+        vox_telemetry::trace::attribute("call_id", c.id.as_str());
         self.0.stores.calls.insert_call(&c, &principal.actor()).await?;
         self.0.publish(ClusterEvent::CallChanged(c.id.clone()));
         Ok(call_for(&principal, &c))
     }
 
     async fn transition(&self, req: Request<pb::TransitionCallRequest>) -> Result<pb::Call> {
-        let principal = self.0.auth.user_or_node(req.metadata(), Role::Operator, MOVERS).await?;
+        let (principal, scope) = self.0.auth.user_or_node_in_scope(req.metadata(), Role::Operator, MOVERS).await?;
         let r = req.into_inner();
+        vox_telemetry::trace::attribute("call_id", r.call_id.as_str());
+        if scope.campaign().is_some() {
+            // Only a cancel reaches here from a scoped key (users may only cancel).
+            let id = required_id("call_id", &r.call_id)?;
+            let call = self.0.stores.calls.get_call(&id).await?.ok_or_else(|| Error::not_found("call", &id))?;
+            scope.check(call.campaign_id.as_deref(), "call", &id)?;
+        }
         let to = CallState::from_proto("to_state", r.to_state)?;
         let is_dialler = matches!(&principal, Principal::Node(n) if n.kind == NodeKind::Dialler);
         if matches!(principal, Principal::User(_)) && to != CallState::Canceled {
@@ -372,9 +380,11 @@ impl Calls {
 impl CallService for Calls {
     async fn get_call(&self, req: Request<pb::GetCallRequest>) -> RpcResult<pb::Call> {
         let r = async {
-            let principal = self.0.auth.reader(req.metadata(), READERS).await?;
+            let (principal, scope) = self.0.auth.reader_in_scope(req.metadata(), READERS).await?;
             let id = required_id("id", &req.get_ref().id)?;
+            vox_telemetry::trace::attribute("call_id", id.as_str());
             let c = self.0.stores.calls.get_call(&id).await?.ok_or_else(|| Error::not_found("call", &id))?;
+            scope.check(c.campaign_id.as_deref(), "call", &id)?;
             Ok(call_for(&principal, &c))
         };
         reply("GetCall", r.await)
@@ -382,14 +392,25 @@ impl CallService for Calls {
 
     async fn list_calls(&self, req: Request<pb::ListCallsRequest>) -> RpcResult<pb::ListCallsResponse> {
         let r = async {
-            let principal = self.0.auth.reader(req.metadata(), READERS).await?;
+            let (principal, scope) = self.0.auth.reader_in_scope(req.metadata(), READERS).await?;
             let q = req.get_ref();
+            let asked = q.campaign_id.trim();
+            // A key limited to a campaign lists that campaign's calls, whatever it asks.
+            if let Some(campaign) = scope.campaign()
+                && !asked.is_empty()
+                && asked != campaign
+            {
+                return Err(Error::not_found("campaign", asked));
+            }
             let mut states = Vec::new();
             for (i, s) in q.states.iter().enumerate() {
                 states.push(CallState::from_proto(&format!("states[{i}]"), *s)?);
             }
             let query = CallQuery {
-                campaign_id: (!q.campaign_id.trim().is_empty()).then(|| q.campaign_id.trim().to_string()),
+                campaign_id: scope
+                    .campaign()
+                    .map(String::from)
+                    .or_else(|| (!asked.is_empty()).then(|| asked.to_string())),
                 states,
                 created_after: q.created_after.as_ref().map(|t| time::from_proto("created_after", t)).transpose()?,
                 created_before: q.created_before.as_ref().map(|t| time::from_proto("created_before", t)).transpose()?,
@@ -411,11 +432,10 @@ impl CallService for Calls {
 
     async fn list_call_events(&self, req: Request<pb::ListCallEventsRequest>) -> RpcResult<pb::ListCallEventsResponse> {
         let r = async {
-            self.0.auth.reader(req.metadata(), READERS).await?;
+            let (_, scope) = self.0.auth.reader_in_scope(req.metadata(), READERS).await?;
             let id = required_id("call_id", &req.get_ref().call_id)?;
-            if self.0.stores.calls.get_call(&id).await?.is_none() {
-                return Err(Error::not_found("call", &id));
-            }
+            let call = self.0.stores.calls.get_call(&id).await?.ok_or_else(|| Error::not_found("call", &id))?;
+            scope.check(call.campaign_id.as_deref(), "call", &id)?;
             let events = self.0.stores.calls.list_call_events(&id).await?;
             Ok(pb::ListCallEventsResponse { events: events.iter().map(call::event_to_proto).collect() })
         };

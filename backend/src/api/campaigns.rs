@@ -103,8 +103,9 @@ impl CampaignService for Campaigns {
 
     async fn get_campaign(&self, req: Request<pb::GetCampaignRequest>) -> RpcResult<pb::Campaign> {
         let r = async {
-            self.0.auth.reader(req.metadata(), READERS).await?;
+            let (_, scope) = self.0.auth.reader_in_scope(req.metadata(), READERS).await?;
             let id = required_id("id", &req.get_ref().id)?;
+            scope.check(Some(&id), "campaign", &id)?;
             let c =
                 self.0.stores.campaigns.get_campaign(&id).await?.ok_or_else(|| Error::not_found("campaign", &id))?;
             self.to_proto(&c).await

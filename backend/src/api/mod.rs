@@ -2,6 +2,7 @@
 //! request into domain types (bad input → INVALID_ARGUMENT naming the field), calls the
 //! stores and maps the result back.
 
+pub mod api_keys;
 pub mod calls;
 pub mod campaigns;
 pub mod cluster;

@@ -269,11 +269,13 @@ function Upload({ campaign, onDone }: { campaign: Campaign; onDone: () => void }
       <ErrorBox error={error} />
       {result && (
         <div data-testid="upload-result">
-          <div className={`alert ${result.rejected.length ? "alert-warn" : "alert-ok"}`} role="status">
+          <div className={`alert ${result.rejected_count ? "alert-warn" : "alert-ok"}`} role="status">
             {result.accepted} number{result.accepted === 1 ? "" : "s"} added
-            {result.rejected.length
-              ? `; ${result.rejected.length} row${result.rejected.length === 1 ? "" : "s"} rejected. Fix ${result.rejected.length === 1 ? "it" : "them"} in the file and upload just those rows again.`
+            {result.rejected_count
+              ? `; ${result.rejected_count} row${result.rejected_count === 1 ? "" : "s"} rejected. Fix ${result.rejected_count === 1 ? "it" : "them"} in the file and upload just those rows again.`
               : "."}
+            {result.rejected_count > result.rejected.length &&
+              ` The first ${result.rejected.length} are listed below.`}
           </div>
           {result.rejected.length > 0 && (
             <div className="table-wrap">

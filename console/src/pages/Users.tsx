@@ -5,7 +5,7 @@ import { can, del, patch, post } from "../api";
 import { dateTime } from "../format";
 import { useRole, useSession } from "../session";
 import type { Role, User } from "../types";
-import { Badge, Empty, ErrorBox, Field, Loading, Modal, PageHeader, useResource } from "../ui";
+import { Badge, Empty, ErrorBox, Field, Loading, Modal, PageHeader, useAction, useResource } from "../ui";
 
 const ROLES: { id: Role; text: string }[] = [
   { id: "viewer", text: "Viewer: reads everything, changes nothing" },
@@ -19,7 +19,7 @@ export function UsersPage() {
   const users = useResource<{ users: User[] }>("Load the users", can.administer(role) ? "/users" : null);
   const [adding, setAdding] = useState(false);
   const [editing, setEditing] = useState<User | null>(null);
-  const [error, setError] = useState<unknown>(null);
+  const [error, act] = useAction();
 
   if (!can.administer(role)) {
     return (
@@ -31,13 +31,7 @@ export function UsersPage() {
   }
 
   const update = async (u: User, body: Partial<{ role: Role; disabled: boolean }>, what: string) => {
-    setError(null);
-    try {
-      await patch<User>(what, `/users/${encodeURIComponent(u.id)}`, body);
-      users.reload();
-    } catch (e) {
-      setError(e);
-    }
+    if (await act(() => patch<User>(what, `/users/${encodeURIComponent(u.id)}`, body))) users.reload();
   };
 
   return (

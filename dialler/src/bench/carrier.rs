@@ -181,7 +181,7 @@ impl Run<'_> {
         };
         let n = self.pacer.calls_to_start(&snapshot);
         for _ in 0..n {
-            let fate = self.numbers.next_fate();
+            let fate = self.numbers.next_fate(now);
             let after = match fate {
                 Fate::Human { answer_after, .. } => answer_after,
                 Fate::Failed { after } | Fate::NoAnswer { after } => after,

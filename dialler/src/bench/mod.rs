@@ -2,11 +2,14 @@
 //! code against a discrete-event model of a carrier on a virtual clock, every model
 //! parameter a flag, with the baselines measured in the same run.
 //!
-//! For each slot count it runs, over every seed: progressive pacing; a sweep of fixed
-//! ratios, keeping the one with the best occupancy whose worst seed stays within the
-//! abandon target; open-loop Erlang pacing; and predictive pacing. Output is one table
-//! per slot count, or with `--json` one JSON object per line per pacer and slot count
-//! (fields `slots`, `pacer`, `fixed_ratio` on the fixed row, `occupancy`,
+//! For each scenario (`--scenario`, see [`Preset`]) and slot count it runs, over every
+//! seed: progressive pacing; a sweep of fixed ratios, keeping the one with the best
+//! occupancy whose worst seed stays within the abandon target; open-loop Erlang pacing;
+//! and predictive pacing. Output is one table per scenario and slot count, then with
+//! several scenarios a summary (every pacer's occupancy and worst seed, and whether
+//! predictive beat every baseline that kept its worst seed within the target); or with
+//! `--json` one JSON object per line per scenario, pacer and slot count (fields
+//! `scenario`, `slots`, `pacer`, `fixed_ratio` on the fixed row, `occupancy`,
 //! `talk_occupancy`, `abandon_rate`, `abandon_rate_max_seed`, `connects_per_slot_hour`,
 //! `dials_per_slot_hour`, `seeds`; rates are fractions averaged over seeds).
 
@@ -22,8 +25,8 @@ use anyhow::Context;
 
 use crate::pacing::{Pacer, PacerSettings, Strategy};
 pub use carrier::{RunResult, simulate};
-pub use report::{Row, SlotsReport};
-pub use scenario::Scenario;
+pub use report::{Row, ScenarioReport, SlotsReport};
+pub use scenario::{Preset, Scenario};
 
 /// Seeds given as ranges and single numbers: `1-10`, `3`, `1-3,7`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -71,8 +74,12 @@ pub enum PacerKind {
 /// probabilities and rates as fractions.
 #[derive(Debug, Clone, clap::Args)]
 pub struct Args {
+    /// Scenarios to run: the flags as given (default), then presets that override some
+    /// of them: cold, drift, short, demo; or all.
+    #[arg(long, env = "VOX_BENCH_SCENARIO", value_enum, value_delimiter = ',', default_value = "default")]
+    pub scenario: Vec<Preset>,
     /// Worker slot counts, one table each.
-    #[arg(long, env = "VOX_BENCH_SLOTS", value_delimiter = ',', default_value = "10,50,200",
+    #[arg(long, env = "VOX_BENCH_SLOTS", value_delimiter = ',', default_value = "4,10,50,200",
           value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub slots: Vec<u32>,
     /// Seeds of the runs, averaged: ranges and numbers such as "1-10" or "1-3,7".
@@ -91,6 +98,12 @@ pub struct Args {
     /// Probability that a dial is answered by a person.
     #[arg(long, env = "VOX_BENCH_ANSWER_PROB", default_value_t = 0.30)]
     pub answer_prob: f64,
+    /// The answer probability from --answer-change-minute on (unset: no change).
+    #[arg(long, env = "VOX_BENCH_ANSWER_PROB_AFTER")]
+    pub answer_prob_after: Option<f64>,
+    /// Minute of the run at which --answer-prob-after takes over.
+    #[arg(long, env = "VOX_BENCH_ANSWER_CHANGE_MINUTE", default_value_t = 15.0)]
+    pub answer_change_minute: f64,
     /// Probability that a dial is busy or fails; the rest ring out unanswered.
     #[arg(long, env = "VOX_BENCH_FAIL_PROB", default_value_t = 0.15)]
     pub fail_prob: f64,
@@ -157,6 +170,8 @@ impl Args {
             warmup_minutes: self.warmup_minutes,
             tick_seconds: self.tick_seconds,
             answer_prob: self.answer_prob,
+            answer_prob_after: self.answer_prob_after,
+            answer_change_minute: self.answer_change_minute,
             fail_prob: self.fail_prob,
             fail_delay_seconds: self.fail_delay_seconds,
             no_answer_timeout: self.no_answer_timeout,
@@ -168,6 +183,21 @@ impl Args {
             abandon_window_seconds: self.abandon_window_seconds,
             abandon_target: self.abandon_target,
         }
+    }
+
+    /// The scenarios to run, `all` expanded, each once, with its name.
+    pub fn scenarios(&self) -> Vec<(&'static str, Scenario)> {
+        let base = self.scenario();
+        let mut presets: Vec<Preset> = Vec::new();
+        for p in &self.scenario {
+            let each: &[Preset] = if *p == Preset::All { &Preset::EACH } else { std::slice::from_ref(p) };
+            for p in each {
+                if !presets.contains(p) {
+                    presets.push(*p);
+                }
+            }
+        }
+        presets.iter().map(|p| (p.name(), p.apply(&base))).collect()
     }
 
     fn ratios(&self) -> anyhow::Result<Vec<f64>> {
@@ -242,10 +272,20 @@ fn run_variants(
     Ok(out)
 }
 
-/// Runs the benchmark and returns its rows.
-pub fn measure(args: &Args) -> anyhow::Result<Vec<SlotsReport>> {
-    let sc = args.scenario();
-    sc.validate()?;
+/// Runs the benchmark and returns its rows, one report per scenario.
+pub fn measure(args: &Args) -> anyhow::Result<Vec<ScenarioReport>> {
+    let mut out = Vec::new();
+    for (name, sc) in args.scenarios() {
+        sc.validate().map_err(|e| anyhow::anyhow!("scenario {name}: {e}"))?;
+        let slots = measure_scenario(args, name, &sc).with_context(|| format!("run scenario {name}"))?;
+        out.push(ScenarioReport { name: name.to_string(), scenario: sc, slots });
+    }
+    Ok(out)
+}
+
+/// Runs one scenario at every slot count.
+fn measure_scenario(args: &Args, name: &str, sc: &Scenario) -> anyhow::Result<Vec<SlotsReport>> {
+    let sc = sc.clone();
     let ratios = if args.pacers.contains(&PacerKind::Fixed) { args.ratios()? } else { Vec::new() };
     let jobs = args.jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from));
     let mut variants = Vec::new();
@@ -274,7 +314,7 @@ pub fn measure(args: &Args) -> anyhow::Result<Vec<SlotsReport>> {
                 Strategy::FixedRatio(r) => Some(*r),
                 _ => None,
             };
-            let row = Row::from_runs(slots, strategy.name(), ratio, runs, &sc);
+            let row = Row::from_runs(name, slots, strategy.name(), ratio, runs, &sc);
             if ratio.is_some() { rep.sweep.push(row) } else { rep.rows.push(row) }
         }
         let within = |r: &&Row| r.abandon_rate_max_seed <= sc.abandon_target;
@@ -296,11 +336,16 @@ pub fn measure(args: &Args) -> anyhow::Result<Vec<SlotsReport>> {
 pub fn run(args: &Args, out: &mut dyn Write) -> anyhow::Result<()> {
     let reports = measure(args)?;
     if args.json {
-        report::print_json(out, &reports)
-    } else {
-        report::print_tables(out, &args.scenario(), &args.seeds.text, &reports, args.show_sweep)
-            .context("print the tables")
+        return report::print_json(out, &reports);
     }
+    for rep in &reports {
+        report::print_tables(out, rep, &args.seeds.text, args.show_sweep).context("print the tables")?;
+        writeln!(out)?;
+    }
+    if reports.len() > 1 {
+        report::print_summary(out, &reports).context("print the summary")?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

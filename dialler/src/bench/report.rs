@@ -12,6 +12,8 @@ use super::scenario::Scenario;
 /// fractions (0.03 = 3%).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Row {
+    /// The scenario's name (`default`, `cold`, ...).
+    pub scenario: String,
     pub slots: u32,
     /// `progressive`, `fixed`, `erlang` or `predictive`.
     pub pacer: String,
@@ -34,10 +36,18 @@ pub struct Row {
 }
 
 impl Row {
-    pub fn from_runs(slots: u32, pacer: &str, fixed_ratio: Option<f64>, runs: &[RunResult], sc: &Scenario) -> Row {
+    pub fn from_runs(
+        scenario: &str,
+        slots: u32,
+        pacer: &str,
+        fixed_ratio: Option<f64>,
+        runs: &[RunResult],
+        sc: &Scenario,
+    ) -> Row {
         let n = runs.len().max(1) as f64;
         let mean = |f: &dyn Fn(&RunResult) -> f64| runs.iter().map(f).sum::<f64>() / n;
         Row {
+            scenario: scenario.to_string(),
             slots,
             pacer: pacer.to_string(),
             fixed_ratio,
@@ -66,6 +76,26 @@ impl SlotsReport {
     pub fn row(&self, pacer: &str) -> Option<&Row> {
         self.rows.iter().find(|r| r.pacer == pacer)
     }
+
+    /// Whether predictive pacing kept its worst seed within `target` and beat the
+    /// occupancy of every baseline that kept its own worst seed within it.
+    pub fn predictive_wins(&self, target: f64) -> bool {
+        let Some(p) = self.row("predictive") else { return false };
+        p.abandon_rate_max_seed <= target
+            && self
+                .rows
+                .iter()
+                .filter(|r| r.pacer != "predictive" && r.abandon_rate_max_seed <= target)
+                .all(|r| p.occupancy > r.occupancy)
+    }
+}
+
+/// Everything measured in one scenario.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScenarioReport {
+    pub name: String,
+    pub scenario: Scenario,
+    pub slots: Vec<SlotsReport>,
 }
 
 fn pct(x: f64) -> String {
@@ -88,29 +118,29 @@ fn print_row(out: &mut dyn Write, r: &Row) -> std::io::Result<()> {
     )
 }
 
-/// Prints one table per slot count.
+/// Prints one scenario's tables, one per slot count.
 pub fn print_tables(
     out: &mut dyn Write,
-    sc: &Scenario,
+    report: &ScenarioReport,
     seeds: &str,
-    reports: &[SlotsReport],
     show_sweep: bool,
 ) -> std::io::Result<()> {
+    let sc = &report.scenario;
+    let reports = &report.slots;
     writeln!(
         out,
-        "pacing benchmark: seeds {seeds}; {} min per run, measured from minute {}; tick {} s",
-        sc.minutes, sc.warmup_minutes, sc.tick_seconds
+        "pacing benchmark, scenario {}: seeds {seeds}; {} min per run, measured from minute {}; tick {} s",
+        report.name, sc.minutes, sc.warmup_minutes, sc.tick_seconds
     )?;
+    let answer = match sc.answer_prob_after {
+        Some(after) => format!("{} until minute {}, then {after}", sc.answer_prob, sc.answer_change_minute),
+        None => sc.answer_prob.to_string(),
+    };
     writeln!(
         out,
         "per dial: human answer {}, busy/failed {} (after {} s), else no answer (given up at {} s); \
          answer delay lognormal mean {} s sd {} s",
-        sc.answer_prob,
-        sc.fail_prob,
-        sc.fail_delay_seconds,
-        sc.no_answer_timeout,
-        sc.answer_delay_mean,
-        sc.answer_delay_sd
+        answer, sc.fail_prob, sc.fail_delay_seconds, sc.no_answer_timeout, sc.answer_delay_mean, sc.answer_delay_sd
     )?;
     writeln!(
         out,
@@ -160,11 +190,46 @@ pub fn print_tables(
     Ok(())
 }
 
-/// Prints every row as one JSON object per line (JSON Lines).
-pub fn print_json(out: &mut dyn Write, reports: &[SlotsReport]) -> anyhow::Result<()> {
+/// Prints one line per scenario and slot count: every pacer's occupancy and worst
+/// seed, and whether predictive beat every baseline within the target.
+pub fn print_summary(out: &mut dyn Write, reports: &[ScenarioReport]) -> std::io::Result<()> {
+    writeln!(out, "summary: occupancy / worst seed's abandon rate")?;
+    writeln!(
+        out,
+        "{:<9} {:>5}  {:>17}  {:>23}  {:>17}  {:>17}  predictive wins",
+        "scenario", "slots", "progressive", "best fixed", "erlang", "predictive"
+    )?;
     for rep in reports {
-        for r in &rep.rows {
-            writeln!(out, "{}", serde_json::to_string(r)?)?;
+        for s in &rep.slots {
+            let cell = |name: &str| {
+                s.row(name).map_or("-".to_string(), |r| {
+                    let ratio = r.fixed_ratio.map_or(String::new(), |x| format!("({x:.1}) "));
+                    format!("{ratio}{:.1}% / {}", 100.0 * r.occupancy, pct(r.abandon_rate_max_seed))
+                })
+            };
+            writeln!(
+                out,
+                "{:<9} {:>5}  {:>17}  {:>23}  {:>17}  {:>17}  {}",
+                rep.name,
+                s.slots,
+                cell("progressive"),
+                cell("fixed"),
+                cell("erlang"),
+                cell("predictive"),
+                if s.predictive_wins(rep.scenario.abandon_target) { "yes" } else { "no" }
+            )?;
+        }
+    }
+    Ok(())
+}
+
+/// Prints every row as one JSON object per line (JSON Lines).
+pub fn print_json(out: &mut dyn Write, reports: &[ScenarioReport]) -> anyhow::Result<()> {
+    for rep in reports {
+        for s in &rep.slots {
+            for r in &s.rows {
+                writeln!(out, "{}", serde_json::to_string(r)?)?;
+            }
         }
     }
     Ok(())

@@ -90,7 +90,10 @@ fn parse(argv: &[&str]) -> Args {
 #[test]
 fn flags_default_to_the_issue_scenario() {
     let a = parse(&[]);
-    assert_eq!(a.slots, vec![10, 50, 200]);
+    assert_eq!(a.slots, vec![4, 10, 50, 200]);
+    assert_eq!(a.scenarios().len(), 1);
+    let names: Vec<&str> = parse(&["--scenario", "all,cold"]).scenarios().iter().map(|s| s.0).collect();
+    assert_eq!(names, ["default", "cold", "drift", "short", "demo"]);
     assert_eq!(a.seeds.list, (1..=10).collect::<Vec<u64>>());
     assert_eq!(a.scenario(), Scenario::default());
     assert_eq!(a.pacers.len(), 4);
@@ -161,8 +164,8 @@ fn short_benchmark_predictive_fills_slots_within_the_abandon_target() {
     // (about 350 answers) one seed in thirty ends a little over 3%.
     let args = parse(&["--slots", "50", "--seeds", "1-3", "--pacers", "progressive,predictive"]);
     let reports = measure(&args).unwrap();
-    let progressive = reports[0].row("progressive").unwrap();
-    let predictive = reports[0].row("predictive").unwrap();
+    let progressive = reports[0].slots[0].row("progressive").unwrap();
+    let predictive = reports[0].slots[0].row("predictive").unwrap();
     assert!(progressive.occupancy < 0.72, "progressive {}", progressive.occupancy);
     assert!(predictive.occupancy > 0.88, "predictive {}", predictive.occupancy);
     assert!(predictive.occupancy > progressive.occupancy + 0.18);

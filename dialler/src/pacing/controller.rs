@@ -20,6 +20,28 @@
 //! Systems*, 2008, ch. 10); the leak forgets answers older than about `memory`, so a
 //! long calm stretch cannot bank a licence for a later burst (anti-windup), and the
 //! clamp bounds `θ` in any case.
+//!
+//! # The hard budget
+//!
+//! The rule regulators apply is on the campaign's count, not on a trend: abandons may
+//! not exceed the target times the live answers. Early in a campaign, and all along in
+//! a small one, a single abandon breaks it (at 3%, the first 33 answers allow none). So
+//! `θ` is also scaled by the campaign's *credit*, the abandons it could still afford
+//! (`target × answers − abandons`, everything this pacer saw, including what it read
+//! back from the call records after a restart):
+//!
+//! ```text
+//! projected = credit + (target − setpoint) × answers of the last `horizon`
+//! θ_used    = min(θ, target · credit_use · max(0, projected)²)
+//! ```
+//!
+//! The projection counts the margin the answers of the next `horizon` (5 minutes) will
+//! earn, assuming as many as in the last: a campaign large enough to answer hundreds of
+//! calls in minutes is not stopped by one early burst of abandons that its next
+//! answers pay for, while a small one, or one starting, is held back. With no credit the
+//! pacer dials only where it sees no risk at all (like progressive pacing, but still
+//! counting on calls about to end); it earns the right to dial ahead one answer at a
+//! time, and an abandon takes that right away at once.
 
 /// Tuning of the abandon feedback loop.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -36,17 +58,24 @@ pub struct ControllerSettings {
     /// Bounds of `θ`, as multiples of the initial `θ`.
     pub min_factor: f64,
     pub max_factor: f64,
+    /// How strongly `θ` is capped by the projected credit (abandons the campaign can
+    /// still afford): at most `target · credit_use · projected²`.
+    pub credit_use: f64,
+    /// Seconds of answers, at the recent pace, counted on in the projected credit.
+    pub horizon_seconds: f64,
 }
 
 impl Default for ControllerSettings {
     fn default() -> Self {
         ControllerSettings {
-            setpoint_share: 0.6,
+            setpoint_share: 0.5,
             initial_share: 1.0,
             gain: 0.6,
             memory_answers: 300.0,
             min_factor: 0.05,
-            max_factor: 4.0,
+            max_factor: 2.0,
+            credit_use: 0.2,
+            horizon_seconds: 300.0,
         }
     }
 }
@@ -54,20 +83,46 @@ impl Default for ControllerSettings {
 /// The state of the abandon feedback loop.
 #[derive(Debug, Clone)]
 pub struct AbandonController {
+    target: f64,
     setpoint: f64,
     settings: ControllerSettings,
     budget: f64,
+    answers: u64,
+    abandons: u64,
+    /// Answers of about the last `horizon_seconds` (decayed count) and when it was
+    /// last brought up to date.
+    recent_answers: f64,
+    recent_at: Option<f64>,
 }
 
 impl AbandonController {
     pub fn new(abandon_target: f64, settings: ControllerSettings) -> Self {
-        AbandonController { setpoint: abandon_target * settings.setpoint_share, settings, budget: 0.0 }
+        AbandonController {
+            target: abandon_target,
+            setpoint: abandon_target * settings.setpoint_share,
+            settings,
+            budget: 0.0,
+            answers: 0,
+            abandons: 0,
+            recent_answers: 0.0,
+            recent_at: None,
+        }
     }
 
-    /// Feeds one human answer's fate into the loop.
-    pub fn record_answer(&mut self, abandoned: bool) {
+    /// Feeds the fate of one human answer, at `at` seconds, into the loop.
+    pub fn record_answer(&mut self, abandoned: bool, at: f64) {
+        let since = self.recent_at.map_or(0.0, |t| (at - t).max(0.0));
+        self.recent_answers = self.recent_answers * (-since / self.settings.horizon_seconds.max(1.0)).exp() + 1.0;
+        self.recent_at = Some(self.recent_at.map_or(at, |t| t.max(at)));
         let spent = if abandoned { 1.0 } else { 0.0 };
         self.budget = self.budget * (1.0 - 1.0 / self.settings.memory_answers.max(1.0)) + self.setpoint - spent;
+        self.answers += 1;
+        self.abandons += u64::from(abandoned);
+    }
+
+    /// Abandons the campaign could still afford within its target (negative: over it).
+    pub fn credit(&self) -> f64 {
+        self.target * self.answers as f64 - self.abandons as f64
     }
 
     /// The abandon budget: positive while abandons ran under the setpoint.
@@ -79,7 +134,9 @@ impl AbandonController {
     pub fn threshold(&self) -> f64 {
         let s = &self.settings;
         let factor = (s.gain * self.budget).exp().clamp(s.min_factor, s.max_factor);
-        (self.setpoint * s.initial_share * factor).min(0.5)
+        let projected = (self.credit() + (self.target - self.setpoint) * self.recent_answers).max(0.0);
+        let afford = self.target * s.credit_use * projected * projected;
+        (self.setpoint * s.initial_share * factor).min(0.5).min(afford)
     }
 }
 
@@ -87,14 +144,24 @@ impl AbandonController {
 mod tests {
     use super::*;
 
+    /// A controller with `answers` clean answers behind it (credit to spare).
+    fn seasoned(target: f64, s: ControllerSettings, answers: u32) -> AbandonController {
+        let mut c = AbandonController::new(target, s);
+        for _ in 0..answers {
+            c.record_answer(false, 0.0);
+        }
+        c.budget = 0.0;
+        c
+    }
+
     #[test]
     fn abandons_lower_the_threshold_and_clean_answers_raise_it() {
-        let mut c = AbandonController::new(0.03, ControllerSettings::default());
+        let mut c = seasoned(0.03, ControllerSettings::default(), 1000);
         let start = c.threshold();
-        c.record_answer(true);
+        c.record_answer(true, 0.0);
         assert!(c.threshold() < start * 0.75, "{} then {}", start, c.threshold());
         for _ in 0..200 {
-            c.record_answer(false);
+            c.record_answer(false, 0.0);
         }
         assert!(c.threshold() > start);
     }
@@ -102,19 +169,45 @@ mod tests {
     #[test]
     fn holds_still_at_the_setpoint_and_stays_within_bounds() {
         let s = ControllerSettings { setpoint_share: 0.6, ..ControllerSettings::default() };
-        let mut c = AbandonController::new(0.05, s);
+        let mut c = seasoned(0.05, s, 10_000);
         // At the setpoint (60% of 5% = 3% of answers) the budget stays near zero.
         for i in 0..10_000 {
-            c.record_answer(i % 33 == 0);
+            c.record_answer(i % 33 == 0, 0.0);
         }
         assert!(c.budget().abs() < 1.5, "{}", c.budget());
         for _ in 0..100 {
-            c.record_answer(true);
+            c.record_answer(true, 0.0);
         }
         assert!((c.threshold() - 0.03 * s.min_factor).abs() < 1e-12);
         for _ in 0..100_000 {
-            c.record_answer(false);
+            c.record_answer(false, 0.0);
         }
         assert!((c.threshold() - 0.03 * s.max_factor).abs() < 1e-9);
+    }
+
+    #[test]
+    fn no_risk_is_taken_before_the_campaign_can_afford_an_abandon() {
+        let mut c = AbandonController::new(0.03, ControllerSettings::default());
+        assert_eq!(c.threshold(), 0.0, "a fresh campaign can afford no abandon");
+        // One answer a minute: the credit grows with every answer, and so does θ.
+        let mut last = 0.0;
+        for i in 0..40 {
+            c.record_answer(false, 60.0 * f64::from(i));
+            assert!(c.threshold() >= last, "answer {i}");
+            last = c.threshold();
+        }
+        let full = c.threshold();
+        assert!(full > 0.005, "{full}");
+        // An abandon takes the credit away at once.
+        c.record_answer(true, 2400.0);
+        assert!(c.credit() < 0.25 && c.threshold() < full / 5.0, "{} {}", c.credit(), c.threshold());
+        // A campaign answering fast projects more credit from the same count.
+        let mut fast = AbandonController::new(0.03, ControllerSettings::default());
+        let mut slow = AbandonController::new(0.03, ControllerSettings::default());
+        for i in 0..20 {
+            fast.record_answer(false, f64::from(i));
+            slow.record_answer(false, 600.0 * f64::from(i));
+        }
+        assert!(fast.threshold() > slow.threshold(), "{} {}", fast.threshold(), slow.threshold());
     }
 }

@@ -12,8 +12,26 @@
 //! are short and over-dial).
 //!
 //! Memory is bounded (a few numbers per bin); [`HazardTable::decay`] forgets old data
-//! so the estimate follows a campaign whose behaviour drifts, and a fixed prior of a
-//! few pseudo-subjects gives sane answers before anything was observed.
+//! so the estimate follows a campaign whose behaviour drifts, and a prior of a few
+//! pseudo-subjects gives sane answers before anything was observed. The prior's weight
+//! is set by the owner ([`HazardTable::set_prior_scale`]) and fades as subjects finish,
+//! so after a few dozen calls the data speaks for itself.
+//!
+//! For durations that always end (a call's hold on its slot; see
+//! [`HazardTable::extrapolating_the_tail`]), beyond the oldest age at which anything
+//! ended there are no events, only the exposure of subjects still at risk there (calls
+//! in progress longer than any finished one). A bin-by-bin estimate leaves that tail to
+//! the prior, which early in a campaign is most of the mean: a 180 s prior holding on
+//! for 20 s calls reported handle times of 100 s and more. So past the last event the
+//! prior's pseudo-subjects end at the data's rate, pooled over the last
+//! [`TAIL_EVENTS`] events' ages and everything beyond (the exponential-tail MLE of the
+//! piecewise model, its exposure including the calls still running there): where much
+//! exposure saw no event the hazard stays near zero, where little did it follows the
+//! data's tail. Dials do not extrapolate: busy lines end in 3 s, answers come later,
+//! and the first seconds of a campaign must not say nobody answers.
+
+/// Events (decayed counts) the hazard past the last event is pooled over.
+pub const TAIL_EVENTS: f64 = 3.0;
 
 /// Learned hazards for `C` competing causes over age bins (seconds).
 #[derive(Debug, Clone)]
@@ -24,6 +42,11 @@ pub struct HazardTable<const C: usize> {
     events: Vec<[f64; C]>,
     prior_exposure: Vec<f64>,
     prior_events: Vec<[f64; C]>,
+    /// Weight of the prior now, as a share of its full weight (see `set_prior_scale`).
+    prior_scale: f64,
+    /// Past the last event, shrink towards the data's pooled tail rather than the prior
+    /// (see [`HazardTable::extrapolating_the_tail`]).
+    data_tail: bool,
     // Derived by `refresh`.
     rate: Vec<[f64; C]>,
     total: Vec<f64>,
@@ -63,6 +86,8 @@ impl<const C: usize> HazardTable<C> {
             events: vec![[0.0; C]; n],
             prior_exposure,
             prior_events,
+            prior_scale: 1.0,
+            data_tail: false,
             rate: vec![[0.0; C]; n],
             total: vec![0.0; n],
             cum_hazard: vec![0.0; n],
@@ -114,14 +139,75 @@ impl<const C: usize> HazardTable<C> {
         }
     }
 
+    /// Past the oldest age at which anything ended, the prior's pseudo-subjects end at the
+    /// data's pooled tail rate rather than at the prior's. For durations whose every
+    /// subject ends (calls holding a slot); not for dials, whose early ends (busy in 3 s)
+    /// say nothing about the answers that come later.
+    pub fn extrapolating_the_tail(mut self) -> Self {
+        self.data_tail = true;
+        self.refresh();
+        self
+    }
+
+    /// Sets the prior's weight to `scale` (0..=1) of what it was created with; takes
+    /// effect at the next [`refresh`](Self::refresh).
+    pub fn set_prior_scale(&mut self, scale: f64) {
+        self.prior_scale = scale.clamp(0.0, 1.0);
+    }
+
     /// Recomputes the hazards and cumulative curves from what was recorded.
     pub fn refresh(&mut self) {
         let n = self.starts.len();
+        let w = self.prior_scale;
+        let rate_of =
+            |events: &[f64; C], exposure: f64, c: usize| if exposure > 0.0 { events[c] / exposure } else { 0.0 };
+        // The tail: from the bin holding the last events (at least TAIL_EVENTS of them,
+        // counted back from the oldest age that had one) to the end, pooled.
+        let event_count = |i: usize| self.events[i].iter().sum::<f64>();
+        let last = if self.data_tail { (0..n).rev().find(|&i| event_count(i) > 1e-9) } else { None };
+        let tail_from = last.map(|last| {
+            let mut from = last;
+            let mut seen = event_count(last);
+            while from > 0 && seen < TAIL_EVENTS {
+                from -= 1;
+                seen += event_count(from);
+            }
+            from
+        });
+        let pooled = tail_from.map(|from| {
+            let mut events = [0.0; C];
+            let mut exposure = 0.0;
+            for i in from..n {
+                exposure += self.exposure[i] + w * self.prior_exposure[i];
+                for (c, e) in events.iter_mut().enumerate() {
+                    *e += self.events[i][c] + w * self.prior_events[i][c];
+                }
+            }
+            (events, exposure)
+        });
         for i in 0..n {
-            let exposure = self.exposure[i] + self.prior_exposure[i];
             let mut total = 0.0;
             for c in 0..C {
-                let r = if exposure > 0.0 { (self.events[i][c] + self.prior_events[i][c]) / exposure } else { 0.0 };
+                let r = match (last, &pooled) {
+                    (Some(last), Some((events, exposure))) if i > last => {
+                        // No event here: the data's exposure (calls still running) with
+                        // the prior's pseudo-exposure at the pooled rate, not the prior's.
+                        let pooled_rate = rate_of(events, *exposure, c);
+                        let pseudo = w * self.prior_exposure[i];
+                        if self.exposure[i] + pseudo > 0.0 {
+                            pseudo * pooled_rate / (self.exposure[i] + pseudo)
+                        } else {
+                            pooled_rate
+                        }
+                    }
+                    _ => {
+                        let mut events = self.events[i];
+                        for (e, p) in events.iter_mut().zip(&self.prior_events[i]) {
+                            *e += w * p;
+                        }
+                        rate_of(&events, self.exposure[i] + w * self.prior_exposure[i], c)
+                    }
+                };
                 self.rate[i][c] = r;
                 total += r;
             }

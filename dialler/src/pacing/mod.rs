@@ -70,6 +70,18 @@ pub enum Observation {
     SlotReleased { at: f64, held_for: f64 },
 }
 
+impl Observation {
+    /// When it happened.
+    pub fn at(&self) -> f64 {
+        match *self {
+            Observation::DialEnded { at, .. }
+            | Observation::Connected { at }
+            | Observation::Abandoned { at }
+            | Observation::SlotReleased { at, .. } => at,
+        }
+    }
+}
+
 /// How a campaign decides how many calls to start.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Strategy {
@@ -91,7 +103,8 @@ impl Strategy {
     }
 }
 
-/// The cautious beliefs a pacer starts from, worth `weight` observed calls each.
+/// The cautious beliefs a pacer starts from, worth `weight` observed calls each until
+/// calls finish.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Priors {
     /// Share of dials answered by a person (high is cautious).
@@ -100,12 +113,16 @@ pub struct Priors {
     pub other_end_rate: f64,
     /// Mean seconds a connected call holds its slot (long is cautious).
     pub mean_hold_seconds: f64,
+    /// Calls the prior is worth before anything finished.
     pub weight: f64,
+    /// Finished calls after which the prior keeps half its weight (`fade / (fade + n)`
+    /// after `n`).
+    pub fade_calls: f64,
 }
 
 impl Default for Priors {
     fn default() -> Self {
-        Priors { answer_rate: 0.5, other_end_rate: 0.1, mean_hold_seconds: 180.0, weight: 5.0 }
+        Priors { answer_rate: 0.5, other_end_rate: 0.1, mean_hold_seconds: 180.0, weight: 5.0, fade_calls: 3.0 }
     }
 }
 
@@ -120,6 +137,9 @@ pub struct PacerSettings {
     pub ring_timeout_seconds: f64,
     /// Time constant of forgetting old observations.
     pub memory_seconds: f64,
+    /// Forgetting stops while fewer finished calls than this are remembered (per table:
+    /// dials for the answer estimates, released slots for the hold time).
+    pub memory_floor_calls: f64,
     /// Never keep more than this many dials ringing per slot.
     pub max_ringing_per_slot: f64,
     pub prior: Priors,
@@ -132,7 +152,8 @@ impl Default for PacerSettings {
             abandon_target: 0.03,
             abandon_window_seconds: 2.0,
             ring_timeout_seconds: 25.0,
-            memory_seconds: 1800.0,
+            memory_seconds: 900.0,
+            memory_floor_calls: 300.0,
             max_ringing_per_slot: 10.0,
             prior: Priors::default(),
             controller: ControllerSettings::default(),
@@ -159,14 +180,18 @@ impl Pacer {
         }
     }
 
-    /// The pacer a campaign's settings ask for, with default tuning otherwise.
-    pub fn for_campaign(pacing: &Pacing) -> Self {
+    /// The pacer a campaign's settings ask for, giving up on dials after
+    /// `ring_timeout_seconds`, with default tuning otherwise.
+    pub fn for_campaign(pacing: &Pacing, ring_timeout_seconds: f64) -> Self {
         let strategy = match pacing.mode {
             PacingMode::Predictive => Strategy::Predictive,
             PacingMode::Progressive => Strategy::Progressive,
             PacingMode::FixedRatio => Strategy::FixedRatio(pacing.fixed_ratio),
         };
-        Pacer::new(strategy, PacerSettings { abandon_target: pacing.abandon_target, ..PacerSettings::default() })
+        Pacer::new(
+            strategy,
+            PacerSettings { abandon_target: pacing.abandon_target, ring_timeout_seconds, ..PacerSettings::default() },
+        )
     }
 
     pub fn strategy(&self) -> Strategy {
@@ -177,6 +202,11 @@ impl Pacer {
         &self.stats
     }
 
+    /// Abandons the campaign can still afford within its target (see [`controller`]).
+    pub fn abandon_credit(&self) -> f64 {
+        self.controller.credit()
+    }
+
     /// The predictive pacer's current risk threshold (see [`controller`]).
     pub fn risk_threshold(&self) -> f64 {
         self.controller.threshold()
@@ -185,11 +215,31 @@ impl Pacer {
     /// Learns from one outcome. Report outcomes in time order.
     pub fn observe(&mut self, o: Observation) {
         match o {
-            Observation::Connected { .. } => self.controller.record_answer(false),
-            Observation::Abandoned { .. } => self.controller.record_answer(true),
+            Observation::Connected { at } => self.controller.record_answer(false, at),
+            Observation::Abandoned { at } => self.controller.record_answer(true, at),
             _ => {}
         }
         self.stats.observe(&o);
+    }
+
+    /// Learns from calls that ended before this pacer existed (see
+    /// [`LiveStats::learn_past`]); their answers and abandons also count in the abandon
+    /// budget, so a restarted dialler neither forgets recent abandons nor starts from
+    /// an empty budget.
+    pub fn learn_past(&mut self, past: &[Observation], now: f64) {
+        if self.stats.is_live() {
+            return;
+        }
+        let mut sorted: Vec<&Observation> = past.iter().filter(|o| o.at() <= now).collect();
+        sorted.sort_by(|a, b| a.at().total_cmp(&b.at()));
+        for o in sorted {
+            match o {
+                Observation::Connected { at } => self.controller.record_answer(false, *at),
+                Observation::Abandoned { at } => self.controller.record_answer(true, *at),
+                _ => {}
+            }
+        }
+        self.stats.learn_past(past, now);
     }
 
     /// How many calls to start now.

@@ -71,11 +71,13 @@
 //! a campaign drifts. So `θ` is not fixed: an integral controller
 //! ([`super::controller`]) keeps an abandon budget, lowering `θ` sharply after each
 //! abandon and raising it slowly with each connected answer, so the measured abandon
-//! rate settles at a setpoint below the campaign's target (60% of it by default: in
+//! rate settles at a setpoint below the campaign's target (half of it by default: in
 //! a 35-minute run of a 10-slot campaign, about 170 answers, the count of abandons is
 //! noisy, and the target must hold in every run, not on average). In the benchmark the
 //! model is well calibrated: with `θ` fixed, the abandon rate comes out close to `θ`,
-//! so `θ` starts at the setpoint and the loop only trims.
+//! so `θ` starts at the setpoint and the loop only trims. On top of the loop, `θ` is
+//! capped by the abandons the campaign can still afford (the controller's hard
+//! budget), which holds a campaign back while it is small or young.
 
 use super::Snapshot;
 use super::stats::LiveStats;

@@ -54,6 +54,9 @@ pub async fn until<T>(what: &str, within: Duration, mut f: impl AsyncFnMut() -> 
 pub struct Settings {
     pub workers: u32,
     pub diallers: usize,
+    /// voxsim's carrier model and time scale, instead of the platform's (60x time,
+    /// 45% answers, 5% machines, 15% failed).
+    pub sim_model: Option<Vec<String>>,
     /// voxsim flags beyond the defaults.
     pub sim_args: Vec<String>,
     /// voxdialler flags beyond the defaults.
@@ -62,7 +65,7 @@ pub struct Settings {
 
 impl Default for Settings {
     fn default() -> Self {
-        Settings { workers: 8, diallers: 1, sim_args: Vec::new(), dialler_args: Vec::new() }
+        Settings { workers: 8, diallers: 1, sim_model: None, sim_args: Vec::new(), dialler_args: Vec::new() }
     }
 }
 
@@ -132,20 +135,20 @@ pub async fn platform(s: Settings) -> Platform {
     .await
     .unwrap();
 
-    let mut sim_args = strings(&[
-        "--listen",
-        "127.0.0.1:0",
-        "--seed",
-        "7",
-        "--time-scale",
-        "60",
-        "--answer-prob",
-        "0.45",
-        "--machine-prob",
-        "0.05",
-        "--fail-prob",
-        "0.15",
-    ]);
+    let mut sim_args = strings(&["--listen", "127.0.0.1:0", "--seed", "7"]);
+    match &s.sim_model {
+        Some(model) => sim_args.extend(model.iter().cloned()),
+        None => sim_args.extend(strings(&[
+            "--time-scale",
+            "60",
+            "--answer-prob",
+            "0.45",
+            "--machine-prob",
+            "0.05",
+            "--fail-prob",
+            "0.15",
+        ])),
+    }
     sim_args.extend(s.sim_args.iter().cloned());
     let sim = ServerProcess::start(
         "voxsim",

@@ -64,6 +64,7 @@ impl Bridge {
     pub fn stream_request<T>(&self, auth: &Bearer, msg: T) -> tonic::Request<T> {
         let mut req = tonic::Request::new(msg);
         req.metadata_mut().insert("authorization", auth.metadata());
+        vox_telemetry::trace::inject(req.metadata_mut());
         req
     }
 
@@ -119,6 +120,9 @@ impl Bridge {
     }
     pub fn users(&self) -> pb::user_service_client::UserServiceClient<Channel> {
         pb::user_service_client::UserServiceClient::new(self.channel.clone())
+    }
+    pub fn api_keys(&self) -> pb::api_key_service_client::ApiKeyServiceClient<Channel> {
+        pb::api_key_service_client::ApiKeyServiceClient::new(self.channel.clone())
     }
     pub fn regions(&self) -> pb::region_service_client::RegionServiceClient<Channel> {
         pb::region_service_client::RegionServiceClient::new(self.channel.clone())

@@ -9,7 +9,9 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use crate::error::ErrorBody;
-use crate::routes::{auth, calls, campaigns, dashboard, dialler, jobs, nodes, numbers, regions, storage, users};
+use crate::routes::{
+    api_keys, auth, calls, campaigns, dashboard, dialler, jobs, nodes, numbers, regions, storage, users,
+};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -23,6 +25,7 @@ use crate::routes::{auth, calls, campaigns, dashboard, dialler, jobs, nodes, num
         document,
         auth::login, auth::me,
         users::list, users::create, users::update, users::delete,
+        api_keys::list, api_keys::create, api_keys::revoke,
         regions::list, regions::create, regions::get, regions::update, regions::delete, regions::set_storage,
         storage::test, storage::recording_url, storage::play,
         nodes::list, nodes::register, nodes::get, nodes::update, nodes::delete, nodes::rotate_secret,
@@ -40,6 +43,7 @@ use crate::routes::{auth, calls, campaigns, dashboard, dialler, jobs, nodes, num
     tags(
         (name = "auth", description = "sign-in"),
         (name = "users", description = "users and roles (admin)"),
+        (name = "api-keys", description = "integrations' API keys (admin)"),
         (name = "regions", description = "regions and their object storage"),
         (name = "nodes", description = "nodes, their lifecycle and the audit log"),
         (name = "campaigns", description = "outbound campaigns and their numbers"),

@@ -224,9 +224,42 @@ async fn users_are_managed_by_admins() {
     assert_eq!(status, StatusCode::UNAUTHORIZED, "a deleted user's token stops working");
 }
 
+#[tokio::test]
+async fn an_integration_uses_an_api_key_until_it_is_revoked() {
+    let api = common::start().await;
+    let created = api
+        .admin(Method::POST, "/api/v1/api-keys", Some(json!({"name": "CRM", "role": "viewer"})), StatusCode::CREATED)
+        .await;
+    let secret = created["secret"].as_str().unwrap().to_string();
+    let id = created["key"]["id"].as_str().unwrap();
+    assert_eq!((created["key"]["role"].as_str(), created["key"]["campaign_id"].as_null()), (Some("viewer"), Some(())));
+    assert!(created["key"]["revoked_at"].is_null(), "{created}");
+
+    let (status, body) = read(api.req(Method::GET, "/api/v1/calls", &secret).send().await.unwrap()).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, body) = read(api.req(Method::GET, "/api/v1/api-keys", &secret).send().await.unwrap()).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "a viewer key does not manage keys: {body}");
+    let listed = api.admin(Method::GET, "/api/v1/api-keys", None, StatusCode::OK).await;
+    assert_eq!(listed["keys"].as_array().unwrap().len(), 1);
+    assert!(!listed.to_string().contains(&secret), "the list never shows a secret");
+
+    let bad = api
+        .admin(Method::POST, "/api/v1/api-keys", Some(json!({"name": "", "role": "viewer"})), StatusCode::BAD_REQUEST)
+        .await;
+    assert!(error_message(&bad, "invalid_argument").contains("name"), "{bad}");
+
+    let revoked = api.admin(Method::POST, &format!("/api/v1/api-keys/{id}/revoke"), None, StatusCode::OK).await;
+    assert!(revoked["revoked_at"].is_string(), "{revoked}");
+    let (status, body) = read(api.req(Method::GET, "/api/v1/calls", &secret).send().await.unwrap()).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+}
+
 /// Every route of the API, as the console is promised it.
 const ROUTES: &[(&str, &str)] = &[
     ("post", "/api/v1/auth/login"),
+    ("get", "/api/v1/api-keys"),
+    ("post", "/api/v1/api-keys"),
+    ("post", "/api/v1/api-keys/{id}/revoke"),
     ("get", "/api/v1/auth/me"),
     ("get", "/api/v1/regions"),
     ("post", "/api/v1/regions"),

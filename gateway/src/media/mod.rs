@@ -46,6 +46,8 @@ pub struct StreamStart {
     /// The worker reserved for the call when it was answered
     /// (`<node_id>/<worker_index>/<reservation_id>`), from the custom parameters.
     pub slot: Option<String>,
+    /// The trace of the call's webhook (W3C `traceparent`), so the stream's spans join it.
+    pub traceparent: Option<String>,
     pub encoding: Encoding,
     pub sample_rate: u32,
 }

@@ -25,6 +25,7 @@ use axum::extract::ws::{CloseFrame, Message, WebSocket, close_code};
 use futures::{SinkExt, StreamExt};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
+use tracing::Instrument;
 use vox_proto::backend::v1 as bpb;
 use vox_proto::fleet::v1::{self as pb, media_in, media_out};
 
@@ -91,7 +92,8 @@ pub async fn carrier_stream(gate: Arc<Gate>, socket: WebSocket, claim: Option<Cl
     match start {
         Ok(Some(start)) => {
             dialect.started(&start);
-            run(&gate, &mut sink, &mut stream, claim, dialect.as_mut(), start).await;
+            let span = stream_span(&start);
+            run(&gate, &mut sink, &mut stream, claim, dialect.as_mut(), start).instrument(span).await;
         }
         Ok(None) => {}
         Err((code, why)) => {
@@ -113,8 +115,18 @@ pub async fn known_stream(
 ) {
     gate.metrics.active_streams.inc();
     let (mut sink, mut stream) = socket.split();
-    run(&gate, &mut sink, &mut stream, Some(claim), dialect.as_mut(), start).await;
+    let span = stream_span(&start);
+    run(&gate, &mut sink, &mut stream, Some(claim), dialect.as_mut(), start).instrument(span).await;
     gate.metrics.active_streams.dec();
+}
+
+/// The span of one media stream, from its start to its end: a child of the call's webhook
+/// when the stream carries that trace (a Twilio `<Parameter name="traceparent">`), so the
+/// worker's and voxbridge's spans for the call join the same trace.
+fn stream_span(start: &StreamStart) -> tracing::Span {
+    let span = tracing::info_span!("media stream", otel.kind = "server", trace_id = tracing::field::Empty);
+    vox_telemetry::trace::continue_from(&span, start.traceparent.as_deref());
+    span
 }
 
 async fn next_event(
@@ -123,15 +135,25 @@ async fn next_event(
     dialect: &mut dyn Dialect,
 ) -> Result<CarrierEvent, (u16, String)> {
     loop {
-        let msg = match tokio::time::timeout(idle, stream.next()).await {
-            Err(_) => return Err((close_code::AWAY, format!("no frame for {} s", idle.as_secs()))),
-            Ok(None) => return Ok(CarrierEvent::Stop),
-            Ok(Some(Err(e))) => return Err((close_code::PROTOCOL, format!("websocket error: {e}"))),
-            Ok(Some(Ok(m))) => m,
+        let Ok(msg) = tokio::time::timeout(idle, stream.next()).await else {
+            return Err((close_code::AWAY, format!("no frame for {} s", idle.as_secs())));
         };
-        if let Some(event) = dialect.parse(msg)? {
+        if let Some(event) = carrier_event(msg, dialect)? {
             return Ok(event);
         }
+    }
+}
+
+/// What one read from the carrier's socket says: an event, nothing (a ping), or why the
+/// stream must close. The socket's end is the carrier's `stop`.
+fn carrier_event(
+    msg: Option<Result<Message, axum::Error>>,
+    dialect: &mut dyn Dialect,
+) -> Result<Option<CarrierEvent>, (u16, String)> {
+    match msg {
+        None => Ok(Some(CarrierEvent::Stop)),
+        Some(Err(e)) => Err((close_code::PROTOCOL, format!("websocket error: {e}"))),
+        Some(Ok(m)) => dialect.parse(m),
     }
 }
 
@@ -190,6 +212,8 @@ async fn run(
             return close(sink, code, &why).await;
         }
     };
+    vox_telemetry::trace::attribute("call_id", call_id.as_str());
+    vox_telemetry::trace::attribute("campaign_id", call.campaign_id.as_str());
     let agent = reservation::agent_of(gate, &call).await;
 
     // An answered outbound call's stream names the worker reserved for it: take that
@@ -242,9 +266,29 @@ async fn run(
     let frames_in = gate.metrics.media_frames.get_or_create(&label("direction", "carrier_to_worker")).clone();
     let frames_out = gate.metrics.media_frames.get_or_create(&label("direction", "worker_to_carrier")).clone();
     let mut sequence = 0u64;
+    // The idle watchdog is one timer, re-armed only when it fires: a frame just notes
+    // when it came (a timer set anew for each of 50 frames a second cost CPU for nothing).
+    let mut last_heard = tokio::time::Instant::now();
+    let idle_timer = tokio::time::sleep(idle);
+    tokio::pin!(idle_timer);
     loop {
         tokio::select! {
-            event = next_event(stream, idle, dialect) => {
+            () = &mut idle_timer => {
+                let due = last_heard + idle;
+                if tokio::time::Instant::now() < due {
+                    idle_timer.as_mut().reset(due);
+                    continue;
+                }
+                hang_up(to_worker, &mut from_worker, "protocol_error").await;
+                return close(sink, close_code::AWAY, &format!("no frame for {} s", idle.as_secs())).await;
+            }
+            msg = stream.next() => {
+                last_heard = tokio::time::Instant::now();
+                let event = match carrier_event(msg, dialect) {
+                    Ok(Some(event)) => Ok(event),
+                    Ok(None) => continue,
+                    Err(e) => Err(e),
+                };
                 let msg = match event {
                     Ok(CarrierEvent::Audio { payload, timestamp_ms }) => {
                         if payload.len() > gate.args.max_frame_bytes {

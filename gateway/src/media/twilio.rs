@@ -4,9 +4,12 @@
 //! `<Parameter name="call_id" value="…"/>`), and for an answered outbound call the
 //! worker reserved for it as `slot`, since stream URLs carry no query string.
 
+use std::borrow::Cow;
+
 use base64::Engine;
 use hmac::{Hmac, Mac};
-use serde_json::{Value, json};
+use serde::Deserialize;
+use serde_json::Value;
 use sha1::Sha1;
 
 use axum::extract::ws::{Message, close_code};
@@ -16,7 +19,9 @@ use super::{CarrierEvent, Dialect, Encoding, GatewayEvent, StreamStart};
 /// The Twilio dialect over one stream.
 #[derive(Debug, Default)]
 pub struct Twilio {
-    stream_sid: String,
+    /// The stream's `streamSid` as a JSON string (quoted and escaped), ready to go into
+    /// every frame sent.
+    stream_sid_json: String,
 }
 
 impl Dialect for Twilio {
@@ -32,18 +37,51 @@ impl Dialect for Twilio {
     }
 
     fn started(&mut self, start: &StreamStart) {
-        self.stream_sid = start.stream_id.clone();
+        self.stream_sid_json = json_string(&start.stream_id);
     }
 
     fn render(&self, event: &GatewayEvent) -> Message {
-        Message::text(render(&self.stream_sid, event))
+        Message::text(render_quoted(&self.stream_sid_json, event))
     }
+}
+
+/// `text` as a JSON string literal.
+fn json_string(text: &str) -> String {
+    Value::from(text).to_string()
 }
 
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
 
+/// The fields of a `media` frame, read straight from the text without building a JSON
+/// tree or copying strings: it is the frame that arrives 50 times a second per call. Any
+/// other frame, or a media frame of another shape, takes the general path, which also
+/// says what is wrong.
+#[derive(Deserialize)]
+struct MediaFrame<'a> {
+    #[serde(borrow)]
+    event: Cow<'a, str>,
+    #[serde(borrow, default)]
+    media: Option<MediaBody<'a>>,
+}
+
+#[derive(Deserialize)]
+struct MediaBody<'a> {
+    #[serde(borrow, default)]
+    payload: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    timestamp: Option<Cow<'a, str>>,
+}
+
 /// Parses one text frame. The error says what is wrong, for the close reason.
 pub fn parse(text: &str) -> Result<CarrierEvent, String> {
+    if let Ok(MediaFrame { event, media: Some(MediaBody { payload: Some(payload), timestamp }) }) =
+        serde_json::from_str::<MediaFrame<'_>>(text)
+        && event == "media"
+    {
+        let payload = B64.decode(payload.as_bytes()).map_err(|_| "media payload is not base64".to_string())?;
+        let timestamp_ms = timestamp.and_then(|t| t.parse().ok()).unwrap_or(0);
+        return Ok(CarrierEvent::Audio { payload, timestamp_ms });
+    }
     let v: Value = serde_json::from_str(text).map_err(|e| format!("malformed JSON: {e}"))?;
     let event = v.get("event").and_then(Value::as_str).ok_or("frame without an \"event\"")?;
     let field = |obj: &Value, path: &str| -> Result<String, String> {
@@ -71,6 +109,7 @@ pub fn parse(text: &str) -> Result<CarrierEvent, String> {
                     .and_then(Value::as_str)
                     .map(String::from),
                 slot: v.pointer("/start/customParameters/slot").and_then(Value::as_str).map(String::from),
+                traceparent: v.pointer("/start/customParameters/traceparent").and_then(Value::as_str).map(String::from),
                 encoding,
                 sample_rate,
             }))
@@ -91,14 +130,33 @@ pub fn parse(text: &str) -> Result<CarrierEvent, String> {
 
 /// One outgoing frame for the stream `stream_sid`.
 pub fn render(stream_sid: &str, event: &GatewayEvent) -> String {
+    render_quoted(&json_string(stream_sid), event)
+}
+
+/// [`render`] with the stream sid already a JSON string. Audio, 50 frames a second, is
+/// written into one string of the right size: no JSON tree, no second copy of the
+/// base64.
+fn render_quoted(stream_sid_json: &str, event: &GatewayEvent) -> String {
     match event {
         GatewayEvent::Audio(payload) => {
-            json!({"event": "media", "streamSid": stream_sid, "media": {"payload": B64.encode(payload)}})
+            const HEAD: &str = r#"{"event":"media","streamSid":"#;
+            const MEDIA: &str = r#","media":{"payload":""#;
+            const TAIL: &str = r#""}}"#;
+            let mut out = String::with_capacity(
+                HEAD.len() + stream_sid_json.len() + MEDIA.len() + payload.len().div_ceil(3) * 4 + TAIL.len(),
+            );
+            out.push_str(HEAD);
+            out.push_str(stream_sid_json);
+            out.push_str(MEDIA);
+            B64.encode_string(payload, &mut out);
+            out.push_str(TAIL);
+            out
         }
-        GatewayEvent::Mark(name) => json!({"event": "mark", "streamSid": stream_sid, "mark": {"name": name}}),
-        GatewayEvent::Clear => json!({"event": "clear", "streamSid": stream_sid}),
+        GatewayEvent::Mark(name) => {
+            format!(r#"{{"event":"mark","streamSid":{stream_sid_json},"mark":{{"name":{}}}}}"#, json_string(name))
+        }
+        GatewayEvent::Clear => format!(r#"{{"event":"clear","streamSid":{stream_sid_json}}}"#),
     }
-    .to_string()
 }
 
 /// Twilio's request signature: base64(HMAC-SHA1(auth token, URL + sorted POST params)).
@@ -127,6 +185,8 @@ pub fn signature_valid(auth_token: &str, candidates: &[String], params: &[(Strin
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
+    use serde_json::json;
+
     use super::*;
 
     #[test]
@@ -172,10 +232,46 @@ mod tests {
     #[test]
     fn renders_outgoing_frames() {
         let v: Value = serde_json::from_str(&render("MZ1", &GatewayEvent::Audio(vec![0xFF, 0x7F]))).unwrap();
-        assert_eq!(v["media"]["payload"], "/38=");
-        assert_eq!(v["streamSid"], "MZ1");
+        assert_eq!(v, json!({"event": "media", "streamSid": "MZ1", "media": {"payload": "/38="}}));
         let v: Value = serde_json::from_str(&render("MZ1", &GatewayEvent::Clear)).unwrap();
-        assert_eq!(v["event"], "clear");
+        assert_eq!(v, json!({"event": "clear", "streamSid": "MZ1"}));
+        let v: Value = serde_json::from_str(&render("MZ1", &GatewayEvent::Mark("m\"1".into()))).unwrap();
+        assert_eq!(v, json!({"event": "mark", "streamSid": "MZ1", "mark": {"name": "m\"1"}}));
+    }
+
+    #[test]
+    fn a_stream_sid_of_any_text_stays_valid_json() {
+        let mut t = Twilio::default();
+        let start = |id: &str| StreamStart {
+            stream_id: id.into(),
+            carrier_call_id: String::new(),
+            call_id: None,
+            slot: None,
+            traceparent: None,
+            encoding: Encoding::Mulaw,
+            sample_rate: 8000,
+        };
+        for sid in ["MZ1", "quote\" back\\slash", "line\nbreak", ""] {
+            t.started(&start(sid));
+            for event in [GatewayEvent::Audio((0..=255).collect()), GatewayEvent::Clear] {
+                let Message::Text(text) = t.render(&event) else { panic!("a text frame") };
+                let v: Value = serde_json::from_str(text.as_str()).unwrap();
+                assert_eq!(v["streamSid"], sid);
+            }
+        }
+    }
+
+    #[test]
+    fn media_frames_of_other_shapes_take_the_general_path() {
+        // Extra fields, escapes in the payload, a numeric timestamp, keys in any order.
+        let escaped = r#"{"media":{"payload":"\/\/8=","timestamp":20,"x":[1]},"event":"media","extra":{"a":null}}"#;
+        assert_eq!(parse(escaped).unwrap(), CarrierEvent::Audio { payload: vec![0xFF, 0xFF], timestamp_ms: 0 });
+        let typed = r#"{"event":"media","media":{"payload":"AAA=","timestamp":"60"}}"#;
+        assert_eq!(parse(typed).unwrap(), CarrierEvent::Audio { payload: vec![0, 0], timestamp_ms: 60 });
+        assert!(parse(r#"{"event":"media","media":{"payload":7}}"#).unwrap_err().contains("/media/payload"));
+        assert!(parse(r#"{"event":"media","media":{}}"#).unwrap_err().contains("/media/payload"));
+        assert!(parse(r#"{"event":"media","media":{"payload":"%%"}}"#).unwrap_err().contains("base64"));
+        assert_eq!(parse(r#"{"event":"stop","media":{"payload":"AAA="}}"#).unwrap(), CarrierEvent::Stop);
     }
 
     #[test]
@@ -199,6 +295,8 @@ mod tests {
 /// Arbitrary frames from the network: never a panic, and an error names what is wrong.
 #[cfg(test)]
 mod properties {
+    use serde_json::json;
+
     use super::*;
     use proptest::prelude::*;
 

@@ -73,11 +73,17 @@ impl StereoWavWriter {
     /// Writes `left.len()` stereo frames; both slices must be the same length.
     pub fn write(&mut self, left: &[i16], right: &[i16]) -> io::Result<()> {
         debug_assert_eq!(left.len(), right.len());
-        for (l, r) in left.iter().zip(right) {
-            self.out.write_all(&l.to_le_bytes())?;
-            self.out.write_all(&r.to_le_bytes())?;
+        self.write_pairs(left.iter().copied().zip(right.iter().copied()))
+    }
+
+    /// Writes stereo frames (left, right) straight from where they are (a recorder's
+    /// queues), without gathering them into slices first.
+    pub fn write_pairs(&mut self, pairs: impl IntoIterator<Item = (i16, i16)>) -> io::Result<()> {
+        for (l, r) in pairs {
+            let ([a, b], [c, d]) = (l.to_le_bytes(), r.to_le_bytes());
+            self.out.write_all(&[a, b, c, d])?;
+            self.frames += 1;
         }
-        self.frames += left.len().min(right.len()) as u64;
         Ok(())
     }
 

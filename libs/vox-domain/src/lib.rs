@@ -6,6 +6,7 @@
 //! ([`clock`]) live here so every service and every storage backend applies them the same
 //! way.
 
+pub mod api_key;
 pub mod call;
 pub mod campaign;
 pub mod clock;
@@ -16,6 +17,7 @@ pub mod phone;
 pub mod region;
 pub mod time;
 pub mod user;
+pub mod webhook;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{Error, ErrorCode, Result};

@@ -84,6 +84,7 @@ impl NodeAuth {
 impl tonic::service::Interceptor for NodeAuth {
     fn call(&mut self, mut req: tonic::Request<()>) -> std::result::Result<tonic::Request<()>, tonic::Status> {
         req.metadata_mut().insert("authorization", self.0.header.clone());
+        vox_telemetry::trace::inject(req.metadata_mut());
         Ok(req)
     }
 }

@@ -71,7 +71,7 @@ pub async fn serve(
     let addr = listener.local_addr().context("read the bound address")?;
     let listener = listener.into_std().context("take the listener")?;
     let tcp = TcpConfigAcceptor::new(TcpSocketConfig::new().nodelay(true));
-    let service = app.into_make_service_with_connect_info::<SocketAddr>();
+    let service = app.layer(vox_telemetry::requests::ServerLayer).into_make_service_with_connect_info::<SocketAddr>();
     let cap = Arc::new(Cap::new(addr, limits.max_connections));
     let mut server = axum_server::from_tcp(listener)?.handle(handle).first_request_timeout(limits.first_request);
     let http = server.http_builder();

@@ -308,6 +308,7 @@ impl tonic::service::Interceptor for WorkerToken {
         match token {
             Some(v) => {
                 req.metadata_mut().insert("authorization", v);
+                vox_telemetry::trace::inject(req.metadata_mut());
                 Ok(req)
             }
             None => Err(tonic::Status::unavailable("this gateway has no worker token from voxbridge yet")),

@@ -51,6 +51,10 @@ impl Record for User {
     const TIMES: &'static [&'static str] = &["created_at", "updated_at"];
 }
 
+impl Record for vox_domain::api_key::ApiKey {
+    const TIMES: &'static [&'static str] = &["created_at", "last_used_at", "revoked_at"];
+}
+
 /// The document for `record`, with `_id` set to its `id` field when it has one.
 pub(crate) fn encode<R: Record>(record: &R) -> Result<Document, Error> {
     let mut doc = bson::to_document(record).map_err(|e| Error::internal(format!("encode record: {e}")))?;

@@ -39,6 +39,7 @@ pub struct MongoStore {
     pub(crate) call_events: Collection<Document>,
     pub(crate) leadership: Collection<Document>,
     pub(crate) users: Collection<Document>,
+    pub(crate) api_keys: Collection<Document>,
     /// The do-not-call list.
     pub(crate) dnc: Collection<Document>,
     /// Sequence numbers and guard documents (`audit`, `admins`).
@@ -130,6 +131,7 @@ const COLLECTIONS: &[&str] = &[
     "call_events",
     "leadership",
     "users",
+    "api_keys",
     "dnc",
     "counters",
     "number_imports",
@@ -153,6 +155,7 @@ impl MongoStore {
             call_events: db.collection("call_events"),
             leadership: db.collection("leadership"),
             users: db.collection("users"),
+            api_keys: db.collection("api_keys"),
             dnc: db.collection("dnc"),
             counters: db.collection("counters"),
             lease_turn: Arc::default(),

@@ -14,6 +14,7 @@
 //! Presence and the event bus stay in process here ([`open_stores`]); Redis takes them over
 //! when several instances share a cluster.
 
+mod api_keys;
 mod calls;
 mod campaigns;
 mod codec;

@@ -1,10 +1,15 @@
-//! What several voxbridge instances share through Redis, and nothing else: node presence
-//! (each heartbeat a key with a TTL, so freshness is the same from every instance) and
-//! the live event bus (Redis pub/sub, so a dashboard watch on one instance sees changes
-//! made on another). Redis is not the system of record: losing it loses no call, node or
-//! campaign data; nodes look offline until their next heartbeat reaches a live Redis.
+//! What several voxbridge instances share through Redis: node presence (each heartbeat a
+//! key with a TTL, so freshness is the same from every instance), the live event bus
+//! (Redis pub/sub, so a dashboard watch on one instance sees changes made on another), and
+//! the durable work queue ([`RedisWorkQueue`], seed 002's at-least-once queue).
+//!
+//! Redis is not the system of record for calls, nodes or campaigns: losing it loses none
+//! of them, and nodes look offline until their next heartbeat reaches a live Redis. The
+//! work queue's jobs do live in Redis, so a production Redis runs with `appendonly yes`
+//! and `maxmemory-policy noeviction` (the queue warns at start when it does not).
 
 mod publish_queue;
+mod queue;
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -22,6 +27,7 @@ use vox_store::{ClusterEvent, EventBus, PresenceStore};
 
 pub use publish_queue::PUBLISH_QUEUE_CAP;
 use publish_queue::PublishQueue;
+pub use queue::RedisWorkQueue;
 
 /// How long one publish may take before Redis counts as slow and the event as lost.
 const PUBLISH_TIMEOUT: Duration = Duration::from_secs(2);

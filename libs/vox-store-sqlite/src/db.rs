@@ -80,6 +80,11 @@ CREATE TABLE IF NOT EXISTS users (
     created_ms INTEGER NOT NULL,
     doc TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS api_keys (
+    id TEXT PRIMARY KEY,
+    created_ms INTEGER NOT NULL,
+    doc TEXT NOT NULL
+);
 "#;
 
 /// One SQLite database holding every document store.

@@ -7,12 +7,14 @@
 //! mutex serialises writers; every multi-row change is one transaction, and WAL with
 //! `synchronous=FULL` means a committed change survives a crash or power loss.
 
+mod api_keys;
 mod calls;
 mod campaigns;
 mod db;
 mod dnc;
 mod leadership;
 mod nodes;
+mod queue;
 mod regions;
 mod users;
 
@@ -22,6 +24,7 @@ use std::sync::Arc;
 use vox_store::Stores;
 
 pub use db::SqliteStore;
+pub use queue::SqliteWorkQueue;
 
 /// The whole embedded family on the SQLite file at `path`.
 pub fn open_stores(path: &Path) -> vox_domain::Result<Stores> {

@@ -31,6 +31,7 @@ use vox_domain::user::{Role, User};
 
 use crate::{CallQuery, ClusterEvent, LeaseRequest, NodeFilter, Stores};
 
+pub mod queue;
 mod stale_updates;
 pub use stale_updates::*;
 
@@ -59,7 +60,7 @@ macro_rules! conformance_tests {
             stuck_calls_are_reaped_exactly_once, list_calls_filters_and_pages, call_totals_feed_the_dashboard,
             leadership_terms_strictly_increase,
             users_round_trip_with_unique_emails, the_last_admin_is_protected,
-            do_not_call_lists_are_global_or_per_campaign,
+            do_not_call_lists_are_global_or_per_campaign, api_keys_round_trip_and_stay_revoked,
             presence_round_trip, events_reach_subscribers, health_ping);
     };
     (@each $factory:path; $($name:ident),* $(,)?) => {
@@ -1087,4 +1088,39 @@ pub async fn do_not_call_lists_are_global_or_per_campaign(s: &Stores, now: DateT
     assert_eq!(s.dnc.list_dnc("", "+15550000001", 10).await.unwrap().len(), 1, "pages after a number");
     assert_eq!(s.dnc.remove_dnc("", &n(&["+15550000001", "+15550000008"])).await.unwrap(), 1);
     assert_eq!(s.dnc.blocked_numbers("cp_b", &asked).await.unwrap(), Vec::<String>::new());
+}
+
+pub async fn api_keys_round_trip_and_stay_revoked(s: &Stores, now: DateTime<Utc>) {
+    use vox_domain::api_key::ApiKey;
+    let hash = |secret: &str| format!("hash of {secret}");
+    let (older, _) = ApiKey::new("CRM", Role::Operator, None, "user:a@vox.test", now, hash).unwrap();
+    let scope = Some(ids::new_id(ids::CAMPAIGN));
+    let (newer, _) =
+        ApiKey::new("Reports", Role::Viewer, scope, "user:a@vox.test", now + Duration::seconds(1), hash).unwrap();
+    s.api_keys.insert_api_key(&older).await.unwrap();
+    s.api_keys.insert_api_key(&newer).await.unwrap();
+    let again = s.api_keys.insert_api_key(&older).await.unwrap_err();
+    assert_eq!(again.code, ErrorCode::AlreadyExists);
+    assert_eq!(s.api_keys.get_api_key(&older.id).await.unwrap().as_ref(), Some(&older));
+    assert_eq!(s.api_keys.get_api_key("ak_0000000000000000").await.unwrap(), None);
+    let listed: Vec<String> = s.api_keys.list_api_keys().await.unwrap().into_iter().map(|k| k.id).collect();
+    assert_eq!(listed, vec![newer.id.clone(), older.id.clone()], "newest first");
+
+    // Uses move `last_used_at` forward only.
+    s.api_keys.touch_api_key(&older.id, now + Duration::seconds(60)).await.unwrap();
+    s.api_keys.touch_api_key(&older.id, now + Duration::seconds(30)).await.unwrap();
+    let used = s.api_keys.get_api_key(&older.id).await.unwrap().unwrap();
+    assert_eq!(used.last_used_at, Some(now + Duration::seconds(60)));
+    let missing = s.api_keys.touch_api_key("ak_0000000000000000", now).await.unwrap_err();
+    assert_eq!(missing.code, ErrorCode::NotFound);
+
+    // A revocation stays, with its first time.
+    let revoked = s.api_keys.revoke_api_key(&older.id, now + Duration::seconds(90)).await.unwrap();
+    assert_eq!(revoked.revoked_at, Some(now + Duration::seconds(90)));
+    let twice = s.api_keys.revoke_api_key(&older.id, now + Duration::seconds(120)).await.unwrap();
+    assert_eq!(twice.revoked_at, Some(now + Duration::seconds(90)));
+    assert!(s.api_keys.get_api_key(&older.id).await.unwrap().unwrap().is_revoked());
+    assert!(!s.api_keys.get_api_key(&newer.id).await.unwrap().unwrap().is_revoked());
+    let missing = s.api_keys.revoke_api_key("ak_0000000000000000", now).await.unwrap_err();
+    assert_eq!(missing.code, ErrorCode::NotFound);
 }

@@ -16,6 +16,7 @@
 
 pub mod conformance;
 pub mod memory;
+pub mod queue;
 mod traits;
 
 pub use traits::*;

@@ -4,6 +4,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Duration, Utc};
 use futures::stream::BoxStream;
 use vox_domain::Result;
+use vox_domain::api_key::ApiKey;
 use vox_domain::call::{Call, CallEvent, CallState, Recording, StaleDeadlines, Transition};
 use vox_domain::campaign::{Campaign, CampaignCounts, CampaignSpec, CampaignStatus};
 use vox_domain::node::{AuditEvent, DesiredState, Node, NodeKind, Presence};
@@ -191,6 +192,21 @@ pub trait UserStore: Send + Sync {
     async fn count_users(&self) -> Result<u64>;
 }
 
+/// Integrations' API keys ([`vox_domain::api_key`]).
+#[async_trait]
+pub trait ApiKeyStore: Send + Sync {
+    /// AlreadyExists for a known id.
+    async fn insert_api_key(&self, key: &ApiKey) -> Result<()>;
+    async fn get_api_key(&self, id: &str) -> Result<Option<ApiKey>>;
+    /// Every key, revoked ones included, newest first.
+    async fn list_api_keys(&self) -> Result<Vec<ApiKey>>;
+    /// Revokes the key at `now` and returns it as stored; a key already revoked keeps its
+    /// first revocation time. NotFound.
+    async fn revoke_api_key(&self, id: &str, now: DateTime<Utc>) -> Result<ApiKey>;
+    /// Records that the key was used at `now` (never moving the time back). NotFound.
+    async fn touch_api_key(&self, id: &str, now: DateTime<Utc>) -> Result<()>;
+}
+
 /// One number on the do-not-call list.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DncEntry {
@@ -268,6 +284,7 @@ pub struct Stores {
     pub leadership: Arc<dyn LeadershipStore>,
     pub users: Arc<dyn UserStore>,
     pub dnc: Arc<dyn DncStore>,
+    pub api_keys: Arc<dyn ApiKeyStore>,
     pub presence: Arc<dyn PresenceStore>,
     pub events: Arc<dyn EventBus>,
     pub health: Arc<dyn StoreHealth>,
@@ -286,6 +303,7 @@ impl Stores {
             + LeadershipStore
             + UserStore
             + DncStore
+            + ApiKeyStore
             + StoreHealth
             + 'static,
     {
@@ -298,6 +316,7 @@ impl Stores {
             leadership: db.clone(),
             users: db.clone(),
             dnc: db.clone(),
+            api_keys: db.clone(),
             health: db,
             presence: Arc::new(crate::memory::MemoryPresence::default()),
             events: Arc::new(crate::memory::MemoryEventBus::default()),

@@ -15,8 +15,8 @@ pub fn registered<M: Metric + Clone>(registry: &mut Registry, name: &str, help: 
     metric
 }
 
-/// The text every Vox `/metrics` answers: `vox_build_info` and the process figures, then
-/// the service's own registry. `service` names the binary in `vox_build_info`.
+/// The text every Vox `/metrics` answers: `vox_build_info`, the process figures and the
+/// request figures ([`crate::requests`]), then the service's own registry. `service` names the binary in `vox_build_info`.
 pub fn render(service: &str, registry: &Registry) -> String {
     let mut out = String::new();
     let mut standard = Registry::default();
@@ -30,6 +30,7 @@ pub fn render(service: &str, registry: &Registry) -> String {
         .set(1);
     standard.register("vox_build_info", "The running build: version and git commit (always 1)", build);
     standard.register_collector(Box::new(Process));
+    crate::requests::register(&mut standard);
     // Writing into a String cannot fail.
     let _ = prometheus_client::encoding::text::encode_registry(&mut out, &standard);
     let _ = prometheus_client::encoding::text::encode_registry(&mut out, registry);

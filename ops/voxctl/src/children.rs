@@ -51,6 +51,9 @@ impl Process {
         let mut cmd = Command::new(&launch.program);
         cmd.args(&launch.args)
             .envs(launch.envs.iter().map(|(k, v)| (*k, v.as_str())))
+            // Each child names its own traces (voxbridge, voxgate, …): one OTEL_SERVICE_NAME
+            // given to voxctl would make every process the same service.
+            .env_remove("OTEL_SERVICE_NAME")
             .stdin(Stdio::null())
             .stdout(log)
             .stderr(stderr)

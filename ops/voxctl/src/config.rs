@@ -41,6 +41,14 @@ pub enum BenchCommand {
     /// voxbridge under a flood of slow connections and bad sign-ins: a node's heartbeat
     /// latency (p50, p99) with and without it, and whether the node stays online.
     Flood(crate::flood::Args),
+    /// Vox's media path against the Python stack it replaces, side by side: N concurrent
+    /// Twilio streams in real time through voxgate and voxcore workers, a FastAPI echo
+    /// worker, and that worker behind nginx; echo p50/p99/max, frames lost, CPU-ms per
+    /// call-second, memory per slot.
+    Media(crate::bench_media::Args),
+    /// The work queue's throughput (4 producers, 4 consumers) on Redis next to BullMQ's on
+    /// the same redis-server, and on SQLite.
+    Queue(crate::bench_queue::Args),
 }
 
 #[derive(Debug, Clone, Args)]

@@ -1,6 +1,6 @@
 //! voxctl, the Vox operator CLI. Each subcommand is one operator task: `voxctl health`
 //! runs the runbook's checks against a cluster ([`health`]), `voxctl bench` measures
-//! ([`flood`], the dialler's pacing), and `voxctl up` runs a whole cluster on one
+//! ([`flood`], [`bench_media`], the dialler's pacing), and `voxctl up` runs a whole cluster on one
 //! machine with embedded storage and zero setup: voxbridge (the control plane), a voxcore host with N worker slots and
 //! voxgate (the edge), wired together, health-checked, and stopped in order on Ctrl-C;
 //! with `--fleet-hosts` and `--gateways`, several of each, each on its own loopback
@@ -15,6 +15,8 @@
 //! process starts, and `VOX_READY bridge=<url> gateway=<url>` once everything is healthy
 //! (`gateway` is gateway 1; with several gateways the line adds `gateways=<url>,<url>…`).
 
+pub mod bench_media;
+pub mod bench_queue;
 pub mod bootstrap;
 pub mod children;
 pub mod config;
@@ -37,5 +39,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Health(args) => health::run(&args, &mut std::io::stdout()).await,
         Command::Bench(BenchCommand::Pacing(args)) => voxdialler::bench::run(&args, &mut std::io::stdout().lock()),
         Command::Bench(BenchCommand::Flood(args)) => flood::run(&args, &mut std::io::stdout()).await,
+        Command::Bench(BenchCommand::Media(args)) => bench_media::run(&args, &mut std::io::stdout()).await,
+        Command::Bench(BenchCommand::Queue(args)) => bench_queue::run(&args, &mut std::io::stdout()).await,
     }
 }

@@ -5,7 +5,7 @@ use clap::Parser;
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = voxctl::config::Cli::parse();
-    vox_telemetry::init(&cli.log_format);
+    let _telemetry = vox_telemetry::init(&cli.log_format, "voxctl");
     match voxctl::run(cli).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -5,6 +5,7 @@
 //! `"in_progress"`); timestamps as RFC 3339 strings in UTC; values the protobuf leaves
 //! empty to mean "none" (a node's region, a call's campaign) are `null`, never `""`.
 
+pub mod api_key;
 pub mod auth;
 pub mod call;
 pub mod campaign;

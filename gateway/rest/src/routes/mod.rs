@@ -1,5 +1,6 @@
 //! The handlers, one file per resource, and the table that mounts them under `/api/v1`.
 
+pub mod api_keys;
 pub mod auth;
 pub mod calls;
 pub mod campaigns;
@@ -35,6 +36,8 @@ pub fn routes() -> Router<Bridge> {
         .route("/api/v1/auth/me", route(get(auth::me)))
         .route("/api/v1/users", route(get(users::list).post(users::create)))
         .route("/api/v1/users/{id}", route(patch(users::update).delete(users::delete)))
+        .route("/api/v1/api-keys", route(get(api_keys::list).post(api_keys::create)))
+        .route("/api/v1/api-keys/{id}/revoke", route(post(api_keys::revoke)))
         .route("/api/v1/regions", route(get(regions::list).post(regions::create)))
         .route("/api/v1/regions/{id}", route(get(regions::get).patch(regions::update).delete(regions::delete)))
         .route("/api/v1/regions/{id}/storage", route(put(regions::set_storage)))
