@@ -378,6 +378,7 @@ impl Engine {
             f.learned_dials = dials;
             f.learned_releases = releases;
             f.abandon_credit = p.pacer.abandon_credit();
+            f.abandon_target = p.pacer.abandon_target();
             f.dial_ratio = p.last_dial_ratio;
         }
         CampaignFigures {

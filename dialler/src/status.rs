@@ -36,6 +36,8 @@ pub struct CampaignFigures {
     /// Abandons the campaign can still afford within its target, from what the pacer
     /// saw (including the records it read back).
     pub abandon_credit: f64,
+    /// The campaign's abandon target (its pacing settings), for alerts to compare with.
+    pub abandon_target: f64,
     /// No-answers the carrier ended before the ring-time floor, since this dialler
     /// started.
     pub short_rings: u64,
@@ -80,6 +82,7 @@ pub struct Status {
     learned_dials: Family<CampaignLabel, FloatGauge>,
     learned_releases: Family<CampaignLabel, FloatGauge>,
     abandon_credit: Family<CampaignLabel, FloatGauge>,
+    abandon_target: Family<CampaignLabel, FloatGauge>,
     short_rings: Family<CampaignLabel, Counter>,
     abandon_rate: Family<CampaignLabel, FloatGauge>,
     dial_ratio: Family<CampaignLabel, FloatGauge>,
@@ -151,6 +154,12 @@ impl Status {
                 &mut registry,
                 "abandon_credit",
                 "Abandons the campaign can still afford within its target (target x answers - abandons)",
+                Default::default(),
+            ),
+            abandon_target: registered(
+                &mut registry,
+                "abandon_target",
+                "The campaign's abandon target: abandoned / human answers it may not exceed",
                 Default::default(),
             ),
             short_rings: registered(
@@ -247,6 +256,7 @@ impl Status {
             self.learned_dials.get_or_create(&l).set(f.learned_dials);
             self.learned_releases.get_or_create(&l).set(f.learned_releases);
             self.abandon_credit.get_or_create(&l).set(f.abandon_credit);
+            self.abandon_target.get_or_create(&l).set(f.abandon_target);
             self.abandon_rate.get_or_create(&l).set(f.abandon_rate);
             self.dial_ratio.get_or_create(&l).set(f.dial_ratio);
             self.active_dials.get_or_create(&l).set(i64::from(f.active_dials));

@@ -70,6 +70,7 @@ async fn a_restarted_dialler_resumes_with_its_learned_figures() {
     tokio::time::sleep(Duration::from_secs(1)).await;
     let m = p.dialler_metrics(0).await;
     let aht = figure(&m, "aht_seconds", &id).unwrap();
+    assert_eq!(figure(&m, "abandon_target", &id), Some(0.03), "the campaign's own target, for the abandon alert");
     let (real_now, n_now) = real_holds(&p, &id).await;
     println!("after {n}..{n_now} completed calls: reported hold {aht:.2} s, real mean {real:.2}..{real_now:.2} s");
     let near = |x: f64, real: f64| (x / real - 1.0).abs() < 0.2;

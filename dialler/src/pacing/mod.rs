@@ -203,6 +203,11 @@ impl Pacer {
     }
 
     /// Abandons the campaign can still afford within its target (see [`controller`]).
+    /// The campaign's abandon target (abandons / human answers), as its settings say.
+    pub fn abandon_target(&self) -> f64 {
+        self.settings.abandon_target
+    }
+
     pub fn abandon_credit(&self) -> f64 {
         self.controller.credit()
     }
