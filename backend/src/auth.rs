@@ -129,17 +129,18 @@ impl Auth {
             .ok_or_else(|| Error::unauthenticated("authorization must be `Bearer <access token or node secret>`"))
     }
 
-    /// The key `secret` names, if the secret is right and the key not revoked; records the
-    /// use (to the minute, so a busy integration does not write on every request).
-    async fn key_by_secret(&self, key_id: &str, secret: &str) -> Result<ApiKey> {
-        let refused = || Error::unauthenticated("the API key is not valid or was revoked; ask an admin for a new one");
-        let key = match self.stores.api_keys.get_api_key(key_id).await? {
-            Some(k) if crypto::secret_matches(secret, &k.secret_hash) => k,
-            _ => return Err(refused()),
-        };
-        if key.is_revoked() {
-            return Err(refused());
+    /// The key `secret` names, if the secret is right and the key not revoked.
+    async fn valid_key(&self, key_id: &str, secret: &str) -> Result<ApiKey> {
+        match self.stores.api_keys.get_api_key(key_id).await? {
+            Some(k) if !k.is_revoked() && crypto::secret_matches(secret, &k.secret_hash) => Ok(k),
+            _ => Err(Error::unauthenticated("the API key is not valid or was revoked; ask an admin for a new one")),
         }
+    }
+
+    /// [`Auth::valid_key`], recording the use (to the minute, so a busy integration does
+    /// not write on every request).
+    async fn key_by_secret(&self, key_id: &str, secret: &str) -> Result<ApiKey> {
+        let key = self.valid_key(key_id, secret).await?;
         let now = Utc::now();
         if key.last_used_at.is_none_or(|t| now - t >= Duration::minutes(1))
             && let Err(e) = self.stores.api_keys.touch_api_key(&key.id, now).await
@@ -173,7 +174,7 @@ impl Auth {
     /// The node whose secret `headers` carry, if they carry a valid one (users' tokens and
     /// anything else: `None`). Admission uses it to give nodes their own capacity.
     pub async fn node_of(&self, headers: &axum::http::HeaderMap) -> Option<Node> {
-        let token = bearer(headers.get(axum::http::header::AUTHORIZATION)?.to_str().ok()?)?;
+        let token = header_bearer(headers)?;
         let node_id = crypto::node_id_of_secret(token)?;
         self.node_by_secret(node_id, token).await.ok()
     }
@@ -181,24 +182,15 @@ impl Auth {
     /// True when `headers` carry a valid, unrevoked API key (one store read and a hash).
     /// Admission gives integrations users' capacity with it.
     pub async fn carries_api_key(&self, headers: &axum::http::HeaderMap) -> bool {
-        let Some(token) = headers.get(axum::http::header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(bearer)
-        else {
-            return false;
-        };
+        let Some(token) = header_bearer(headers) else { return false };
         let Some(key_id) = api_key::id_of_secret(token) else { return false };
-        matches!(
-            self.stores.api_keys.get_api_key(key_id).await,
-            Ok(Some(k)) if !k.is_revoked() && crypto::secret_matches(token, &k.secret_hash)
-        )
+        self.valid_key(key_id, token).await.is_ok()
     }
 
     /// True when `headers` carry a user's access token with a good signature that has not
     /// expired (the account itself is checked by the handler). Cheap: no store lookup.
     pub fn carries_user_token(&self, headers: &axum::http::HeaderMap) -> bool {
-        let Some(token) = headers.get(axum::http::header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(bearer)
-        else {
-            return false;
-        };
+        let Some(token) = header_bearer(headers) else { return false };
         self.claims(token).is_ok()
     }
 
@@ -337,6 +329,11 @@ fn key_user(key: &ApiKey) -> User {
         created_at: key.created_at,
         updated_at: key.created_at,
     }
+}
+
+/// The bearer token of HTTP `headers`, if they carry one.
+fn header_bearer(headers: &axum::http::HeaderMap) -> Option<&str> {
+    bearer(headers.get(axum::http::header::AUTHORIZATION)?.to_str().ok()?)
 }
 
 /// The token of an `authorization: Bearer <token>` value.

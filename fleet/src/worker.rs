@@ -182,35 +182,14 @@ fn bind_unix(path: &Path, owner_only: bool) -> anyhow::Result<tokio::net::UnixLi
 /// Runs one worker until it is told to stop: on `shutdown` (SIGTERM) or a drain with
 /// exit_when_idle, it takes no new call, finishes the ones it holds, then exits.
 ///
-/// A worker of one call slot (production's shape) runs on one thread of its own, a
-/// current-thread runtime, whatever runtime calls this. Its call's frames pass between
-/// the gRPC connection's task, the session and the agent; on a multi-thread runtime each
-/// hand-over may wake the other thread (a futex and a context switch, several per 20 ms
-/// frame), which `perf` showed costing more than the call's own work. One thread hands
-/// them over in memory. A worker of several slots keeps the caller's runtime, so its calls
-/// can use every core.
+/// A worker of one call slot (production's shape) is run by `voxcore worker` on a
+/// current-thread runtime (see main.rs). Its call's frames pass between the gRPC
+/// connection's task, the session and the agent; on a multi-thread runtime each hand-over
+/// may wake the other thread (a futex and a context switch, several per 20 ms frame), which
+/// `perf` showed costing more than the call's own work. One thread hands them over in
+/// memory. A worker of several slots gets a multi-thread runtime, so its calls can use
+/// every core.
 pub async fn run(args: WorkerArgs, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
-    let on_one_thread =
-        tokio::runtime::Handle::current().runtime_flavor() == tokio::runtime::RuntimeFlavor::CurrentThread;
-    if args.common.max_concurrent_calls > 1 || on_one_thread {
-        return serve(args, shutdown).await;
-    }
-    let (done, result) = tokio::sync::oneshot::channel();
-    std::thread::Builder::new()
-        .name(format!("voxcore-worker-{}", args.index))
-        .spawn(move || {
-            let served = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .context("start the worker's runtime")
-                .and_then(|runtime| runtime.block_on(serve(args, shutdown)));
-            let _ = done.send(served);
-        })
-        .context("start the worker's thread")?;
-    result.await.context("the worker's thread ended without a result")?
-}
-
-async fn serve(args: WorkerArgs, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
     trust_cluster_ca(&args.common)?;
     let tls = TlsFiles::from_flags(args.common.tls_cert.as_deref(), args.common.tls_key.as_deref())?;
     if let Some(files) = &tls {

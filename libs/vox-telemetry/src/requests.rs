@@ -111,28 +111,10 @@ pub fn is_server_failure(code: i32) -> bool {
     matches!(code, 2 | 4 | 13 | 14 | 15)
 }
 
-/// The gRPC status name the metrics use for `code`.
-fn code_name(code: i32) -> &'static str {
-    match code {
-        0 => "Ok",
-        1 => "Cancelled",
-        2 => "Unknown",
-        3 => "InvalidArgument",
-        4 => "DeadlineExceeded",
-        5 => "NotFound",
-        6 => "AlreadyExists",
-        7 => "PermissionDenied",
-        8 => "ResourceExhausted",
-        9 => "FailedPrecondition",
-        10 => "Aborted",
-        11 => "OutOfRange",
-        12 => "Unimplemented",
-        13 => "Internal",
-        14 => "Unavailable",
-        15 => "DataLoss",
-        16 => "Unauthenticated",
-        _ => "Unknown",
-    }
+/// The gRPC status name the metrics use for `code` (`Ok`, `DeadlineExceeded`, …; a code
+/// gRPC does not define is `Unknown`).
+fn code_name(code: i32) -> String {
+    format!("{:?}", tonic::Code::from_i32(code))
 }
 
 fn method_label(method: &http::Method) -> String {
@@ -190,7 +172,7 @@ impl Seen {
             // call started well, and its trailers are not waited for.
             let code = grpc_status.unwrap_or(if status.is_success() { 0 } else { 2 });
             let method = rpc_label(&self.path);
-            r.rpc_total.get_or_create(&vec![("method", method.clone()), ("code", code_name(code).to_string())]).inc();
+            r.rpc_total.get_or_create(&vec![("method", method.clone()), ("code", code_name(code))]).inc();
             r.rpc_seconds.get_or_create(&vec![("method", method)]).observe(seconds);
         } else {
             let route = self.route.clone().unwrap_or_else(|| "unmatched".to_string());
