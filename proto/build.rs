@@ -22,6 +22,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 }
 
 fn collect_protos(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
+    // Each directory too: a new .proto file changes its directory, not `vox/`.
+    println!("cargo:rerun-if-changed={}", dir.display());
     for entry in std::fs::read_dir(dir)? {
         let path = entry?.path();
         if path.is_dir() {

@@ -40,6 +40,15 @@ pub const QUEUE_WAIT: Duration = Duration::from_secs(2);
 /// How long a request may take to its response headers (reading its body included).
 pub const REQUEST_DEADLINE: Duration = Duration::from_secs(30);
 
+/// The node whose secret admission checked, as read then, handed to the handler in the
+/// request's extensions (which clients cannot set) so that a hot path (heartbeats) need
+/// not read the node and hash its secret a second time. It is the node as it was when the
+/// request arrived, at most [`QUEUE_WAIT`] before the handler runs: a request racing a
+/// lifecycle change or a secret rotation sees either side of it, as any request in flight
+/// does.
+#[derive(Debug, Clone)]
+pub struct AdmittedNode(pub vox_domain::node::Node);
+
 #[derive(Debug)]
 pub struct Admission {
     bridge: Arc<Bridge>,
@@ -60,11 +69,12 @@ impl Admission {
 }
 
 /// The middleware: classify, take a permit, run within the deadline.
-pub async fn admit(State(admission): State<Arc<Admission>>, req: Request, next: Next) -> Response {
+pub async fn admit(State(admission): State<Arc<Admission>>, mut req: Request, next: Next) -> Response {
     let auth = &admission.bridge.auth;
     let (class, pool) = if auth.carries_user_token(req.headers()) {
         ("user", &admission.users)
-    } else if auth.node_of(req.headers()).await.is_some() {
+    } else if let Some(node) = auth.node_of(req.headers()).await {
+        req.extensions_mut().insert(AdmittedNode(node));
         ("node", &admission.nodes)
     } else if auth.carries_api_key(req.headers()).await {
         ("user", &admission.users)

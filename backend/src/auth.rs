@@ -7,9 +7,13 @@
 //! by every RPC unless the RPC asks for the caller's [`Scope`] (the `*_in_scope` checks)
 //! and keeps to it: what a new RPC forgets to scope stays closed to scoped keys.
 
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
 use chrono::{DateTime, Duration, Utc};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
+use subtle::ConstantTimeEq;
 use vox_domain::api_key::{self, ApiKey};
 use vox_domain::node::{DesiredState, Node, NodeKind};
 use vox_domain::user::{Role, User};
@@ -17,6 +21,10 @@ use vox_domain::{Error, Result};
 use vox_store::Stores;
 
 use crate::crypto;
+
+mod node_credentials;
+
+pub use node_credentials::{MAX_ENTRIES as MAX_CACHED_NODE_SECRETS, TTL as NODE_SECRET_CACHE_TTL};
 
 /// The caller of an RPC.
 #[derive(Debug, Clone)]
@@ -60,6 +68,8 @@ pub struct Auth {
     encoding: EncodingKey,
     decoding: DecodingKey,
     token_ttl: Duration,
+    /// Node secrets verified recently ([`node_credentials`]).
+    nodes: Arc<Mutex<node_credentials::NodeCredentials>>,
 }
 
 impl std::fmt::Debug for Auth {
@@ -70,11 +80,13 @@ impl std::fmt::Debug for Auth {
 
 impl Auth {
     pub fn new(stores: Stores, jwt_secret: &[u8], token_ttl: Duration) -> Self {
+        let nodes = Arc::new(Mutex::new(node_credentials::NodeCredentials::new(stores.events.subscribe())));
         Auth {
             stores,
             encoding: EncodingKey::from_secret(jwt_secret),
             decoding: DecodingKey::from_secret(jwt_secret),
             token_ttl,
+            nodes,
         }
     }
 
@@ -200,13 +212,44 @@ impl Auth {
         jsonwebtoken::decode::<Claims>(token, &self.decoding, &validation).map(|d| d.claims)
     }
 
+    /// The node `secret` opens: from the recently verified secrets when there, otherwise
+    /// read from the store, checked and remembered.
     async fn node_by_secret(&self, node_id: &str, secret: &str) -> Result<Node> {
+        let hash = crypto::hash_secret(secret);
+        let lock = || self.nodes.lock().unwrap_or_else(|p| p.into_inner());
+        let generation = {
+            let mut cache = lock();
+            if let Some((node, renew)) = cache.get(&hash, node_id, Instant::now()) {
+                if renew && cache.begin_refresh() {
+                    self.renew_node_secrets();
+                }
+                return Ok(node);
+            }
+            cache.catch_up()
+        };
         match self.stores.nodes.get_node(node_id).await? {
-            Some(n) if crypto::secret_matches(secret, &n.secret_hash) => Ok(n),
+            Some(n) if bool::from(hash.as_bytes().ct_eq(n.secret_hash.as_bytes())) => {
+                lock().remember(hash, n.clone(), generation, Instant::now());
+                Ok(n)
+            }
             _ => Err(Error::unauthenticated(
                 "the node secret is not valid; copy it again from registration or rotate it",
             )),
         }
+    }
+
+    /// Renews the verified node secrets in the background from one read of every node
+    /// (`node_credentials`): the lookups that started it are answered at once.
+    fn renew_node_secrets(&self) {
+        let (stores, cache) = (self.stores.clone(), Arc::clone(&self.nodes));
+        tokio::spawn(async move {
+            let read_at = Instant::now();
+            let nodes = stores.nodes.list_nodes(&vox_store::NodeFilter::default()).await;
+            if let Err(e) = &nodes {
+                tracing::warn!(error = %e.message, "could not renew the verified node secrets; they expire as they are");
+            }
+            cache.lock().unwrap_or_else(|p| p.into_inner()).finish_refresh(nodes.as_deref().ok(), read_at);
+        });
     }
 
     /// A user with at least `min` role.
@@ -268,6 +311,18 @@ impl Auth {
         Ok((p, scope))
     }
 
+    /// [`Auth::user`] for an RPC that keeps to the caller's [`Scope`].
+    pub async fn user_in_scope(&self, metadata: &tonic::metadata::MetadataMap, min: Role) -> Result<(User, Scope)> {
+        match self.scoped_principal(metadata).await? {
+            (Principal::User(u), scope) => Ok((require_role(u, min)?, scope)),
+            (Principal::Node(n), _) => Err(Error::permission_denied(format!(
+                "node {} cannot call this; it needs a user with the {} role",
+                n.id,
+                min.as_str()
+            ))),
+        }
+    }
+
     /// [`Auth::user_or_node`] for an RPC that keeps to the caller's [`Scope`].
     pub async fn user_or_node_in_scope(
         &self,
@@ -308,8 +363,9 @@ impl Scope {
     fn unlimited(&self) -> Result<()> {
         match &self.0 {
             Some(campaign) => Err(Error::permission_denied(format!(
-                "this API key is limited to campaign {campaign}; it may read that campaign and its calls, \
-                 and cancel its calls, nothing else"
+                "this API key is limited to campaign {campaign}; it may read that campaign, its calls and \
+                 events, cancel its calls, pause and resume it, add its numbers and edit its do-not-call \
+                 list, nothing else"
             ))),
             None => Ok(()),
         }

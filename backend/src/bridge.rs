@@ -27,8 +27,30 @@ pub struct Bridge {
     pub metrics: Arc<Metrics>,
     /// Each region's object storage, and the signer of local playback URLs.
     pub region_stores: RegionStores,
+    /// The durable work queue (webhook deliveries): SQLite beside the data, or Redis when
+    /// voxbridge runs with `--redis`.
+    pub queue: Queue,
+    /// Wakes the webhook deliverers when this instance queues deliveries.
+    pub webhook_wake: Arc<tokio::sync::Notify>,
     /// Flips to true when the server starts shutting down; long streams end on it.
     pub shutdown: tokio::sync::watch::Receiver<bool>,
+}
+
+/// The work queue, shared by every task of this voxbridge.
+#[derive(Clone)]
+pub struct Queue(pub Arc<dyn vox_store::queue::WorkQueue>);
+
+impl std::fmt::Debug for Queue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Queue(..)")
+    }
+}
+
+impl std::ops::Deref for Queue {
+    type Target = dyn vox_store::queue::WorkQueue;
+    fn deref(&self) -> &Self::Target {
+        &*self.0
+    }
 }
 
 impl Bridge {

@@ -97,6 +97,11 @@ pub struct Args {
     #[arg(long, env = "VOX_REAPER_INTERVAL_SECONDS")]
     pub reaper_interval_seconds: Option<u32>,
 
+    /// How long the activity feed (the CRM event stream, webhooks) keeps events, days; a
+    /// client reconnecting after longer is told what it missed. [default: 7]
+    #[arg(long, env = "VOX_EVENT_RETENTION_DAYS")]
+    pub event_retention_days: Option<u32>,
+
     /// Calls in progress longer than this are reaped as failed, minutes. [default: 60]
     #[arg(long, env = "STALE_IN_PROGRESS_TIMEOUT_MINUTES")]
     pub stale_in_progress_timeout_minutes: Option<u32>,
@@ -159,6 +164,11 @@ pub struct Args {
     /// audio unencrypted). For local demos and tests only. [default: false]
     #[arg(long, env = "VOX_ALLOW_INSECURE_AGENT_URLS", num_args = 0..=1, default_missing_value = "true")]
     pub allow_insecure_agent_urls: Option<bool>,
+
+    /// Accept webhook endpoint URLs that are not `https://` (plain `http://`, which sends
+    /// call data unencrypted). For local demos and tests only. [default: false]
+    #[arg(long, env = "VOX_ALLOW_INSECURE_WEBHOOK_URLS", num_args = 0..=1, default_missing_value = "true")]
+    pub allow_insecure_webhook_urls: Option<bool>,
 }
 
 /// The resolved settings voxbridge runs with.
@@ -183,6 +193,7 @@ pub struct Settings {
     pub node_staleness_seconds: u32,
     pub heartbeat_interval_ms: u32,
     pub reaper_interval_seconds: u32,
+    pub event_retention_days: u32,
     pub stale_in_progress_timeout_minutes: u32,
     pub stale_dialing_seconds: u32,
     pub stale_ringing_seconds: u32,
@@ -198,6 +209,8 @@ pub struct Settings {
     pub login_attempts_per_minute: u32,
     /// External agent URLs may be `ws://` as well as `wss://`.
     pub allow_insecure_agent_urls: bool,
+    /// Webhook URLs may be `http://` as well as `https://`.
+    pub allow_insecure_webhook_urls: bool,
 }
 
 impl std::fmt::Debug for Settings {
@@ -333,6 +346,7 @@ impl Args {
             node_staleness_seconds: positive("--node-staleness-seconds", pick!(node_staleness_seconds), 10)?,
             heartbeat_interval_ms: positive("--heartbeat-interval-ms", pick!(heartbeat_interval_ms), 2000)?,
             reaper_interval_seconds: positive("--reaper-interval-seconds", pick!(reaper_interval_seconds), 30)?,
+            event_retention_days: positive("--event-retention-days", pick!(event_retention_days), 7)?,
             stale_in_progress_timeout_minutes: positive(
                 "STALE_IN_PROGRESS_TIMEOUT_MINUTES",
                 pick!(stale_in_progress_timeout_minutes),
@@ -352,6 +366,7 @@ impl Args {
             },
             login_attempts_per_minute: positive("--login-attempts-per-minute", pick!(login_attempts_per_minute), 30)?,
             allow_insecure_agent_urls: pick!(allow_insecure_agent_urls).unwrap_or(false),
+            allow_insecure_webhook_urls: pick!(allow_insecure_webhook_urls).unwrap_or(false),
         };
         if settings.node_staleness_seconds * 1000 <= settings.heartbeat_interval_ms {
             bail!("--node-staleness-seconds must be longer than one heartbeat interval, or every node flaps offline");

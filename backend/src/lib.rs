@@ -22,6 +22,7 @@ pub mod metrics;
 pub mod passwords;
 pub mod reaper;
 pub mod storage;
+pub mod webhooks;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -64,6 +65,26 @@ async fn open_documents(settings: &Settings) -> anyhow::Result<Stores> {
     }
 }
 
+/// The work queue: Redis when several instances share one (`--redis`), else a SQLite file
+/// beside the data (`queue.sqlite3`).
+async fn open_queue(settings: &Settings) -> anyhow::Result<Arc<dyn vox_store::queue::WorkQueue>> {
+    Ok(match &settings.redis {
+        Some(url) => {
+            let redis = vox_store_redis::Redis::connect(url, "vox:")
+                .await
+                .map_err(|e| anyhow::anyhow!("{}", e.message))
+                .context("connect to Redis for the work queue")?;
+            Arc::new(vox_store_redis::RedisWorkQueue::new(redis).await)
+        }
+        None => Arc::new(
+            vox_store_sqlite::SqliteWorkQueue::open(&settings.data_dir.join("queue.sqlite3"))
+                .await
+                .map_err(|e| anyhow::anyhow!("{}", e.message))
+                .context("open the work queue")?,
+        ),
+    })
+}
+
 /// Serves voxbridge on `listener` until `shutdown` resolves, then drains and returns.
 pub async fn run(
     settings: Settings,
@@ -83,6 +104,7 @@ pub async fn run_with(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let queue = open_queue(&settings).await?;
     let settings = Arc::new(settings);
     let bridge = Arc::new(Bridge {
         auth: auth::Auth::new(
@@ -102,6 +124,8 @@ pub async fn run_with(
         stores,
         clock,
         settings: Arc::clone(&settings),
+        queue: bridge::Queue(queue),
+        webhook_wake: Arc::new(tokio::sync::Notify::new()),
         shutdown: stop_rx,
     });
 
@@ -138,6 +162,8 @@ pub async fn run_with(
         .add_service(pb::storage_service_server::StorageServiceServer::new(api::storage::Storage(b.clone())))
         .add_service(pb::cluster_service_server::ClusterServiceServer::new(api::cluster::Cluster(b.clone())))
         .add_service(pb::api_key_service_server::ApiKeyServiceServer::new(api::api_keys::ApiKeys(b.clone())))
+        .add_service(pb::event_service_server::EventServiceServer::new(api::events::Events(b.clone())))
+        .add_service(pb::webhook_service_server::WebhookServiceServer::new(api::webhooks::Webhooks(b.clone())))
         .into_axum_router();
     let app = grpc
         .merge(http::routes(Arc::clone(&bridge)))
@@ -154,6 +180,8 @@ pub async fn run_with(
     tracing::info!(%addr, store = ?settings.store, redis = settings.redis.is_some(), tls = settings.tls.is_some(), "voxbridge listening (gRPC, /health, /metrics)");
 
     let reaper = tokio::spawn(reaper::run(Arc::clone(&bridge)));
+    let mut background = webhooks::start(Arc::clone(&bridge));
+    background.push(tokio::spawn(webhooks::queue_metrics_loop(Arc::clone(&bridge))));
     let stopping = async move {
         shutdown.await;
         tracing::info!("voxbridge shutting down");
@@ -166,6 +194,9 @@ pub async fn run_with(
     vox_node::server::serve(listener, app, settings.tls.as_ref(), limits, stopping, std::time::Duration::from_secs(5))
         .await?;
     reaper.abort();
+    for task in background {
+        task.abort();
+    }
     tracing::info!("voxbridge stopped");
     Ok(())
 }

@@ -9,7 +9,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 use vox_telemetry::metrics::registered;
 
-type Labels = Vec<(&'static str, String)>;
+pub type Labels = Vec<(&'static str, String)>;
 
 #[derive(Debug)]
 pub struct Metrics {
@@ -34,6 +34,21 @@ pub struct Metrics {
     pub events_queued: Gauge,
     pub events_dropped: Counter,
     pub sign_ins_throttled: Family<Labels, Counter>,
+    /// Each campaign's abandon ledger by period (`24h`, `30d`), set whenever it is read
+    /// (the dialler reads every running campaign's each tick; the console on its page).
+    pub campaign_abandon_rate: Family<Labels, Gauge<f64, AtomicU64>>,
+    pub campaign_live_answers: Family<Labels, Gauge>,
+    pub campaign_abandons: Family<Labels, Gauge>,
+    /// The rate each campaign is held to.
+    pub campaign_abandon_limit: Family<Labels, Gauge<f64, AtomicU64>>,
+    /// Webhook delivery attempts by outcome (delivered, retrying, dead_lettered).
+    pub webhook_deliveries: Family<Labels, Counter>,
+    /// The work queue's jobs by queue and state (ready, delayed, in_flight, dead).
+    pub queue_jobs: Family<Labels, Gauge>,
+    /// Jobs dropped at their expiry, by queue.
+    pub queue_expired: Family<Labels, Gauge>,
+    /// How long the oldest ready job of each queue has waited: consumers' lag.
+    pub queue_oldest_ready_age: Family<Labels, Gauge<f64, AtomicU64>>,
 }
 
 impl Default for Metrics {
@@ -138,6 +153,54 @@ impl Default for Metrics {
                 "leader_term",
                 "The dialler leadership fencing term",
                 Gauge::<u64, AtomicU64>::default(),
+            ),
+            campaign_abandon_rate: registered(
+                &mut registry,
+                "campaign_abandon_rate",
+                "Abandons over live answers, by campaign and rolling period (24h, 30d), from the call records",
+                Family::default(),
+            ),
+            campaign_live_answers: registered(
+                &mut registry,
+                "campaign_live_answers",
+                "Calls a person answered (machines excluded), by campaign and rolling period",
+                Family::default(),
+            ),
+            campaign_abandons: registered(
+                &mut registry,
+                "campaign_abandons",
+                "Live answers abandoned for want of a free worker, by campaign and rolling period",
+                Family::default(),
+            ),
+            campaign_abandon_limit: registered(
+                &mut registry,
+                "campaign_abandon_limit",
+                "The abandon rate each campaign is held to: its target, at most the regime's 3%",
+                Family::default(),
+            ),
+            webhook_deliveries: registered(
+                &mut registry,
+                "webhook_deliveries",
+                "Webhook delivery attempts, by outcome (delivered, retrying, dead_lettered)",
+                Family::default(),
+            ),
+            queue_jobs: registered(
+                &mut registry,
+                "queue_jobs",
+                "Work-queue jobs by queue and state (ready, delayed, in_flight, dead)",
+                Family::default(),
+            ),
+            queue_expired: registered(
+                &mut registry,
+                "queue_expired_jobs",
+                "Work-queue jobs dropped at their expiry without delivery, by queue",
+                Family::default(),
+            ),
+            queue_oldest_ready_age: registered(
+                &mut registry,
+                "queue_oldest_ready_age_seconds",
+                "Age of the oldest ready job of each work queue (0 when none is ready)",
+                Family::default(),
             ),
             registry,
         }

@@ -24,6 +24,16 @@ pub async fn reap_once(bridge: &Bridge) -> Result<Vec<(CallState, u64)>> {
     Ok(reaped)
 }
 
+/// Drops activity-feed events older than the retention (`--event-retention-days`).
+pub async fn prune_feed(bridge: &Bridge) -> Result<u64> {
+    let before = bridge.clock.now() - chrono::Duration::days(i64::from(bridge.settings.event_retention_days));
+    let n = bridge.stores.feed.prune_feed(before).await?;
+    if n > 0 {
+        tracing::info!(count = n, %before, "pruned old activity-feed events");
+    }
+    Ok(n)
+}
+
 pub async fn run(bridge: Arc<Bridge>) {
     let period = std::time::Duration::from_secs(u64::from(bridge.settings.reaper_interval_seconds));
     let mut ticker = tokio::time::interval(period);
@@ -34,6 +44,9 @@ pub async fn run(bridge: Arc<Bridge>) {
             _ = ticker.tick() => {
                 if let Err(e) = reap_once(&bridge).await {
                     tracing::error!(error = %e, "stale-call reaper pass failed; retrying next period");
+                }
+                if let Err(e) = prune_feed(&bridge).await {
+                    tracing::error!(error = %e, "pruning the activity feed failed; retrying next period");
                 }
             }
             _ = shutdown.changed() => return,

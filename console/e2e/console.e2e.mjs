@@ -257,8 +257,26 @@ try {
   await snap(page, "campaign-upload-errors");
   await page.getByRole("link", { name: "Edit", exact: true }).click();
   await page.getByLabel("Max concurrency").fill("25");
+  await page.getByLabel("Regime").selectOption("ofcom");
   await page.getByRole("button", { name: "Save campaign" }).click();
   await page.getByText("1 · 25").waitFor();
+
+  step = "abandon ledger, compliance report and do-not-call";
+  await page.getByTestId("compliance-setting").filter({ hasText: "Ofcom (24 hours)" }).waitFor();
+  await page.getByTestId("ledger-24h").filter({ hasText: "0 abandoned of 0 live answers" }).waitFor();
+  await page.getByTestId("ledger-verdict").filter({ hasText: "Within the limit" }).waitFor();
+  await page.getByTestId("dnc-csv").setInputFiles({
+    name: "dnc.csv",
+    mimeType: "text/csv",
+    buffer: Buffer.from("number\n+14155550199\n12\n"),
+  });
+  await page.getByTestId("dnc").getByRole("button", { name: "Add", exact: true }).click();
+  await page.getByTestId("dnc-result").filter({ hasText: "1 added" }).waitFor();
+  assert((await page.getByTestId("dnc-rejected").textContent()).includes("12"), "the bad row of the file is named");
+  await page.getByTestId("dnc-+14155550199").waitFor();
+  const [report] = await Promise.all([page.waitForEvent("download"), page.getByTestId("compliance-report").click()]);
+  assert(report.suggestedFilename().startsWith("compliance-"), `the report is a named CSV: ${report.suggestedFilename()}`);
+  await snap(page, "campaign-ledger-dnc");
 
   step = "calls and a call's timeline";
   await page.getByRole("link", { name: "See this campaign's calls →" }).click();
@@ -312,6 +330,31 @@ try {
   await keyRow.filter({ hasText: "revoked" }).waitFor();
   assert((await withKey()).status === 401, "a revoked key is refused at once");
   await snap(page, "api-keys");
+
+  step = "webhooks";
+  await nav(page, "Webhooks");
+  await page.getByTestId("webhook-queue").waitFor();
+  await page.getByTestId("dead-letters").waitFor();
+  await page.getByRole("button", { name: "Add endpoint" }).click();
+  await page.getByLabel("URL").fill("https://crm.example.com/vox/events");
+  await page.getByLabel("Description").fill("CRM e2e webhook");
+  await page.getByRole("checkbox", { name: "call.ended", exact: true }).check();
+  await page.getByRole("button", { name: "Add endpoint" }).last().click();
+  const hookSecret = (await page.getByTestId("webhook-secret").textContent()).trim();
+  assert(/^whsec_[A-Za-z0-9+/]{20,}={0,2}$/.test(hookSecret), `the signing secret is shown once: ${hookSecret}`);
+  await snap(page, "webhook-created");
+  await page.getByRole("button", { name: "Done" }).click();
+  const hookRow = page.getByTestId("webhooks-table").getByRole("row").filter({ hasText: "CRM e2e webhook" });
+  await hookRow.filter({ hasText: "call.ended" }).filter({ hasText: "enabled" }).waitFor();
+  assert(!(await page.content()).includes(hookSecret), "the signing secret is gone from the page");
+  const adminToken = await page.evaluate(() => JSON.parse(localStorage.getItem("vox.session")).token);
+  const listed = await (await fetch(`${URL}/api/v1/webhooks`, { headers: { Authorization: `Bearer ${adminToken}` } })).text();
+  assert(listed.includes("crm.example.com") && !listed.includes(hookSecret), "the API lists the endpoint, never its secret");
+  await hookRow.getByRole("button", { name: "Deliveries" }).click();
+  await page.getByTestId("webhook-deliveries").waitFor();
+  await hookRow.getByRole("button", { name: "Disable" }).click();
+  await hookRow.filter({ hasText: "disabled" }).waitFor();
+  await snap(page, "webhooks");
 
   step = "a phone-sized screen";
   await nav(page, "Dashboard");

@@ -21,7 +21,9 @@ import { CallsPage } from "./pages/Calls";
 import { CallDetailPage } from "./pages/CallDetail";
 import { UsersPage } from "./pages/Users";
 import { ApiKeysPage } from "./pages/ApiKeys";
+import { WebhooksPage } from "./pages/Webhooks";
 import { AuditPage } from "./pages/Audit";
+import { DoNotCallPage } from "./pages/DoNotCall";
 
 interface Route {
   pattern: string;
@@ -42,8 +44,10 @@ const ROUTES: Route[] = [
   { pattern: "/campaigns/:id/edit", render: (p) => <CampaignFormPage id={p.id} />, title: "Edit campaign" },
   { pattern: "/calls", render: () => <CallsPage />, title: "Calls" },
   { pattern: "/calls/:id", render: (p) => <CallDetailPage id={p.id} />, title: "Call" },
+  { pattern: "/do-not-call", render: () => <DoNotCallPage />, title: "Do not call" },
   { pattern: "/users", render: () => <UsersPage />, title: "Users" },
   { pattern: "/api-keys", render: () => <ApiKeysPage />, title: "API keys" },
+  { pattern: "/webhooks", render: () => <WebhooksPage />, title: "Webhooks" },
   { pattern: "/audit", render: () => <AuditPage />, title: "Audit log" },
 ];
 
@@ -54,9 +58,11 @@ const NAV: { to: string; label: string; adminOnly?: boolean }[] = [
   { to: "/singletons", label: "Singletons" },
   { to: "/campaigns", label: "Campaigns" },
   { to: "/calls", label: "Calls" },
+  { to: "/do-not-call", label: "Do not call" },
   { to: "/audit", label: "Audit log" },
   { to: "/users", label: "Users", adminOnly: true },
   { to: "/api-keys", label: "API keys", adminOnly: true },
+  { to: "/webhooks", label: "Webhooks", adminOnly: true },
 ];
 
 function LiveDot() {

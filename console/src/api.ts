@@ -119,6 +119,32 @@ export const put = <T>(what: string, path: string, body?: unknown) => request<T>
 export const patch = <T>(what: string, path: string, body?: unknown) => request<T>(what, "PATCH", path, { body });
 export const del = (what: string, path: string) => request<void>(what, "DELETE", path);
 
+/** A file the API sends (a CSV report): its text and the name it suggests. */
+export async function download(what: string, path: string): Promise<{ text: string; filename: string }> {
+  const headers: Record<string, string> = { Accept: "text/csv, application/json" };
+  if (token) headers.Authorization = `Bearer ${token}`;
+  let res: Response;
+  try {
+    res = await fetch(API + path, { headers });
+  } catch {
+    throw new ApiError(what, 0, "network", "voxgate did not answer (network error)", hintFor(0, ""));
+  }
+  const text = await res.text();
+  if (!res.ok) {
+    let err: { code?: string; message?: string } | undefined;
+    try {
+      err = (JSON.parse(text) as { error?: { code?: string; message?: string } }).error;
+    } catch {
+      // not JSON
+    }
+    if (res.status === 401 && onUnauthenticated) onUnauthenticated();
+    const code = err?.code ?? `http_${res.status}`;
+    throw new ApiError(what, res.status, code, err?.message ?? `HTTP ${res.status}`, hintFor(res.status, code));
+  }
+  const named = /filename="([^"]+)"/.exec(res.headers.get("Content-Disposition") ?? "");
+  return { text, filename: named?.[1] ?? "download.csv" };
+}
+
 export function qs(params: Record<string, string | undefined | null>): string {
   const p = new URLSearchParams();
   for (const [k, v] of Object.entries(params)) if (v) p.set(k, v);

@@ -172,6 +172,7 @@ export interface CallEvent {
 export type CampaignStatus = "draft" | "running" | "paused" | "completed";
 export type PacingMode = "predictive" | "progressive" | "fixed_ratio";
 export type AgentKind = "echo" | "prompt" | "external";
+export type ComplianceRegime = "fcc" | "ofcom";
 
 export interface CampaignSpec {
   name: string;
@@ -183,6 +184,48 @@ export interface CampaignSpec {
   window: { time_zone: string; start: string; end: string; days: number[] } | null;
   retry: { max_attempts: number; backoff_seconds: number; backoff_multiplier: number; retry_on: CallState[] } | null;
   pacing: { mode: PacingMode; fixed_ratio: number; abandon_target: number; max_calls_per_second: number } | null;
+  /** Omitted by gateways older than the setting: FCC, 15 s. */
+  compliance?: { regime: ComplianceRegime; min_ring_seconds: number } | null;
+}
+
+/** Abandons over live answers (people who answered; machines apart) in [from, to). */
+export interface AbandonPeriod {
+  from: string;
+  to: string;
+  live_answers: number;
+  abandons: number;
+  machine_answers: number;
+  abandon_rate: number;
+}
+
+export interface AbandonLedger {
+  campaign_id: string;
+  regime: ComplianceRegime;
+  limit: number;
+  last_24_hours: AbandonPeriod;
+  last_30_days: AbandonPeriod;
+  regulated: AbandonPeriod;
+  within_limit: boolean;
+  abandon_headroom: number;
+}
+
+export interface DncEntry {
+  number: string;
+  campaign_id: string | null;
+  added_at: string;
+  added_by: string;
+}
+
+export interface DncPage {
+  entries: DncEntry[];
+  next_after: string | null;
+}
+
+export interface DncAdded {
+  added: number;
+  already_listed: number;
+  rejected: { row: number; input: string; reason: string }[];
+  rejected_count: number;
 }
 
 export interface Campaign {
@@ -241,4 +284,58 @@ export interface ApiKey {
 export interface CreatedApiKey {
   key: ApiKey;
   secret: string;
+}
+
+/** An outgoing webhook endpoint (GET /api/v1/webhooks); its secret is never listed. */
+export interface WebhookEndpoint {
+  id: string;
+  url: string;
+  description: string;
+  /** Empty: every event type. */
+  event_types: string[];
+  campaign_id: string | null;
+  disabled: boolean;
+  created_at: string;
+  updated_at: string;
+  /** Set while a rotated-out secret still signs beside the new one. */
+  previous_secret_expires_at: string | null;
+}
+
+/** An endpoint with its signing secret: only in the create and rotate answers. */
+export interface WebhookSecret {
+  endpoint: WebhookEndpoint;
+  secret: string;
+}
+
+export type DeliveryOutcome = "delivered" | "retrying" | "dead_lettered";
+
+export interface WebhookDelivery {
+  endpoint_id: string;
+  event_id: number;
+  event_type: string;
+  attempt: number;
+  at: string;
+  status: number | null;
+  error: string | null;
+  duration_ms: number;
+  outcome: DeliveryOutcome;
+}
+
+export interface DeadWebhookDelivery {
+  job_id: string;
+  endpoint_id: string;
+  event_id: number;
+  event_type: string;
+  attempts: number;
+  failed_at: string;
+  last_error: string;
+}
+
+export interface WebhookQueue {
+  ready: number;
+  delayed: number;
+  in_flight: number;
+  dead: number;
+  expired: number;
+  oldest_ready_age_seconds: number;
 }

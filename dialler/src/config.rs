@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::{Parser, ValueEnum};
+use vox_domain::campaign::Compliance;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum ProviderKind {
@@ -90,11 +91,11 @@ pub struct Args {
     #[arg(long, env = "VOX_RING_TIMEOUT_SECONDS", default_value_t = 25)]
     pub ring_timeout_seconds: u32,
 
-    /// The shortest ring before a dial is given up (FCC: 15 s), for every campaign: the
-    /// carrier is asked for at least this long whatever --ring-timeout-seconds says, and
-    /// a no-answer the carrier ended sooner is counted in
-    /// voxdialler_short_rings_total. Campaign settings have no field for it yet. 0: no
-    /// floor.
+    /// The shortest ring before a dial is given up, under every campaign's own floor
+    /// (its compliance.min_ring_seconds, 15 s under FCC and Ofcom): the carrier is asked
+    /// for at least the higher of the two whatever --ring-timeout-seconds says, and a
+    /// no-answer the carrier ended sooner is counted in voxdialler_short_rings_total.
+    /// 0: only the campaigns' floors.
     #[arg(long, env = "VOX_MIN_RING_SECONDS", default_value_t = 15)]
     pub min_ring_seconds: u32,
 
@@ -134,6 +135,18 @@ impl Args {
     /// ring-time floor.
     pub fn effective_ring_timeout(&self) -> u32 {
         self.ring_timeout_seconds.max(self.min_ring_seconds)
+    }
+
+    /// The least a campaign's dials ring: its compliance floor, never under
+    /// `--min-ring-seconds`.
+    pub fn ring_floor(&self, compliance: &Compliance) -> u32 {
+        compliance.min_ring_seconds.max(self.min_ring_seconds)
+    }
+
+    /// Seconds the carrier is asked to let a campaign's dials ring: the ring timeout,
+    /// raised to the campaign's floor, whatever the provider's own timeout would be.
+    pub fn ring_timeout(&self, compliance: &Compliance) -> u32 {
+        self.effective_ring_timeout().max(self.ring_floor(compliance))
     }
 
     /// Checks the combination of settings; the error names the flag to fix.
@@ -187,6 +200,7 @@ impl Args {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+    use vox_domain::campaign::ComplianceRegime;
 
     fn parse(extra: &[&str]) -> Args {
         let mut argv = vec!["voxdialler", "--node-secret", "x", "--twilio-auth-token", "t"];
@@ -200,6 +214,14 @@ mod tests {
         assert_eq!(parse(&[]).effective_ring_timeout(), 25);
         assert_eq!(parse(&["--ring-timeout-seconds", "10"]).effective_ring_timeout(), 15);
         assert_eq!(parse(&["--ring-timeout-seconds", "10", "--min-ring-seconds", "0"]).effective_ring_timeout(), 10);
+        // The campaign's floor wins over a shorter ring timeout; a longer timeout stays.
+        let floor_20 = Compliance { regime: ComplianceRegime::Ofcom, min_ring_seconds: 20 };
+        assert_eq!(parse(&["--ring-timeout-seconds", "10"]).ring_timeout(&floor_20), 20);
+        assert_eq!(parse(&["--ring-timeout-seconds", "10"]).ring_timeout(&Compliance::default()), 15);
+        assert_eq!(parse(&["--ring-timeout-seconds", "30"]).ring_timeout(&floor_20), 30);
+        let no_fleet_floor = parse(&["--ring-timeout-seconds", "10", "--min-ring-seconds", "0"]);
+        assert_eq!(no_fleet_floor.ring_timeout(&Compliance::default()), 15, "FCC's 15 s holds without the flag");
+        assert_eq!(parse(&["--min-ring-seconds", "25"]).ring_floor(&floor_20), 25);
         let err = parse(&["--min-ring-seconds", "500"]).validate().unwrap_err().to_string();
         assert!(err.contains("--min-ring-seconds"), "{err}");
     }

@@ -14,6 +14,13 @@
 //!    provider account), a last look at the lease, the fenced `leased -> dialing`
 //!    transition, then the provider.
 //!
+//! Every [`LEDGER_REFRESH`] the leader also reads each running campaign's abandon ledger
+//! (`GetAbandonLedger`: abandons and live answers of the regime's rolling 24 hours or 30
+//! days, from the call records) and hands the regulated period to its pacer, which holds
+//! it as a hard limit (see [`crate::pacing::controller`]). Each dial rings at least the
+//! campaign's ring floor (`compliance.min_ring_seconds`, 15 s under both regimes), and at
+//! least `--min-ring-seconds`, whatever `--ring-timeout-seconds` says.
+//!
 //! A campaign's pacer starts from the campaign's recent call records ([`crate::history`])
 //! when the dialler first sees the campaign, when its pacing settings change, and when
 //! this dialler takes the leadership (what it learned before may miss what another leader
@@ -57,8 +64,14 @@ const LIVE: [pb::CallState; 6] = [
     pb::CallState::InProgress,
 ];
 
+/// How often each running campaign's abandon ledger is read from voxbridge; between
+/// reads the pacer moves it on with the answers it sees itself.
+pub const LEDGER_REFRESH: Duration = Duration::from_secs(30);
+
 struct CampaignPacer {
     key: String,
+    /// When the campaign's ledger was last read into this pacer.
+    ledger_read_at: Option<Instant>,
     pacer: Pacer,
     last_dial_ratio: f64,
 }
@@ -197,6 +210,7 @@ impl Engine {
         for c in &campaigns {
             if let Ok(spec) = CampaignSpec::from_proto(c.spec.as_ref()) {
                 self.ensure_pacer(&c.id, &spec, now).await?;
+                lock(&self.tracker).set_min_ring(&c.id, f64::from(self.args.ring_floor(&spec.compliance)));
             }
         }
 
@@ -213,6 +227,11 @@ impl Engine {
                     p.pacer.observe(o);
                 }
             }
+        }
+        // After this tick's outcomes, so the pacer does not count again what the records
+        // already hold.
+        for c in &campaigns {
+            self.read_ledger(&c.id).await?;
         }
 
         let dashboard = self
@@ -308,15 +327,53 @@ impl Engine {
         Ok(figures)
     }
 
+    /// Reads the campaign's abandon ledger into its pacer, when [`LEDGER_REFRESH`] has
+    /// passed since the last read. A voxbridge that does not know the RPC (older than
+    /// this dialler) leaves the pacer on its own figures.
+    async fn read_ledger(&self, campaign_id: &str) -> anyhow::Result<()> {
+        let due = lock(&self.pacers)
+            .get(campaign_id)
+            .is_some_and(|p| p.ledger_read_at.is_none_or(|t| t.elapsed() >= LEDGER_REFRESH));
+        if !due {
+            return Ok(());
+        }
+        let req = pb::GetAbandonLedgerRequest { campaign_id: campaign_id.to_string() };
+        let ledger = match self.bridge.campaigns().get_abandon_ledger(req).await {
+            Ok(l) => l.into_inner(),
+            Err(s) if s.code() == tonic::Code::Unimplemented => {
+                if let Some(p) = lock(&self.pacers).get_mut(campaign_id) {
+                    p.ledger_read_at = Some(Instant::now());
+                }
+                return Ok(());
+            }
+            Err(s) if s.code() == tonic::Code::NotFound => return Ok(()),
+            Err(s) => return Err(anyhow!("voxbridge unreachable (GetAbandonLedger): {}", s.message())),
+        };
+        let period = ledger.regulated.unwrap_or_default();
+        if let Some(p) = lock(&self.pacers).get_mut(campaign_id) {
+            p.pacer.set_ledger(period.live_answers, period.abandons, ledger.limit);
+            p.ledger_read_at = Some(Instant::now());
+        }
+        tracing::debug!(
+            campaign_id,
+            live_answers = period.live_answers,
+            abandons = period.abandons,
+            limit = ledger.limit,
+            headroom = ledger.abandon_headroom,
+            "abandon ledger read"
+        );
+        Ok(())
+    }
+
     /// Builds the campaign's pacer from its recent call records, unless one built for
-    /// the same pacing settings exists.
+    /// the same pacing and compliance settings exists.
     async fn ensure_pacer(&self, campaign_id: &str, spec: &CampaignSpec, now: f64) -> anyhow::Result<()> {
-        let key = format!("{:?}", spec.pacing);
+        let key = format!("{:?} {:?}", spec.pacing, spec.compliance);
         if lock(&self.pacers).get(campaign_id).is_some_and(|p| p.key == key) {
             return Ok(());
         }
         let past = self.history(campaign_id, now).await?;
-        let mut pacer = Pacer::for_campaign(&spec.pacing, f64::from(self.args.effective_ring_timeout()));
+        let mut pacer = Pacer::for_campaign(&spec.pacing, f64::from(self.args.ring_timeout(&spec.compliance)));
         pacer.learn_past(&past, now);
         let (dials, releases) = pacer.stats().learned_calls();
         tracing::info!(
@@ -328,7 +385,8 @@ impl Engine {
             aht_seconds = pacer.stats().mean_hold_seconds(),
             "pacer built from the campaign's recent calls"
         );
-        lock(&self.pacers).insert(campaign_id.to_string(), CampaignPacer { key, pacer, last_dial_ratio: 0.0 });
+        lock(&self.pacers)
+            .insert(campaign_id.to_string(), CampaignPacer { key, ledger_read_at: None, pacer, last_dial_ratio: 0.0 });
         Ok(())
     }
 
@@ -504,9 +562,10 @@ impl Engine {
             let engine = Arc::clone(self);
             let limiter = limiter.clone();
             let from = spec.caller_id.to_string();
+            let ring_timeout = self.args.ring_timeout(&spec.compliance);
             tokio::spawn(async move {
                 let Ok(_permit) = engine.placing.acquire().await else { return };
-                Arc::clone(&engine).place(call, from, term, limiter).await;
+                Arc::clone(&engine).place(call, from, ring_timeout, term, limiter).await;
             });
         }
         Ok(())
@@ -547,6 +606,7 @@ impl Engine {
         self: Arc<Self>,
         call: pb::Call,
         from: String,
+        ring_timeout_seconds: u32,
         term: u64,
         limiter: Option<Arc<DefaultDirectRateLimiter>>,
     ) {
@@ -575,12 +635,7 @@ impl Engine {
             let _ = self.transition(&dialing, pb::CallState::Pending, term, "not_placed: leadership lapsed", "").await;
             return;
         }
-        let dial = Dial {
-            call_id: call.id.clone(),
-            to: call.to_number.clone(),
-            from,
-            ring_timeout_seconds: self.args.effective_ring_timeout(),
-        };
+        let dial = Dial { call_id: call.id.clone(), to: call.to_number.clone(), from, ring_timeout_seconds };
         match self.provider.place(&dial).await {
             Ok(placed) => {
                 lock(&self.breaker).reset();

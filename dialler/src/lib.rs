@@ -54,7 +54,10 @@ pub fn provider(args: &Args) -> anyhow::Result<Arc<dyn Provider>> {
             args.livekit_api_key.as_deref().unwrap_or_default(),
             args.livekit_api_secret.as_deref().unwrap_or_default(),
             args.livekit_sip_trunk_id.as_deref().unwrap_or_default(),
-            Duration::from_secs(u64::from(args.effective_ring_timeout())),
+            // A campaign's ring floor may ask for longer than the fleet's timeout.
+            Duration::from_secs(u64::from(
+                args.effective_ring_timeout().max(vox_domain::campaign::MAX_MIN_RING_SECONDS),
+            )),
         )?)),
     }
 }

@@ -7,7 +7,8 @@
 //! not place itself (a previous leader's, after a failover or restart) are adopted, so
 //! capacity is never double counted. Times are seconds since the Unix epoch.
 //!
-//! It also checks the ring-time floor (`--min-ring-seconds`): a dial the carrier ended
+//! It also checks each campaign's ring-time floor (its `compliance.min_ring_seconds`, at
+//! least `--min-ring-seconds`): a dial the carrier ended
 //! as no-answer sooner than the floor after it accepted the call is counted as a short
 //! ring, whatever timeout the carrier was given, so an operator can show the floor held
 //! (or see which carrier cut it).
@@ -83,8 +84,10 @@ impl Live {
 pub struct Tracker {
     calls: HashMap<String, Tracked>,
     counters: HashMap<String, Counters>,
-    /// The ring-time floor, seconds (0: none).
+    /// The ring-time floor, seconds (0: none), for campaigns without their own.
     min_ring: f64,
+    /// Each campaign's own floor, seconds.
+    campaign_min_ring: HashMap<String, f64>,
 }
 
 /// Slack on the ring-time floor for the time between the carrier starting to ring and
@@ -95,6 +98,16 @@ impl Tracker {
     /// A tracker that counts no-answers shorter than `min_ring_seconds` as short rings.
     pub fn new(min_ring_seconds: f64) -> Self {
         Tracker { min_ring: min_ring_seconds, ..Tracker::default() }
+    }
+
+    /// Sets the campaign's ring-time floor (never under the tracker's own).
+    pub fn set_min_ring(&mut self, campaign_id: &str, seconds: f64) {
+        self.campaign_min_ring.insert(campaign_id.to_string(), seconds.max(self.min_ring));
+    }
+
+    /// The ring-time floor of the campaign's dials.
+    pub fn min_ring(&self, campaign_id: &str) -> f64 {
+        self.campaign_min_ring.get(campaign_id).copied().unwrap_or(self.min_ring)
     }
 
     /// Starts following a call the dialler just leased.
@@ -168,6 +181,7 @@ impl Tracker {
             connected: false,
         });
         let counters = self.counters.entry(t.campaign_id.clone()).or_default();
+        let min_ring = self.campaign_min_ring.get(&t.campaign_id).copied().unwrap_or(self.min_ring);
         t.state = state;
         let ended_at = ts(&call.ended_at).unwrap_or(now);
         let answered_at = ts(&call.answered_at);
@@ -198,7 +212,7 @@ impl Tracker {
                 }
                 if state == CallState::NoAnswer
                     && let Some(rang) = t.dialled_at.map(|d| ended_at - d)
-                    && rang < self.min_ring - SHORT_RING_SLACK_SECONDS
+                    && rang < min_ring - SHORT_RING_SLACK_SECONDS
                 {
                     counters.short_rings += 1;
                     if counters.short_rings == 1 {
@@ -206,7 +220,7 @@ impl Tracker {
                             call_id = %call.id,
                             campaign_id = %t.campaign_id,
                             rang_seconds = rang,
-                            min_ring_seconds = self.min_ring,
+                            min_ring_seconds = min_ring,
                             "the carrier gave up on a dial before the ring-time floor (counted in voxdialler_short_rings_total)"
                         );
                     }
@@ -320,6 +334,19 @@ mod tests {
         t.update(&call("short", pb::CallState::NoAnswer, None, Some(9)), 9.0);
         t.update(&call("long", pb::CallState::NoAnswer, None, Some(16)), 16.0);
         t.update(&call("busy", pb::CallState::Busy, None, Some(3)), 3.0);
+        assert_eq!(t.counters("cp_1").short_rings, 1);
+    }
+
+    #[test]
+    fn each_campaign_is_held_to_its_own_ring_floor() {
+        let mut t = Tracker::new(15.0);
+        t.set_min_ring("cp_1", 30.0);
+        t.set_min_ring("cp_2", 5.0);
+        assert_eq!((t.min_ring("cp_1"), t.min_ring("cp_2"), t.min_ring("cp_3")), (30.0, 15.0, 15.0));
+        t.leased("rang_20s", "cp_1", 0.0);
+        t.placed("rang_20s", 1.0);
+        // 19 s of ringing clears the fleet's 15 s but not the campaign's 30 s.
+        t.update(&call("rang_20s", pb::CallState::NoAnswer, None, Some(20)), 20.0);
         assert_eq!(t.counters("cp_1").short_rings, 1);
     }
 }

@@ -57,9 +57,23 @@ pub struct WorkerArgs {
 /// Settings every worker on a host shares.
 #[derive(Debug, Clone, Args)]
 pub struct CommonArgs {
-    /// Calls one worker holds at once (the seeds' MAX_CONCURRENT_CALLS).
-    #[arg(long, env = "MAX_CONCURRENT_CALLS", default_value_t = 1)]
+    /// Calls one worker holds at once (the seeds' MAX_CONCURRENT_CALLS). 1, the default,
+    /// is a process per call: a crash, a stuck agent or a leak stays in one call. More
+    /// shares one process, one gRPC connection and its wake-ups between that many calls
+    /// (see "Media benchmark" in the README for what each shape costs); a host then
+    /// advertises each worker as this many slots. 1-200 (the calls one HTTP/2
+    /// connection carries at once).
+    #[arg(long, env = "MAX_CONCURRENT_CALLS", default_value_t = 1,
+          value_parser = clap::value_parser!(u32).range(1..=MAX_CALLS_PER_WORKER as i64))]
     pub max_concurrent_calls: u32,
+
+    /// Threads of each worker's runtime. 1 (the default) runs all of a worker's calls on
+    /// one thread: a call's frames pass between the gRPC connection, the session and the
+    /// agent as tasks of that thread, in memory, with no thread to wake; an echo or relay
+    /// call costs about a millisecond of CPU per second, so one thread carries every call a
+    /// worker may hold. 0: one thread per core, for agents that compute in the worker.
+    #[arg(long, env = "VOX_WORKER_THREADS", default_value_t = 1)]
+    pub worker_threads: u32,
 
     /// Where recordings are written while calls run and until their upload is confirmed.
     #[arg(long, env = "VOX_SPOOL_DIR", default_value = "vox-data/spool")]
@@ -203,6 +217,8 @@ impl CommonArgs {
         let mut out = vec![
             "--max-concurrent-calls".into(),
             self.max_concurrent_calls.to_string(),
+            "--worker-threads".into(),
+            self.worker_threads.to_string(),
             "--spool-dir".into(),
             self.spool_dir.display().to_string(),
             "--no-media-timeout-seconds".into(),
@@ -231,6 +247,10 @@ impl CommonArgs {
         out
     }
 }
+
+/// The most calls one worker may hold: the concurrent streams one HTTP/2 connection (the
+/// gateway's to the worker) carries by default.
+pub const MAX_CALLS_PER_WORKER: u32 = 200;
 
 pub fn socket_path(dir: &std::path::Path, index: u32) -> PathBuf {
     dir.join(format!("voxcore_{index}.sock"))

@@ -22,6 +22,7 @@ use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 use vox_node::NodeAuth;
 use vox_proto::backend::v1 as bpb;
+use vox_proto::common::v1::WorkerState;
 use vox_proto::fleet::v1 as pb;
 use vox_proto::fleet::v1::worker_service_client::WorkerServiceClient;
 
@@ -136,6 +137,49 @@ struct Workers {
     stop: watch::Sender<bool>,
     /// Each worker's last answer, for `/metrics`.
     polled: Arc<crate::host_metrics::Polled>,
+    /// Calls each worker holds (`--max-concurrent-calls`): the slots it is advertised as.
+    calls_per_worker: u32,
+}
+
+/// The slots worker `index` is advertised as, from its `status`: one per call it may hold,
+/// all at its address. Worker i of N calls each is slots (i-1)·N+1 … i·N, so a gateway
+/// counts its capacity with no field for it in the heartbeat, and a worker of one call
+/// (the default) is slot i as before. Which of a worker's slots show busy says only how
+/// many are: `worker_calls` of them in call (the first with the call id the worker
+/// names), the first reserved when it holds reservations and no call, the rest idle. A
+/// gateway that picks a slot the worker has no room for hears RESOURCE_EXHAUSTED and
+/// moves on, as with any slot busy by hearsay.
+fn advertised_slots(index: u32, calls_per_worker: u32, status: &pb::WorkerStatus, url: &str) -> Vec<bpb::WorkerSlot> {
+    let n = calls_per_worker.max(1);
+    if n == 1 {
+        return vec![bpb::WorkerSlot {
+            index,
+            state: status.state,
+            call_id: status.call_id.clone(),
+            endpoint: url.to_string(),
+        }];
+    }
+    let draining = status.state == WorkerState::Draining as i32;
+    (0..n)
+        .map(|j| {
+            let state = if draining {
+                WorkerState::Draining
+            } else if j < status.worker_calls {
+                WorkerState::InCall
+            } else if j == 0 && status.state == WorkerState::Reserved as i32 {
+                WorkerState::Reserved
+            } else {
+                WorkerState::Idle
+            };
+            let busy = matches!(state, WorkerState::InCall | WorkerState::Reserved);
+            bpb::WorkerSlot {
+                index: index.saturating_sub(1) * n + j + 1,
+                state: state as i32,
+                call_id: if j == 0 && busy { status.call_id.clone() } else { String::new() },
+                endpoint: url.to_string(),
+            }
+        })
+        .collect()
 }
 
 impl Workers {
@@ -204,12 +248,7 @@ impl vox_node::heartbeat::HeartbeatSource for Workers {
                 Ok(Ok(s)) => {
                     self.answered(*index, &url, None);
                     let s = s.into_inner();
-                    out.push(bpb::WorkerSlot {
-                        index: *index,
-                        state: s.state,
-                        call_id: s.call_id.clone(),
-                        endpoint: url,
-                    });
+                    out.extend(advertised_slots(*index, self.calls_per_worker, &s, &url));
                     self.polled.set(*index, Some(s));
                 }
                 Ok(Err(e)) => {
@@ -385,6 +424,14 @@ pub async fn run(args: HostArgs, shutdown: impl Future<Output = ()> + Send + 'st
     if args.workers == 0 || args.workers > 1024 {
         anyhow::bail!("--workers (VOX_WORKERS) must be 1-1024, not {}", args.workers);
     }
+    let calls = args.common.max_concurrent_calls.max(1);
+    if u64::from(args.workers) * u64::from(calls) > 1024 {
+        anyhow::bail!(
+            "--workers ({}) x --max-concurrent-calls ({calls}) is more than 1024 slots, a fleet node's most; \
+             run fewer workers or fewer calls per worker",
+            args.workers
+        );
+    }
     let reach = Reach::from_args(&args)?;
     if let Reach::Tcp { base_port: 0, .. } = reach {
         std::fs::create_dir_all(&args.socket_dir)
@@ -399,6 +446,7 @@ pub async fn run(args: HostArgs, shutdown: impl Future<Output = ()> + Send + 'st
         applied: Mutex::new(bpb::DesiredState::Active),
         stop: stop_tx.clone(),
         polled: Arc::default(),
+        calls_per_worker: calls,
     });
     let metrics = serve_metrics(&args.metrics_listen, Arc::clone(&workers.polled), stop_rx.clone()).await?;
     for i in 1..=args.workers {
@@ -559,6 +607,42 @@ mod tests {
         let systemd = err(&["--listen-ip", "10.0.0.5", "--spawn", "false", "--worker-base-port", "0"]);
         assert!(systemd.contains("--spawn false") && systemd.contains("fixed base port"), "{systemd}");
         assert!(err(&["--listen-ip", "10.0.0.5", "--worker-base-port", "65535", "--workers", "2"]).contains("65535"));
+    }
+
+    #[test]
+    fn a_worker_of_several_calls_is_advertised_as_that_many_slots() {
+        let status = |state: WorkerState, calls: u32| pb::WorkerStatus {
+            state: state as i32,
+            worker_calls: calls,
+            call_id: if calls > 0 || state == WorkerState::Reserved {
+                "ca_0123456789abcdef".into()
+            } else {
+                String::new()
+            },
+            ..Default::default()
+        };
+        let url = "unix:///run/vox/voxcore_2.sock";
+        // One call per worker: worker 2 is slot 2, as the gateway has always seen it.
+        let one = advertised_slots(2, 1, &status(WorkerState::InCall, 1), url);
+        assert_eq!(one.len(), 1);
+        assert_eq!(
+            (one[0].index, one[0].state, one[0].call_id.as_str()),
+            (2, WorkerState::InCall as i32, "ca_0123456789abcdef")
+        );
+        // Four calls per worker: worker 2 is slots 5-8 at its one address, two of them busy.
+        let four = advertised_slots(2, 4, &status(WorkerState::InCall, 2), url);
+        assert_eq!(four.iter().map(|w| w.index).collect::<Vec<_>>(), [5, 6, 7, 8]);
+        assert!(four.iter().all(|w| w.endpoint == url));
+        let states: Vec<i32> = four.iter().map(|w| w.state).collect();
+        let (busy, idle) = (WorkerState::InCall as i32, WorkerState::Idle as i32);
+        assert_eq!(states, [busy, busy, idle, idle]);
+        assert_eq!(four[0].call_id, "ca_0123456789abcdef");
+        // A reservation awaiting its stream shows on the first slot; a drain on every one.
+        let reserved = advertised_slots(1, 4, &status(WorkerState::Reserved, 0), url);
+        assert_eq!(reserved[0].state, WorkerState::Reserved as i32);
+        assert!(reserved[1..].iter().all(|w| w.state == idle));
+        let draining = advertised_slots(1, 4, &status(WorkerState::Draining, 1), url);
+        assert!(draining.iter().all(|w| w.state == WorkerState::Draining as i32));
     }
 
     #[test]

@@ -2,15 +2,18 @@ use anyhow::Context;
 use clap::Parser;
 use voxcore::config::{Cli, Command};
 
-/// A worker of one call slot runs on one thread (see `voxcore::worker::run` for why); a
-/// worker of several slots and the host use every core.
+/// A worker runs on `--worker-threads` threads, one by default (see `voxcore::worker::run`
+/// for why); the host uses every core.
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    let one_thread = matches!(&cli.command, Command::Worker(args) if args.common.max_concurrent_calls <= 1);
-    let runtime = if one_thread {
-        tokio::runtime::Builder::new_current_thread().enable_all().build()
-    } else {
-        tokio::runtime::Builder::new_multi_thread().enable_all().build()
+    let threads = match &cli.command {
+        Command::Worker(args) => args.common.worker_threads,
+        Command::Host(_) => 0,
+    };
+    let runtime = match threads {
+        1 => tokio::runtime::Builder::new_current_thread().enable_all().build(),
+        0 => tokio::runtime::Builder::new_multi_thread().enable_all().build(),
+        n => tokio::runtime::Builder::new_multi_thread().worker_threads(n as usize).enable_all().build(),
     }
     .context("start the runtime")?;
     runtime.block_on(async {

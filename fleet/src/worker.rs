@@ -182,13 +182,13 @@ fn bind_unix(path: &Path, owner_only: bool) -> anyhow::Result<tokio::net::UnixLi
 /// Runs one worker until it is told to stop: on `shutdown` (SIGTERM) or a drain with
 /// exit_when_idle, it takes no new call, finishes the ones it holds, then exits.
 ///
-/// A worker of one call slot (production's shape) is run by `voxcore worker` on a
-/// current-thread runtime (see main.rs). Its call's frames pass between the gRPC
-/// connection's task, the session and the agent; on a multi-thread runtime each hand-over
-/// may wake the other thread (a futex and a context switch, several per 20 ms frame), which
-/// `perf` showed costing more than the call's own work. One thread hands them over in
-/// memory. A worker of several slots gets a multi-thread runtime, so its calls can use
-/// every core.
+/// A worker runs on a current-thread runtime unless `--worker-threads` says otherwise
+/// (see main.rs). A call's frames pass between the gRPC connection's task, the session
+/// and the agent; on a multi-thread runtime each hand-over may wake the other thread (a
+/// futex and a context switch, several per 20 ms frame), which `perf` showed costing
+/// more than the call's own work. One thread hands them over in memory, and a worker of
+/// several calls (`--max-concurrent-calls`) serves them all from that thread over one
+/// gRPC connection per gateway.
 pub async fn run(args: WorkerArgs, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
     trust_cluster_ca(&args.common)?;
     let tls = TlsFiles::from_flags(args.common.tls_cert.as_deref(), args.common.tls_key.as_deref())?;

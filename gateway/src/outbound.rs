@@ -38,9 +38,6 @@ use crate::{Gate, reservation};
 /// worker may cap it): the carrier fetches the TwiML and then opens the stream.
 const ANSWER_RESERVATION_MS: u32 = 15_000;
 
-/// What the callee hears when no worker is free (then the carrier hangs up).
-const ABANDON_MESSAGE: &str = "Sorry, all of our agents are busy right now. We will call you back shortly. Goodbye.";
-
 #[derive(Debug, Deserialize)]
 pub struct CallQuery {
     call_id: Option<String>,
@@ -184,10 +181,11 @@ pub async fn answer(
         }
         None => {
             gate.metrics.rejections.get_or_create(&label("reason", "no_free_slot")).inc();
-            let reason = format!("no_free_slot: no worker within {} ms", gate.args.abandon_window_ms);
+            let reason =
+                format!("{} {} ms", vox_domain::campaign::ABANDON_WITH_MESSAGE_REASON, gate.args.abandon_window_ms);
             advance(&gate, &call, bpb::CallState::Abandoned, &reason, sid).await;
             tracing::warn!(call_id, "answered call abandoned: no free worker slot");
-            twiml(&format!("<Say>{}</Say><Hangup/>", xml_escape(ABANDON_MESSAGE)))
+            twiml(&format!("<Say>{}</Say><Hangup/>", xml_escape(vox_domain::campaign::ABANDON_MESSAGE)))
         }
     }
 }

@@ -7,7 +7,7 @@
 //!
 //! Generated code only: validation into domain types lives in `vox-domain`.
 
-#![allow(clippy::unwrap_used, missing_docs, reason = "generated code")]
+#![allow(clippy::unwrap_used, clippy::large_enum_variant, missing_docs, reason = "generated code")]
 
 pub mod common {
     pub mod v1 {
@@ -51,4 +51,6 @@ pub const BACKEND_SERVICES: &[&str] = &[
     "vox.backend.v1.DoNotCallService",
     "vox.backend.v1.ClusterService",
     "vox.backend.v1.ApiKeyService",
+    "vox.backend.v1.EventService",
+    "vox.backend.v1.WebhookService",
 ];

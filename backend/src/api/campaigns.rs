@@ -9,7 +9,8 @@ use vox_proto::backend::v1 as pb;
 use vox_proto::backend::v1::campaign_service_server::CampaignService;
 use vox_store::ClusterEvent;
 
-use super::{RpcResult, numbers, reply, required_id};
+use super::{RpcResult, ledger, numbers, reply, required_id};
+use crate::auth::Principal;
 use crate::bridge::Bridge;
 
 #[derive(Debug, Clone)]
@@ -65,10 +66,21 @@ impl Campaigns {
         Ok(())
     }
 
+    /// The campaign `id` names, when the caller may read it: any user, a dialler, gateway
+    /// or console node, or an API key of that campaign (NotFound for other campaigns').
+    async fn readable<T>(&self, req: &Request<T>, id: &str) -> Result<Campaign> {
+        let (_, scope) = self.0.auth.reader_in_scope(req.metadata(), READERS).await?;
+        let id = required_id("campaign_id", id)?;
+        scope.check(Some(&id), "campaign", &id)?;
+        self.0.stores.campaigns.get_campaign(&id).await?.ok_or_else(|| Error::not_found("campaign", &id))
+    }
+
     async fn set_status(&self, req: Request<pb::CampaignActionRequest>, to: CampaignStatus) -> Result<pb::Campaign> {
-        let user = self.0.auth.user(req.metadata(), Role::Operator).await?;
+        // A key limited to this campaign may pause and resume it.
+        let (user, scope) = self.0.auth.user_in_scope(req.metadata(), Role::Operator).await?;
         let id = required_id("id", &req.get_ref().id)?;
-        let actor = format!("user:{}", user.email);
+        scope.check(Some(&id), "campaign", &id)?;
+        let actor = Principal::User(user).actor();
         let c = self.0.stores.campaigns.set_campaign_status(&id, to, &actor, self.0.clock.now()).await?;
         self.0.stores.audit.append_audit(&self.0.audit(&actor, &format!("campaign.{}", to.as_str()), &id, "")).await?;
         self.0.publish(ClusterEvent::CampaignChanged(id));
@@ -157,6 +169,25 @@ impl CampaignService for Campaigns {
 
     async fn add_numbers(&self, req: Request<pb::AddNumbersRequest>) -> RpcResult<pb::AddNumbersResponse> {
         reply("AddNumbers", numbers::add(&self.0, req).await)
+    }
+
+    async fn get_abandon_ledger(&self, req: Request<pb::GetAbandonLedgerRequest>) -> RpcResult<pb::AbandonLedger> {
+        let r = async {
+            let c = self.readable(&req, &req.get_ref().campaign_id).await?;
+            ledger::ledger(&self.0, &c).await
+        };
+        reply("GetAbandonLedger", r.await)
+    }
+
+    async fn list_abandoned_calls(
+        &self,
+        req: Request<pb::ListAbandonedCallsRequest>,
+    ) -> RpcResult<pb::ListAbandonedCallsResponse> {
+        let r = async {
+            let c = self.readable(&req, &req.get_ref().campaign_id).await?;
+            ledger::abandoned_calls(&self.0, &c, req.get_ref()).await
+        };
+        reply("ListAbandonedCalls", r.await)
     }
 
     type ImportNumbersStream = numbers::ImportReplies;

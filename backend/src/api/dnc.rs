@@ -1,5 +1,6 @@
 //! DoNotCallService: the global and per-campaign lists of numbers never to call.
-//! Operators may add numbers; only admins may remove them.
+//! Operators may add numbers; only admins may remove them. A campaign-scoped API key
+//! keeps to its campaign's list, as it keeps to its campaign everywhere else.
 
 use std::sync::Arc;
 
@@ -11,6 +12,7 @@ use vox_proto::backend::v1 as pb;
 use vox_proto::backend::v1::do_not_call_service_server::DoNotCallService;
 
 use super::{RpcResult, limit, reply};
+use crate::auth::Scope;
 use crate::bridge::Bridge;
 
 #[derive(Debug, Clone)]
@@ -20,9 +22,20 @@ pub struct DoNotCall(pub Arc<Bridge>);
 const MAX_NUMBERS: usize = 10_000;
 
 impl DoNotCall {
-    /// The list a request names: global (empty) or an existing campaign's.
-    async fn scope(&self, campaign_id: &str) -> Result<String> {
+    /// The list a request names: global (empty) or an existing campaign's. A caller
+    /// limited to one campaign (a campaign-scoped API key) reaches that campaign's list
+    /// only: another campaign's reads as missing, and the global list is refused.
+    async fn scope(&self, campaign_id: &str, caller: &Scope) -> Result<String> {
         let id = campaign_id.trim();
+        if let Some(own) = caller.campaign() {
+            if id.is_empty() {
+                return Err(Error::permission_denied(format!(
+                    "this API key is limited to campaign {own}; it may use that campaign's do-not-call list \
+                     (campaign_id {own}), not the global one"
+                )));
+            }
+            caller.check(Some(id), "campaign", id)?;
+        }
         if !id.is_empty() && self.0.stores.campaigns.get_campaign(id).await?.is_none() {
             return Err(Error::invalid(
                 "campaign_id",
@@ -48,9 +61,9 @@ fn numbers(raw: &[String]) -> Result<Vec<String>> {
 impl DoNotCallService for DoNotCall {
     async fn add_do_not_call(&self, req: Request<pb::AddDoNotCallRequest>) -> RpcResult<pb::AddDoNotCallResponse> {
         let r = async {
-            let who = self.0.auth.user_or_node(req.metadata(), Role::Operator, &[]).await?;
+            let (who, caller) = self.0.auth.user_or_node_in_scope(req.metadata(), Role::Operator, &[]).await?;
             let r = req.get_ref();
-            let scope = self.scope(&r.campaign_id).await?;
+            let scope = self.scope(&r.campaign_id, &caller).await?;
             let numbers = numbers(&r.numbers)?;
             let added = self.0.stores.dnc.add_dnc(&scope, &numbers, &who.actor(), self.0.clock.now()).await?;
             Ok(pb::AddDoNotCallResponse { added })
@@ -65,15 +78,18 @@ impl DoNotCallService for DoNotCall {
         let r = async {
             // Adding a number only ever stops calls; removing one lets it be called again,
             // which is an admin's decision.
-            self.0.auth.user(req.metadata(), Role::Admin).await.map_err(|e| match e.code {
-                ErrorCode::PermissionDenied => Error::permission_denied(format!(
-                    "removing do-not-call entries lets those numbers be called again: {}",
-                    e.message
-                )),
-                _ => e,
-            })?;
+            let (_, caller) =
+                self.0.auth.user_or_node_in_scope(req.metadata(), Role::Admin, &[]).await.map_err(|e| {
+                    match e.code {
+                        ErrorCode::PermissionDenied => Error::permission_denied(format!(
+                            "removing do-not-call entries lets those numbers be called again: {}",
+                            e.message
+                        )),
+                        _ => e,
+                    }
+                })?;
             let r = req.get_ref();
-            let scope = self.scope(&r.campaign_id).await?;
+            let scope = self.scope(&r.campaign_id, &caller).await?;
             let removed = self.0.stores.dnc.remove_dnc(&scope, &numbers(&r.numbers)?).await?;
             Ok(pb::RemoveDoNotCallResponse { removed })
         };
@@ -82,9 +98,9 @@ impl DoNotCallService for DoNotCall {
 
     async fn list_do_not_call(&self, req: Request<pb::ListDoNotCallRequest>) -> RpcResult<pb::ListDoNotCallResponse> {
         let r = async {
-            self.0.auth.reader(req.metadata(), &[]).await?;
+            let (_, caller) = self.0.auth.reader_in_scope(req.metadata(), &[]).await?;
             let r = req.get_ref();
-            let scope = self.scope(&r.campaign_id).await?;
+            let scope = self.scope(&r.campaign_id, &caller).await?;
             let entries = self.0.stores.dnc.list_dnc(&scope, &r.after, limit("limit", r.limit, 100, 1000)?).await?;
             Ok(pb::ListDoNotCallResponse {
                 entries: entries

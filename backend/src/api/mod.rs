@@ -8,13 +8,16 @@ pub mod campaigns;
 pub mod cluster;
 pub mod dashboard;
 pub mod dnc;
+pub mod events;
 pub mod jobs;
 pub mod leadership;
+pub mod ledger;
 pub mod nodes;
 pub mod numbers;
 pub mod regions;
 pub mod storage;
 pub mod users;
+pub mod webhooks;
 
 use tonic::{Response, Status};
 use vox_domain::{Error, ErrorCode};

@@ -13,6 +13,7 @@ use vox_proto::backend::v1::node_service_server::NodeService;
 use vox_store::{ClusterEvent, NodeFilter};
 
 use super::{RpcResult, limit, reply, required_id};
+use crate::admission::AdmittedNode;
 use crate::auth::Principal;
 use crate::bridge::Bridge;
 use crate::crypto;
@@ -165,6 +166,8 @@ impl Nodes {
         node.updated_at = self.0.clock.now();
         let actor = format!("user:{}", admin.email);
         self.0.stores.nodes.update_node(&node, &self.0.audit(&actor, "node.secret.rotate", &node.id, "")).await?;
+        // Drops the old secret from every voxbridge's verified secrets (crate::auth).
+        self.0.publish(ClusterEvent::NodeChanged(node.id.clone()));
         Ok(pb::RegisterNodeResponse { node: Some(self.to_proto(&node).await?), api_secret: secret })
     }
 
@@ -204,7 +207,15 @@ impl Nodes {
     }
 
     async fn heartbeat(&self, req: Request<pb::HeartbeatRequest>) -> Result<pb::HeartbeatResponse> {
-        let principal = self.0.auth.principal(req.metadata()).await;
+        // Admission has checked this request's secret and read its node: taking that node
+        // halves the store reads of the busiest RPC (10,000 nodes: 5,000 a second).
+        let principal = match req.extensions().get::<AdmittedNode>() {
+            Some(AdmittedNode(n)) => {
+                vox_telemetry::trace::attribute("node_id", n.id.as_str());
+                Ok(Principal::Node(n.clone()))
+            }
+            None => self.0.auth.principal(req.metadata()).await,
+        };
         let hb = req.into_inner();
         let reject = |reason: &'static str| {
             self.0.metrics.heartbeat_rejections.get_or_create(&label("reason", reason)).inc();

@@ -64,16 +64,18 @@ pub async fn store(bridge: &Bridge, campaign_id: &str, rows: &[(u32, String)]) -
 
 /// `AddNumbers`: rows are the positions in the message.
 pub async fn add(bridge: &Bridge, req: Request<pb::AddNumbersRequest>) -> Result<pb::AddNumbersResponse> {
-    bridge.auth.user(req.metadata(), Role::Operator).await?;
+    // A key limited to this campaign may add numbers to it.
+    let (_, scope) = bridge.auth.user_in_scope(req.metadata(), Role::Operator).await?;
     let r = req.into_inner();
     let id = required_id("campaign_id", &r.campaign_id)?;
+    scope.check(Some(&id), "campaign", &id)?;
     let rows: Vec<(u32, String)> = r.numbers.into_iter().enumerate().map(|(i, n)| (i as u32 + 1, n)).collect();
     store(bridge, &id, &rows).await
 }
 
 /// `ImportNumbers`: authenticates, then collects and stores in a task of its own.
 pub async fn import(bridge: Arc<Bridge>, req: Request<Streaming<pb::ImportNumbersRequest>>) -> Result<ImportReplies> {
-    bridge.auth.user(req.metadata(), Role::Operator).await?;
+    let (_, scope) = bridge.auth.user_in_scope(req.metadata(), Role::Operator).await?;
     let permit = IMPORTS.try_acquire().map_err(|_| {
         Error::new(
             ErrorCode::ResourceExhausted,
@@ -85,7 +87,10 @@ pub async fn import(bridge: Arc<Bridge>, req: Request<Streaming<pb::ImportNumber
     tokio::spawn(async move {
         let _permit = permit;
         let answer = match collect(&mut batches).await {
-            Ok((campaign_id, rows)) => store_reporting(&bridge, &campaign_id, &rows, &tx).await,
+            Ok((campaign_id, rows)) => match scope.check(Some(&campaign_id), "campaign", &campaign_id) {
+                Ok(()) => store_reporting(&bridge, &campaign_id, &rows, &tx).await,
+                Err(e) => Err(e),
+            },
             Err(e) => Err(e),
         };
         let reply = answer

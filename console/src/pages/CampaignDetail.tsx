@@ -1,15 +1,17 @@
 // One campaign: status and start/pause/complete, counts, live pacing figures from the
-// dialler, the numbers upload (CSV, with each rejected row's reason) and its settings.
+// dialler, the abandon ledger and its compliance report, the numbers upload (CSV, with
+// each rejected row's reason), its do-not-call list and its settings.
 
 import { useRef, useState, type FormEvent } from "react";
-import { can, post, request } from "../api";
+import { can, download, post, qs, request } from "../api";
 import { percent, stateLabel } from "../format";
 import { useLive } from "../live";
 import { Link } from "../router";
 import { useRole } from "../session";
-import type { Campaign, NumbersAdded, Region } from "../types";
+import type { AbandonLedger, AbandonPeriod, Campaign, NumbersAdded, Region } from "../types";
 import { Badge, ErrorBox, Loading, Modal, PageHeader, useResource } from "../ui";
 import { STATUS_TONE } from "./Campaigns";
+import { DoNotCallPanel } from "./DoNotCall";
 
 export function CampaignDetailPage({ id }: { id: string }) {
   const role = useRole();
@@ -127,7 +129,9 @@ export function CampaignDetailPage({ id }: { id: string }) {
         <Link to={`/calls?campaign=${c.id}`}>See this campaign's calls →</Link>
       </p>
       <Pacing campaign={c} />
+      <Ledger campaign={c} />
       {operator && c.status !== "completed" && <Upload campaign={c} onDone={campaign.reload} />}
+      <DoNotCallPanel campaignId={c.id} />
       <Settings campaign={c} />
       {completing && (
         <Modal title={`Complete ${s.name}?`} onClose={() => setCompleting(false)}>
@@ -208,6 +212,94 @@ function Pacing({ campaign }: { campaign: Campaign }) {
           </div>
         </div>
       )}
+    </section>
+  );
+}
+
+const REGIME_LABEL = { fcc: "FCC (30 days)", ofcom: "Ofcom (24 hours)" } as const;
+
+function PeriodStat({ label, period, limit, testId }: { label: string; period: AbandonPeriod; limit: number; testId: string }) {
+  return (
+    <div className={`stat ${period.abandon_rate > limit ? "stat-bad" : ""}`} data-testid={testId}>
+      <div className="stat-label">{label}</div>
+      <div className="stat-value">{percent(period.abandon_rate, 2)}</div>
+      <div className="stat-note">
+        {period.abandons} abandoned of {period.live_answers} live answers
+        {period.machine_answers ? ` · ${period.machine_answers} machines (not counted)` : ""}
+      </div>
+    </div>
+  );
+}
+
+/** The abandon ledger from the call records, and the compliance report of a period. */
+function Ledger({ campaign }: { campaign: Campaign }) {
+  const path = `/campaigns/${encodeURIComponent(campaign.id)}/ledger`;
+  const ledger = useResource<AbandonLedger>("Load the abandon ledger", path, 15000);
+  const today = new Date().toISOString().slice(0, 10);
+  const monthAgo = new Date(Date.now() - 30 * 86400_000).toISOString().slice(0, 10);
+  const [from, setFrom] = useState(monthAgo);
+  const [to, setTo] = useState(today);
+  const [error, setError] = useState<unknown>(null);
+  const [busy, setBusy] = useState(false);
+
+  const report = async (e: FormEvent) => {
+    e.preventDefault();
+    setBusy(true);
+    setError(null);
+    try {
+      // Whole UTC days: from the start of `from` to the end of `to`.
+      const end = new Date(Date.parse(`${to}T00:00:00Z`) + 86400_000).toISOString();
+      const q = qs({ from: `${from}T00:00:00Z`, to: end });
+      const file = await download("Download the compliance report", `/campaigns/${encodeURIComponent(campaign.id)}/compliance.csv${q}`);
+      const url = URL.createObjectURL(new Blob([file.text], { type: "text/csv" }));
+      const a = document.createElement("a");
+      a.href = url;
+      a.download = file.filename;
+      a.click();
+      URL.revokeObjectURL(url);
+    } catch (err) {
+      setError(err);
+    } finally {
+      setBusy(false);
+    }
+  };
+
+  const l = ledger.data;
+  return (
+    <section className="panel" aria-labelledby="ledger-h" data-testid="ledger">
+      <h2 id="ledger-h">Abandon ledger</h2>
+      {!!ledger.error && !l && <ErrorBox error={ledger.error} onRetry={ledger.reload} compact />}
+      {!l && !ledger.error && <Loading what="Counting the call records" />}
+      {l && (
+        <>
+          <p className="muted small">
+            Abandons over live answers (people who answered; answering machines are not counted), from the call records.
+            Regime {REGIME_LABEL[l.regime]}: at most {percent(l.limit)}.{" "}
+            <span data-testid="ledger-verdict">
+              {l.within_limit
+                ? `Within the limit; ${Math.max(0, Math.floor(l.abandon_headroom))} more abandon(s) fit in the period.`
+                : "Over the limit: the dialler places no call ahead of a free agent until it is back within."}
+            </span>
+          </p>
+          <div className="stat-grid compact">
+            <PeriodStat label="Last 24 hours" period={l.last_24_hours} limit={l.limit} testId="ledger-24h" />
+            <PeriodStat label="Last 30 days" period={l.last_30_days} limit={l.limit} testId="ledger-30d" />
+          </div>
+        </>
+      )}
+      <form onSubmit={report} className="upload-row" aria-label="Compliance report">
+        <label>
+          From <input type="date" required value={from} onChange={(e) => setFrom(e.target.value)} />
+        </label>
+        <label>
+          to <input type="date" required value={to} onChange={(e) => setTo(e.target.value)} />
+        </label>
+        <button type="submit" className="btn" disabled={busy} data-testid="compliance-report">
+          {busy ? "Preparing…" : "Download compliance report (CSV)"}
+        </button>
+      </form>
+      <p className="muted small">Every abandoned call of those days (UTC), with its ring time and the message played.</p>
+      <ErrorBox error={error} />
     </section>
   );
 }
@@ -345,6 +437,12 @@ function Settings({ campaign }: { campaign: Campaign }) {
             {s.pacing?.mode === "fixed_ratio" ? ` ${s.pacing.fixed_ratio}` : ""}, abandon target{" "}
             {percent(s.pacing?.abandon_target ?? 0.03)}
             {s.pacing?.max_calls_per_second ? `, at most ${s.pacing.max_calls_per_second}/s` : ""}
+          </dd>
+        </div>
+        <div>
+          <dt>Compliance</dt>
+          <dd data-testid="compliance-setting">
+            {REGIME_LABEL[s.compliance?.regime ?? "fcc"]}, ring at least {s.compliance?.min_ring_seconds || 15} s
           </dd>
         </div>
         <div>

@@ -5,7 +5,7 @@ import { can, post, put } from "../api";
 import { stateLabel } from "../format";
 import { Link, navigate } from "../router";
 import { useRole } from "../session";
-import type { AgentKind, Campaign, CampaignSpec, CallState, PacingMode, Region } from "../types";
+import type { AgentKind, Campaign, CampaignSpec, CallState, ComplianceRegime, PacingMode, Region } from "../types";
 import { Empty, ErrorBox, Field, Loading, PageHeader, useResource } from "../ui";
 
 const DAYS = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];
@@ -32,6 +32,8 @@ interface Form {
   fixed_ratio: string;
   abandon_target_pct: string;
   max_cps: string;
+  regime: ComplianceRegime;
+  min_ring_seconds: string;
 }
 
 function defaults(): Form {
@@ -62,6 +64,8 @@ function defaults(): Form {
     fixed_ratio: "1.5",
     abandon_target_pct: "3",
     max_cps: "0",
+    regime: "fcc",
+    min_ring_seconds: "15",
   };
 }
 
@@ -88,6 +92,8 @@ function fromSpec(s: CampaignSpec): Form {
     fixed_ratio: String(s.pacing?.fixed_ratio || 1.5),
     abandon_target_pct: String(((s.pacing?.abandon_target || 0.03) * 100).toFixed(2).replace(/\.?0+$/, "")),
     max_cps: String(s.pacing?.max_calls_per_second ?? 0),
+    regime: s.compliance?.regime ?? "fcc",
+    min_ring_seconds: String(s.compliance?.min_ring_seconds || 15),
   };
 }
 
@@ -118,6 +124,7 @@ function toSpec(f: Form): CampaignSpec {
       abandon_target: num(f.abandon_target_pct) / 100,
       max_calls_per_second: num(f.max_cps),
     },
+    compliance: { regime: f.regime, min_ring_seconds: num(f.min_ring_seconds) },
   };
 }
 
@@ -337,6 +344,35 @@ export function CampaignFormPage({ id }: { id?: string }) {
             </Field>
             <Field label="Max calls per second" hint="0 = no cap for this campaign.">
               <input type="number" min={0} value={form.max_cps} onChange={(e) => set("max_cps", e.target.value)} />
+            </Field>
+          </div>
+        </section>
+        <section className="panel">
+          <h2>Compliance</h2>
+          <div className="grid-3">
+            <Field
+              label="Regime"
+              hint="The period abandons are judged over: at most 3% of live answers per 30 days (FCC) or 24 hours (Ofcom)."
+            >
+              <select
+                name="regime"
+                data-testid="regime"
+                value={form.regime}
+                onChange={(e) => set("regime", e.target.value as ComplianceRegime)}
+              >
+                <option value="fcc">FCC / TCPA (US): 3% over 30 days</option>
+                <option value="ofcom">Ofcom (UK): 3% over 24 hours</option>
+              </select>
+            </Field>
+            <Field label="Ring at least (seconds)" hint="Unanswered calls ring this long whatever the carrier's timeout; 15–120.">
+              <input
+                type="number"
+                name="min_ring_seconds"
+                min={15}
+                max={120}
+                value={form.min_ring_seconds}
+                onChange={(e) => set("min_ring_seconds", e.target.value)}
+              />
             </Field>
           </div>
         </section>

@@ -42,6 +42,18 @@
 //! pacer dials only where it sees no risk at all (like progressive pacing, but still
 //! counting on calls about to end); it earns the right to dial ahead one answer at a
 //! time, and an abandon takes that right away at once.
+//!
+//! # The regulated period
+//!
+//! What this pacer saw is not the whole of what the rule counts: the campaign's regime
+//! judges abandons over a rolling 24 hours (Ofcom) or 30 days (FCC), longer than the
+//! pacer's memory and across restarts. So the dialler reads the campaign's *ledger*
+//! from voxbridge (abandons and live answers of that period, from the call records) and
+//! hands it over here ([`AbandonController::set_ledger`]); between reads, this loop's own
+//! answers and abandons move it on. Its headroom, `limit × live answers − abandons`,
+//! is a hard limit: the credit above is never larger than it, and once it is spent (the
+//! period is at or over the limit) `θ` is 0, so the pacer takes no risk until enough
+//! clean answers come back into the period.
 
 /// Tuning of the abandon feedback loop.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -93,6 +105,17 @@ pub struct AbandonController {
     /// last brought up to date.
     recent_answers: f64,
     recent_at: Option<f64>,
+    /// The regulated period as voxbridge last counted it.
+    ledger: Option<LedgerMark>,
+}
+
+/// The campaign's regulated period when last read, and this loop's own counts then.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct LedgerMark {
+    headroom: f64,
+    limit: f64,
+    answers: u64,
+    abandons: u64,
 }
 
 impl AbandonController {
@@ -106,7 +129,28 @@ impl AbandonController {
             abandons: 0,
             recent_answers: 0.0,
             recent_at: None,
+            ledger: None,
         }
+    }
+
+    /// The campaign's regulated period as voxbridge counts it from the call records:
+    /// `live_answers` and `abandons` of the regime's rolling period, held to `limit`.
+    pub fn set_ledger(&mut self, live_answers: u64, abandons: u64, limit: f64) {
+        self.ledger = Some(LedgerMark {
+            headroom: limit * live_answers as f64 - abandons as f64,
+            limit,
+            answers: self.answers,
+            abandons: self.abandons,
+        });
+    }
+
+    /// Abandons the regulated period can still take within its limit, as last read and
+    /// moved on by the answers seen since; `None` before the first read.
+    pub fn ledger_credit(&self) -> Option<f64> {
+        self.ledger.map(|m| {
+            m.headroom + m.limit * self.answers.saturating_sub(m.answers) as f64
+                - self.abandons.saturating_sub(m.abandons) as f64
+        })
     }
 
     /// Feeds the fate of one human answer, at `at` seconds, into the loop.
@@ -133,8 +177,13 @@ impl AbandonController {
     /// The largest abandon probability the pacer may accept for one more dial.
     pub fn threshold(&self) -> f64 {
         let s = &self.settings;
+        let ledger = self.ledger_credit();
+        if ledger.is_some_and(|c| c <= 0.0) {
+            return 0.0;
+        }
+        let credit = self.credit().min(ledger.unwrap_or(f64::INFINITY));
         let factor = (s.gain * self.budget).exp().clamp(s.min_factor, s.max_factor);
-        let projected = (self.credit() + (self.target - self.setpoint) * self.recent_answers).max(0.0);
+        let projected = (credit + (self.target - self.setpoint) * self.recent_answers).max(0.0);
         let afford = self.target * s.credit_use * projected * projected;
         (self.setpoint * s.initial_share * factor).min(0.5).min(afford)
     }
@@ -183,6 +232,37 @@ mod tests {
             c.record_answer(false, 0.0);
         }
         assert!((c.threshold() - 0.03 * s.max_factor).abs() < 1e-9);
+    }
+
+    #[test]
+    fn the_regulated_period_is_a_hard_limit() {
+        let s = ControllerSettings::default();
+        let mut c = seasoned(0.03, s, 2000);
+        assert!(c.threshold() > 0.0);
+        let mut own = c.clone();
+        // The 30 days hold 1000 live answers and 30 abandons: at the 3% limit.
+        c.set_ledger(1000, 30, 0.03);
+        assert_eq!(c.ledger_credit(), Some(0.0));
+        assert_eq!(c.threshold(), 0.0, "no risk while the period is at its limit");
+        // Clean answers since the read earn headroom back, and the pacer dials ahead again,
+        // more carefully than its own history alone would let it.
+        for _ in 0..100 {
+            c.record_answer(false, 0.0);
+            own.record_answer(false, 0.0);
+        }
+        let credit = c.ledger_credit().unwrap();
+        assert!((credit - 3.0).abs() < 1e-9, "{credit}");
+        let (careful, free) = (c.threshold(), own.threshold());
+        assert!(careful > 0.0 && careful <= free, "{careful} vs {free}");
+        // Abandons spend it at once (each is a live answer too: 3 + 4 × 0.03 − 4 < 0).
+        for _ in 0..4 {
+            c.record_answer(true, 1.0);
+        }
+        assert!(c.ledger_credit().unwrap() < 0.0);
+        assert_eq!(c.threshold(), 0.0);
+        // A period well within its limit leaves the pacer as its own figures say.
+        c.set_ledger(100_000, 10, 0.03);
+        assert!(c.threshold() > 0.0);
     }
 
     #[test]

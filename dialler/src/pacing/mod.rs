@@ -152,7 +152,7 @@ impl Default for PacerSettings {
             abandon_target: 0.03,
             abandon_window_seconds: 2.0,
             ring_timeout_seconds: 25.0,
-            memory_seconds: 900.0,
+            memory_seconds: 300.0,
             memory_floor_calls: 300.0,
             max_ringing_per_slot: 10.0,
             prior: Priors::default(),
@@ -212,6 +212,17 @@ impl Pacer {
         self.controller.credit()
     }
 
+    /// The campaign's regulated period as voxbridge counts it (see
+    /// [`AbandonController::set_ledger`]): a hard limit on the risk the pacer takes.
+    pub fn set_ledger(&mut self, live_answers: u64, abandons: u64, limit: f64) {
+        self.controller.set_ledger(live_answers, abandons, limit);
+    }
+
+    /// Abandons the regulated period can still take; `None` before the ledger is read.
+    pub fn ledger_credit(&self) -> Option<f64> {
+        self.controller.ledger_credit()
+    }
+
     /// The predictive pacer's current risk threshold (see [`controller`]).
     pub fn risk_threshold(&self) -> f64 {
         self.controller.threshold()
@@ -267,6 +278,13 @@ impl Pacer {
                 self.settings.abandon_window_seconds,
                 cap as u32,
             )),
+        };
+        // With the regulated period at its limit no strategy dials ahead of its free
+        // slots (predictive is held by its threshold, which is then 0).
+        let wanted = if self.ledger_credit().is_some_and(|c| c <= 0.0) && self.strategy != Strategy::Predictive {
+            wanted.min(open - ringing)
+        } else {
+            wanted
         };
         wanted.clamp(0.0, cap) as u32
     }

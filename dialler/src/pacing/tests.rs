@@ -298,3 +298,19 @@ fn a_carrier_giving_up_sooner_than_the_dialler_does_not_inflate_the_answer_rate(
     assert!((stats.answer_rate() - 0.35).abs() < 0.02, "{}", stats.answer_rate());
     assert_eq!(stats.ring_timeout(), 20.0);
 }
+
+#[test]
+fn a_regulated_period_at_its_limit_stops_every_over_dial() {
+    let mut fixed = Pacer::new(Strategy::FixedRatio(2.5), PacerSettings::default());
+    fixed.set_ledger(1000, 30, 0.03);
+    assert_eq!(fixed.calls_to_start(&snapshot(0.0, 10, 4, &[1.0], &[])), 3, "one per free slot, like progressive");
+    let mut predictive = trained(Strategy::Predictive);
+    let before = predictive.calls_to_start(&snapshot(3000.0, 10, 3, &[], &[]));
+    assert!(before > 3, "a trained predictive pacer dials ahead: {before}");
+    predictive.set_ledger(1000, 31, 0.03);
+    let held = predictive.calls_to_start(&snapshot(3000.0, 10, 3, &[], &[]));
+    assert!(held <= 3, "over the limit: no dial beyond the free slots, {held}");
+    // Within the limit again, the pacer dials ahead.
+    predictive.set_ledger(1000, 0, 0.03);
+    assert!(predictive.calls_to_start(&snapshot(3000.0, 10, 3, &[], &[])) > 3);
+}

@@ -267,6 +267,7 @@ impl Platform {
                 abandon_target: 0.03,
                 max_calls_per_second: cps,
             }),
+            compliance: None,
         };
         let id = self
             .campaigns()

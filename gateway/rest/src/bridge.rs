@@ -142,7 +142,19 @@ impl Bridge {
     pub fn storage(&self) -> pb::storage_service_client::StorageServiceClient<Channel> {
         pb::storage_service_client::StorageServiceClient::new(self.channel.clone())
     }
+    pub fn dnc(&self) -> pb::do_not_call_service_client::DoNotCallServiceClient<Channel> {
+        pb::do_not_call_service_client::DoNotCallServiceClient::new(self.channel.clone())
+    }
     pub fn jobs(&self) -> pb::job_service_client::JobServiceClient<Channel> {
         pb::job_service_client::JobServiceClient::new(self.channel.clone())
+    }
+    pub fn events(&self) -> pb::event_service_client::EventServiceClient<Channel> {
+        pb::event_service_client::EventServiceClient::new(self.channel.clone())
+    }
+    pub fn webhooks(&self) -> pb::webhook_service_client::WebhookServiceClient<Channel> {
+        pb::webhook_service_client::WebhookServiceClient::new(self.channel.clone())
+    }
+    pub fn do_not_call(&self) -> pb::do_not_call_service_client::DoNotCallServiceClient<Channel> {
+        pb::do_not_call_service_client::DoNotCallServiceClient::new(self.channel.clone())
     }
 }

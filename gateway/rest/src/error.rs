@@ -177,6 +177,11 @@ impl ApiError {
         self.status
     }
 
+    /// The error's code as the JSON body names it (`"permission_denied"`).
+    pub fn code(&self) -> &'static str {
+        self.code
+    }
+
     pub fn message(&self) -> &str {
         &self.message
     }

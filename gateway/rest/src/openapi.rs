@@ -10,7 +10,8 @@ use utoipa::{Modify, OpenApi};
 
 use crate::error::ErrorBody;
 use crate::routes::{
-    api_keys, auth, calls, campaigns, dashboard, dialler, jobs, nodes, numbers, regions, storage, users,
+    api_keys, auth, calls, campaigns, dashboard, dialler, dnc, events, jobs, ledger, nodes, numbers, regions, storage,
+    users, webhooks,
 };
 
 #[derive(OpenApi)]
@@ -32,8 +33,13 @@ use crate::routes::{
         nodes::lifecycle, nodes::audit,
         campaigns::list, campaigns::create, campaigns::get, campaigns::replace, campaigns::start,
         campaigns::pause, campaigns::complete, numbers::add,
+        ledger::get, ledger::report,
+        dnc::list, dnc::add, dnc::remove,
         calls::list, calls::get, calls::events, calls::cancel,
         dashboard::get, dashboard::stream,
+        events::list, events::stream,
+        webhooks::list, webhooks::create, webhooks::update, webhooks::delete, webhooks::rotate_secret,
+        webhooks::deliveries, webhooks::dead_letters, webhooks::requeue, webhooks::queue,
         jobs::cleanup,
         dialler::status,
     ),
@@ -47,8 +53,11 @@ use crate::routes::{
         (name = "regions", description = "regions and their object storage"),
         (name = "nodes", description = "nodes, their lifecycle and the audit log"),
         (name = "campaigns", description = "outbound campaigns and their numbers"),
+        (name = "do-not-call", description = "numbers never to call: the global list and each campaign's"),
         (name = "calls", description = "calls and their timelines"),
         (name = "dashboard", description = "the cluster at a glance"),
+        (name = "events", description = "the activity feed for integrations: pages, or live over a WebSocket with commands"),
+        (name = "webhooks", description = "outgoing webhooks (admin): endpoints, signing secrets, deliveries, dead letters and their queue"),
         (name = "jobs", description = "background jobs"),
         (name = "dialler", description = "the outbound dialler's live pacing figures"),
         (name = "meta", description = "this document"),

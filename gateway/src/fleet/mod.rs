@@ -316,8 +316,15 @@ impl Fleet {
                 let state = WorkerState::try_from(w.state).unwrap_or(WorkerState::Unspecified);
                 let stale = slots.get(&id).is_none_or(|s| s.endpoint != w.endpoint);
                 if stale {
-                    // New, or the worker came back on another address: a new client.
-                    let client = match self.client(&w.endpoint) {
+                    // New, or the worker came back on another address: a new client, or
+                    // the one of a slot at the same address (a worker of several calls is
+                    // several slots): its calls share one connection, whose frames the
+                    // worker reads with one wake-up when they come together.
+                    let shared = slots
+                        .values()
+                        .find(|s| s.node_id == n.id && s.endpoint == w.endpoint)
+                        .map(|s| s.client.clone());
+                    let client = match shared.map_or_else(|| self.client(&w.endpoint), Ok) {
                         Ok(c) => c,
                         Err(e) => {
                             tracing::warn!(node_id = %n.id, worker = w.index, endpoint = %w.endpoint, error = %e.message, "worker endpoint is not a usable URL");
@@ -344,8 +351,39 @@ impl Fleet {
                     entry.in_flight == 0 && matches!(state, WorkerState::InCall | WorkerState::Reserved);
                 entry.awaiting_stream = state == WorkerState::Reserved;
             }
+            Self::count_shared_workers(&mut slots, n);
         }
         Self::forget_gone(&mut slots);
+    }
+
+    /// A worker of several calls is several slots at one address, and its heartbeat says
+    /// only how many of them are busy, not which: the first ones. Busy by hearsay is
+    /// then what the worker holds beyond this gateway's own calls on it, put on slots
+    /// this gateway holds no call on, so the gateway neither counts its own calls twice
+    /// nor overlooks the others'.
+    fn count_shared_workers(slots: &mut HashMap<SlotId, Slot>, n: &bpb::Node) {
+        let mut by_endpoint: HashMap<&str, Vec<&bpb::WorkerSlot>> = HashMap::new();
+        for w in &n.workers {
+            by_endpoint.entry(w.endpoint.as_str()).or_default().push(w);
+        }
+        for group in by_endpoint.values().filter(|g| g.len() > 1) {
+            let busy = |w: &&&bpb::WorkerSlot| {
+                matches!(WorkerState::try_from(w.state), Ok(WorkerState::InCall | WorkerState::Reserved))
+            };
+            let reported = group.iter().filter(busy).count() as u32;
+            let mut ids: Vec<SlotId> =
+                group.iter().map(|w| SlotId::Worker { node_id: n.id.clone(), index: w.index }).collect();
+            ids.sort_unstable();
+            let held: u32 = ids.iter().filter_map(|id| slots.get(id)).map(|s| s.in_flight).sum();
+            let mut elsewhere = reported.saturating_sub(held);
+            for id in &ids {
+                let Some(s) = slots.get_mut(id) else { continue };
+                s.busy_elsewhere = elsewhere > 0 && s.in_flight == 0;
+                if s.busy_elsewhere {
+                    elsewhere -= 1;
+                }
+            }
+        }
     }
 
     /// Applies the polled status of a static worker (None: it did not answer).

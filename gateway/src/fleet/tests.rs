@@ -193,3 +193,33 @@ async fn a_slot_busy_only_by_hearsay_is_asked_rather_than_a_call_turned_away() {
     fleet.apply_nodes(&[node("nd_a", bpb::DesiredState::Maintenance, &[(1, WorkerState::InCall)])]);
     assert!(fleet.claim(&HashSet::new()).is_none());
 }
+
+/// A worker of four calls is four slots, and its heartbeat says how many are busy, not
+/// which: the gateway's own calls on it are not counted twice, another gateway's are.
+#[tokio::test]
+async fn a_shared_workers_busy_slots_are_counted_once() {
+    let fleet = fleet();
+    let shared = |busy: u32| {
+        let mut n = node(
+            "nd_a",
+            bpb::DesiredState::Active,
+            &(1..=4).map(|i| (i, if i <= busy { WorkerState::InCall } else { WorkerState::Idle })).collect::<Vec<_>>(),
+        );
+        for w in &mut n.workers {
+            w.endpoint = "unix:///run/vox/voxcore_1.sock".into();
+        }
+        n
+    };
+    fleet.apply_nodes(&[shared(0)]);
+    assert_eq!((fleet.available(), fleet.total()), (4, 4));
+    let held: Vec<Claim> = (0..2).map(|_| fleet.claim(&HashSet::new()).unwrap()).collect();
+    // The worker reports this gateway's two calls, on whichever of its slots.
+    fleet.apply_nodes(&[shared(2)]);
+    assert_eq!(fleet.available(), 2, "two slots left, not zero: {:?}", fleet.view());
+    // Another gateway places a third call there.
+    fleet.apply_nodes(&[shared(3)]);
+    assert_eq!(fleet.available(), 1, "{:?}", fleet.view());
+    drop(held);
+    fleet.apply_nodes(&[shared(1)]);
+    assert_eq!(fleet.available(), 3, "only the other gateway's call is left: {:?}", fleet.view());
+}

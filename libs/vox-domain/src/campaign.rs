@@ -341,6 +341,117 @@ impl Pacing {
     }
 }
 
+/// The rules a campaign's abandons and rings are held to. Both regimes allow abandons of
+/// at most [`REGULATED_ABANDON_LIMIT`] of live answers and want unanswered calls to ring
+/// at least [`REGULATED_MIN_RING_SECONDS`]; they differ in the period the rate is judged
+/// over: FCC/TCPA (US) 30 days per campaign, Ofcom (UK) 24 hours.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ComplianceRegime {
+    #[default]
+    Fcc,
+    Ofcom,
+}
+
+/// The abandon rate both regimes allow: 3% of live answers.
+pub const REGULATED_ABANDON_LIMIT: f64 = 0.03;
+/// The ring time both regimes ask for before an unanswered call is given up.
+pub const REGULATED_MIN_RING_SECONDS: u32 = 15;
+/// The longest ring floor a campaign may set.
+pub const MAX_MIN_RING_SECONDS: u32 = 120;
+
+impl ComplianceRegime {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ComplianceRegime::Fcc => "fcc",
+            ComplianceRegime::Ofcom => "ofcom",
+        }
+    }
+
+    /// The rolling period the abandon rate is judged over.
+    pub fn period(self) -> Duration {
+        match self {
+            ComplianceRegime::Fcc => Duration::days(30),
+            ComplianceRegime::Ofcom => Duration::hours(24),
+        }
+    }
+
+    pub fn to_proto(self) -> pb::ComplianceRegime {
+        match self {
+            ComplianceRegime::Fcc => pb::ComplianceRegime::Fcc,
+            ComplianceRegime::Ofcom => pb::ComplianceRegime::Ofcom,
+        }
+    }
+}
+
+/// What a callee hears when they answer and no worker is free within the connect window:
+/// voxgate plays it (Twilio `<Say>`) before the carrier hangs up, on the answer webhook's
+/// path (end reason `no_free_slot: no worker within …`). The compliance report quotes it.
+pub const ABANDON_MESSAGE: &str =
+    "Sorry, all of our agents are busy right now. We will call you back shortly. Goodbye.";
+/// The end reason the answer webhook gives an abandon, after which [`ABANDON_MESSAGE`]
+/// was played.
+pub const ABANDON_WITH_MESSAGE_REASON: &str = "no_free_slot: no worker within";
+
+/// A campaign's regime and ring floor, validated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Compliance {
+    pub regime: ComplianceRegime,
+    /// Seconds an unanswered dial rings at least before the dialler gives up, whatever
+    /// the provider's timeout: at least the regime's floor.
+    pub min_ring_seconds: u32,
+}
+
+/// Campaigns stored before the setting existed read as FCC with its 15 s floor.
+impl Default for Compliance {
+    fn default() -> Self {
+        Compliance { regime: ComplianceRegime::Fcc, min_ring_seconds: REGULATED_MIN_RING_SECONDS }
+    }
+}
+
+impl Compliance {
+    fn from_proto(c: Option<&pb::Compliance>) -> Result<Self> {
+        let Some(c) = c else { return Ok(Compliance::default()) };
+        let regime = match pb::ComplianceRegime::try_from(c.regime) {
+            Ok(pb::ComplianceRegime::Unspecified | pb::ComplianceRegime::Fcc) => ComplianceRegime::Fcc,
+            Ok(pb::ComplianceRegime::Ofcom) => ComplianceRegime::Ofcom,
+            Err(_) => {
+                return Err(Error::invalid(
+                    "compliance.regime",
+                    format!("{} is not a regime; use COMPLIANCE_REGIME_FCC or COMPLIANCE_REGIME_OFCOM", c.regime),
+                ));
+            }
+        };
+        let min_ring_seconds = match c.min_ring_seconds {
+            0 => REGULATED_MIN_RING_SECONDS,
+            n if n < REGULATED_MIN_RING_SECONDS => {
+                return Err(Error::invalid(
+                    "compliance.min_ring_seconds",
+                    format!(
+                        "{n} is below the {} floor of {REGULATED_MIN_RING_SECONDS} s; use \
+                         {REGULATED_MIN_RING_SECONDS}-{MAX_MIN_RING_SECONDS}, or 0 for the floor",
+                        regime.as_str()
+                    ),
+                ));
+            }
+            n if n > MAX_MIN_RING_SECONDS => {
+                return Err(Error::invalid(
+                    "compliance.min_ring_seconds",
+                    format!(
+                        "{n} is over {MAX_MIN_RING_SECONDS} s; use {REGULATED_MIN_RING_SECONDS}-{MAX_MIN_RING_SECONDS}"
+                    ),
+                ));
+            }
+            n => n,
+        };
+        Ok(Compliance { regime, min_ring_seconds })
+    }
+
+    fn to_proto(self) -> pb::Compliance {
+        pb::Compliance { regime: self.regime.to_proto() as i32, min_ring_seconds: self.min_ring_seconds }
+    }
+}
+
 /// Everything an operator sets on a campaign, validated.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CampaignSpec {
@@ -353,9 +464,17 @@ pub struct CampaignSpec {
     pub window: CallingWindow,
     pub retry: RetryPolicy,
     pub pacing: Pacing,
+    #[serde(default)]
+    pub compliance: Compliance,
 }
 
 impl CampaignSpec {
+    /// The abandon rate the campaign is held to: the lower of its pacing target and the
+    /// regime's limit, so a target set above 3% never lets the ledger run over the rule.
+    pub fn abandon_limit(&self) -> f64 {
+        self.pacing.abandon_target.min(REGULATED_ABANDON_LIMIT)
+    }
+
     /// Validates a spec; unset numbers take their documented defaults (weight 1,
     /// max_concurrency 10, one attempt, predictive pacing at 3% abandon, 09:00-21:00).
     pub fn from_proto(s: Option<&pb::CampaignSpec>) -> Result<Self> {
@@ -385,6 +504,7 @@ impl CampaignSpec {
             window: CallingWindow::from_proto(s.window.as_ref()).map_err(|e| prefix(e, "spec."))?,
             retry: RetryPolicy::from_proto(s.retry.as_ref()).map_err(|e| prefix(e, "spec."))?,
             pacing: Pacing::from_proto(s.pacing.as_ref()).map_err(|e| prefix(e, "spec."))?,
+            compliance: Compliance::from_proto(s.compliance.as_ref()).map_err(|e| prefix(e, "spec."))?,
         })
     }
 
@@ -399,6 +519,7 @@ impl CampaignSpec {
             window: Some(self.window.to_proto()),
             retry: Some(self.retry.to_proto()),
             pacing: Some(self.pacing.to_proto()),
+            compliance: Some(self.compliance.to_proto()),
         }
     }
 }
@@ -555,6 +676,32 @@ mod tests {
         assert_eq!(s.retry.max_attempts, 1);
         assert_eq!(s.window.to_proto().start, "09:00");
         assert_eq!(s.agent.kind, AgentKind::Echo);
+        assert_eq!(s.compliance, Compliance { regime: ComplianceRegime::Fcc, min_ring_seconds: 15 });
+    }
+
+    #[test]
+    fn compliance_is_a_setting_with_a_ring_floor() {
+        let ofcom = pb::CampaignSpec {
+            compliance: Some(pb::Compliance { regime: pb::ComplianceRegime::Ofcom as i32, min_ring_seconds: 20 }),
+            ..spec()
+        };
+        let s = CampaignSpec::from_proto(Some(&ofcom)).unwrap();
+        assert_eq!(s.compliance, Compliance { regime: ComplianceRegime::Ofcom, min_ring_seconds: 20 });
+        assert_eq!(s.compliance.regime.period(), Duration::hours(24));
+        assert_eq!(ComplianceRegime::Fcc.period(), Duration::days(30));
+        assert_eq!(CampaignSpec::from_proto(Some(&s.to_proto())).unwrap(), s, "round trip");
+        let short = pb::CampaignSpec { compliance: Some(pb::Compliance { regime: 0, min_ring_seconds: 10 }), ..spec() };
+        let err = CampaignSpec::from_proto(Some(&short)).unwrap_err();
+        assert!(err.message.starts_with("spec.compliance.min_ring_seconds: 10 is below the fcc floor"), "{err}");
+        let bad = pb::CampaignSpec { compliance: Some(pb::Compliance { regime: 9, min_ring_seconds: 0 }), ..spec() };
+        assert!(CampaignSpec::from_proto(Some(&bad)).unwrap_err().message.starts_with("spec.compliance.regime:"));
+        // A campaign stored before the setting existed reads as FCC.
+        let mut stored = serde_json::to_value(&s).unwrap();
+        stored.as_object_mut().unwrap().remove("compliance");
+        let old: CampaignSpec = serde_json::from_value(stored).unwrap();
+        assert_eq!(old.compliance, Compliance::default());
+        let high = CampaignSpec { pacing: Pacing { abandon_target: 0.05, ..s.pacing.clone() }, ..s };
+        assert_eq!(high.abandon_limit(), 0.03);
     }
 
     #[test]

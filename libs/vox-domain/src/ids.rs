@@ -12,6 +12,7 @@ pub const CALL: &str = "ca";
 pub const USER: &str = "us";
 pub const AUDIT: &str = "au";
 pub const LEASE: &str = "ls";
+pub const WEBHOOK: &str = "wh";
 /// Error ids: what a client is told instead of an internal failure's details, which are
 /// logged under the id (`err_` and 12 characters, 60 bits: unique enough to grep a log).
 pub const ERROR: &str = "err";

@@ -11,6 +11,7 @@ pub mod call;
 pub mod campaign;
 pub mod clock;
 pub mod error;
+pub mod feed;
 pub mod ids;
 pub mod node;
 pub mod phone;
@@ -18,6 +19,7 @@ pub mod region;
 pub mod time;
 pub mod user;
 pub mod webhook;
+pub mod webhook_endpoint;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{Error, ErrorCode, Result};

@@ -12,11 +12,13 @@ use mongodb::bson::{self, Bson, Document, doc};
 use mongodb::options::{FindOptions, ReturnDocument};
 use vox_domain::call::{self, Applied, Call, CallEvent, CallState, Direction, Recording, StaleDeadlines, Transition};
 use vox_domain::campaign::{Campaign, CampaignStatus};
+use vox_domain::feed::FeedEvent;
 use vox_domain::{Error, Result};
 use vox_store::{CallQuery, CallStore, CallTotals, LeaseRequest};
 
 use crate::codec::{date, decode, encode, int, int_field, stored};
 use crate::db::{MongoStore, Outcome, during, find_all, find_by_id, unique};
+use crate::feed;
 use crate::leadership::read_leadership;
 use crate::leasing;
 
@@ -59,9 +61,11 @@ pub(crate) async fn insert_calls(db: &MongoStore, s: &mut ClientSession, new: &[
     let Some((first, _)) = new.first() else { return Ok(()) };
     let mut calls = Vec::with_capacity(new.len());
     let mut events = Vec::with_capacity(new.len());
+    let mut reported = Vec::new();
     for (call, event) in new {
         calls.push(call_doc(call, event.seq)?);
         events.push(event_doc(&call.id, event)?);
+        reported.extend(FeedEvent::for_call_change(call, event));
     }
     let taken = || {
         let what = if new.len() == 1 {
@@ -72,8 +76,8 @@ pub(crate) async fn insert_calls(db: &MongoStore, s: &mut ClientSession, new: &[
         Error::already_exists(format!("{what} already exists in its campaign"))
     };
     db.calls.insert_many(calls).session(&mut *s).await.map_err(unique("insert call", taken))?;
-    db.call_events.insert_many(events).session(s).await.map_err(during("append call event"))?;
-    Ok(())
+    db.call_events.insert_many(events).session(&mut *s).await.map_err(during("append call event"))?;
+    feed::append(db, s, reported).await
 }
 
 pub(crate) async fn load_call(db: &MongoStore, s: &mut ClientSession, id: &str) -> Outcome<Loaded> {
@@ -109,6 +113,7 @@ async fn store_applied(db: &MongoStore, s: &mut ClientSession, before: &Loaded, 
         .session(&mut *s)
         .await
         .map_err(during("append call event"))?;
+    feed::append(db, s, FeedEvent::for_call_change(&call, &a.event).into_iter().collect()).await?;
     if let Some(retry) = &a.retry {
         let mut created = retry.created_event("system");
         created.reason = format!("retry of {}", call.id);
@@ -281,18 +286,27 @@ impl CallStore for MongoStore {
         Ok(totals)
     }
 
-    /// One document changes, atomically; no transaction.
+    /// The call and its `call.recording_ready` feed entry, in one transaction.
     async fn set_recording(&self, call_id: &str, recording: &Recording, now: DateTime<Utc>) -> Result<Call> {
         let recording = bson::to_bson(recording).map_err(|e| Error::internal(format!("encode recording: {e}")))?;
-        let updated = self
-            .calls
-            .find_one_and_update(
-                doc! { "_id": call_id },
-                doc! { "$set": { "recording": recording, "updated_at": date(now) }, "$inc": { "version": 1_i64 } },
-            )
-            .return_document(ReturnDocument::After)
-            .await
-            .map_err(during("set recording"))?;
-        decode(updated.ok_or_else(|| Error::not_found("call", call_id))?)
+        self.transaction("set recording", (self, call_id, recording, now), |s, (db, call_id, recording, now)| {
+            async move {
+                let updated = db
+                    .calls
+                    .find_one_and_update(
+                        doc! { "_id": *call_id },
+                        doc! { "$set": { "recording": recording.clone(), "updated_at": date(*now) }, "$inc": { "version": 1_i64 } },
+                    )
+                    .return_document(ReturnDocument::After)
+                    .session(&mut *s)
+                    .await
+                    .map_err(during("set recording"))?;
+                let call: Call = decode(updated.ok_or_else(|| Error::not_found("call", call_id))?)?;
+                feed::append(db, s, vec![FeedEvent::recording_ready(&call, *now)]).await?;
+                Ok(call)
+            }
+            .boxed()
+        })
+        .await
     }
 }

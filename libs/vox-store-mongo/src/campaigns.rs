@@ -8,6 +8,7 @@ use mongodb::bson::{self, Document, doc};
 use mongodb::options::{FindOptions, ReturnDocument};
 use vox_domain::call::{self, Call, CallState, Transition};
 use vox_domain::campaign::{Campaign, CampaignCounts, CampaignSpec, CampaignStatus};
+use vox_domain::feed::FeedEvent;
 use vox_domain::phone::E164;
 use vox_domain::{Error, Result};
 use vox_store::CampaignStore;
@@ -15,6 +16,7 @@ use vox_store::CampaignStore;
 use crate::calls::{Loaded, event_doc, insert_calls, replace_call};
 use crate::codec::{date, decode, encode, int_field, stored};
 use crate::db::{MongoStore, Outcome, during, find_all, find_by_id, unique};
+use crate::feed;
 use crate::leadership::read_leadership;
 
 pub(crate) async fn load(db: &MongoStore, s: Option<&mut ClientSession>, id: &str) -> Outcome<Campaign> {
@@ -31,30 +33,36 @@ fn completed(id: &str) -> Error {
     Error::precondition(format!("campaign {id} is completed; completed campaigns cannot change"))
 }
 
-/// Moves the campaign to `to` if its status allows it, inside `s` when given. Returns the
-/// campaign as stored.
+/// Moves the campaign to `to` if its status allows it, with its feed entry, inside `s`.
+/// Returns the campaign as stored.
 async fn move_status(
     db: &MongoStore,
-    mut s: Option<&mut ClientSession>,
+    s: &mut ClientSession,
     id: &str,
     to: CampaignStatus,
+    actor: &str,
     now: DateTime<Utc>,
 ) -> Outcome<Campaign> {
-    let from: Vec<&str> = CampaignStatus::allowed_from(to).iter().map(|s| s.as_str()).collect();
-    let mut change = db
+    let before = load(db, Some(&mut *s), id).await?;
+    if !CampaignStatus::allowed_from(to).contains(&before.status) {
+        return Err(refused(&before, to).into());
+    }
+    // Conditional on the status read: a concurrent move conflicts and this runs again.
+    let moved = db
         .campaigns
         .find_one_and_update(
-            doc! { "_id": id, "status": { "$in": from } },
+            doc! { "_id": id, "status": before.status.as_str() },
             doc! { "$set": { "status": to.as_str(), "updated_at": date(now) } },
         )
-        .return_document(ReturnDocument::After);
-    if let Some(s) = s.as_deref_mut() {
-        change = change.session(s);
+        .return_document(ReturnDocument::After)
+        .session(&mut *s)
+        .await
+        .map_err(during("set campaign status"))?;
+    let Some(moved) = moved else { return Err(refused(&load(db, Some(s), id).await?, to).into()) };
+    if before.status != to {
+        feed::append(db, s, vec![FeedEvent::campaign_status(id, before.status, to, actor, now)]).await?;
     }
-    match change.await.map_err(during("set campaign status"))? {
-        Some(doc) => Ok(decode(doc)?),
-        None => Err(refused(&load(db, s, id).await?, to).into()),
-    }
+    Ok(decode(moved)?)
 }
 
 /// Cancels every pending call of the campaign inside `s`, each with its event by `actor`.
@@ -100,7 +108,7 @@ async fn complete(
     actor: &str,
     now: DateTime<Utc>,
 ) -> Outcome<Campaign> {
-    let campaign = move_status(db, Some(&mut *s), id, CampaignStatus::Completed, now).await?;
+    let campaign = move_status(db, s, id, CampaignStatus::Completed, actor, now).await?;
     cancel_pending(db, s, id, actor, now).await?;
     Ok(campaign)
 }
@@ -200,7 +208,11 @@ impl CampaignStore for MongoStore {
         now: DateTime<Utc>,
     ) -> Result<Campaign> {
         if to != CampaignStatus::Completed {
-            return Ok(move_status(self, None, id, to, now).await?);
+            return self
+                .transaction("set campaign status", (self, id, to, actor, now), |s, &mut (db, id, to, actor, now)| {
+                    move_status(db, s, id, to, actor, now).boxed()
+                })
+                .await;
         }
         self.transaction("complete campaign", (self, id, actor, now), |s, &mut (db, id, actor, now)| {
             complete(db, s, id, actor, now).boxed()

@@ -47,6 +47,18 @@ impl Record for CallEvent {
     const TIMES: &'static [&'static str] = &["at"];
 }
 
+impl Record for vox_domain::feed::FeedEvent {
+    const TIMES: &'static [&'static str] = &["at"];
+}
+
+impl Record for vox_domain::webhook_endpoint::WebhookEndpoint {
+    const TIMES: &'static [&'static str] = &["created_at", "updated_at"];
+}
+
+impl Record for vox_domain::webhook_endpoint::DeliveryAttempt {
+    const TIMES: &'static [&'static str] = &["at"];
+}
+
 impl Record for User {
     const TIMES: &'static [&'static str] = &["created_at", "updated_at"];
 }

@@ -37,6 +37,10 @@ pub struct MongoStore {
     pub(crate) campaigns: Collection<Document>,
     pub(crate) calls: Collection<Document>,
     pub(crate) call_events: Collection<Document>,
+    /// The activity feed (see `feed`).
+    pub(crate) feed: Collection<Document>,
+    pub(crate) webhooks: Collection<Document>,
+    pub(crate) webhook_deliveries: Collection<Document>,
     pub(crate) leadership: Collection<Document>,
     pub(crate) users: Collection<Document>,
     pub(crate) api_keys: Collection<Document>,
@@ -104,6 +108,14 @@ const INDEXES: &[Index] = &[
         unique: false,
         partial: None,
     },
+    // The abandon ledger's periods.
+    Index {
+        collection: "calls",
+        name: "call_by_answer",
+        keys: || doc! { "campaign_id": 1, "answered_at": 1 },
+        unique: false,
+        partial: None,
+    },
     Index {
         collection: "call_events",
         name: "call_event_seq",
@@ -119,6 +131,21 @@ const INDEXES: &[Index] = &[
         partial: None,
     },
     Index { collection: "audit", name: "audit_seq", keys: || doc! { "seq": 1 }, unique: true, partial: None },
+    Index {
+        collection: "feed",
+        name: "feed_by_campaign",
+        keys: || doc! { "campaign_id": 1, "_id": 1 },
+        unique: false,
+        partial: None,
+    },
+    Index {
+        collection: "webhook_deliveries",
+        name: "webhook_delivery_by_endpoint",
+        keys: || doc! { "endpoint_id": 1, "_id": -1 },
+        unique: false,
+        partial: None,
+    },
+    Index { collection: "feed", name: "feed_by_time", keys: || doc! { "at": 1 }, unique: false, partial: None },
     Index { collection: "dnc", name: "dnc_by_number", keys: || doc! { "number": 1 }, unique: false, partial: None },
 ];
 
@@ -129,6 +156,9 @@ const COLLECTIONS: &[&str] = &[
     "campaigns",
     "calls",
     "call_events",
+    "feed",
+    "webhooks",
+    "webhook_deliveries",
     "leadership",
     "users",
     "api_keys",
@@ -153,6 +183,9 @@ impl MongoStore {
             campaigns: db.collection("campaigns"),
             calls: db.collection("calls"),
             call_events: db.collection("call_events"),
+            feed: db.collection("feed"),
+            webhooks: db.collection("webhooks"),
+            webhook_deliveries: db.collection("webhook_deliveries"),
             leadership: db.collection("leadership"),
             users: db.collection("users"),
             api_keys: db.collection("api_keys"),

@@ -20,12 +20,15 @@ mod campaigns;
 mod codec;
 mod db;
 mod dnc;
+mod feed;
 pub mod imports;
 mod leadership;
 mod leasing;
+mod ledger;
 mod nodes;
 mod regions;
 mod users;
+mod webhooks;
 
 use std::sync::Arc;
 

@@ -7,10 +7,12 @@ use vox_domain::call::{
     self, Applied, Call, CallEvent, CallState, Channel, Direction, Recording, StaleDeadlines, Transition,
 };
 use vox_domain::campaign::{Campaign, CampaignStatus};
+use vox_domain::feed::FeedEvent;
 use vox_domain::{Error, Result};
 use vox_store::{CallQuery, CallStore, CallTotals, LeaseRequest};
 
 use crate::db::{SqliteStore, doc, docs, is_unique_violation, ms, sql, to_doc};
+use crate::feed;
 use crate::leadership::read_leadership;
 
 fn first_number(c: &Call) -> Option<&str> {
@@ -53,14 +55,19 @@ pub(crate) fn insert_call_tx(tx: &Transaction<'_>, c: &Call, event: &CallEvent) 
                 sql("insert call")(e)
             }
         })?;
-    insert_event(tx, &c.id, event)
+    insert_event(tx, c, event)
 }
 
-fn insert_event(tx: &Transaction<'_>, call_id: &str, e: &CallEvent) -> Result<()> {
+/// Appends `e` to `call`'s timeline (the call as it stands after the move) and, when the
+/// move is one integrations hear about, to the activity feed.
+fn insert_event(tx: &Transaction<'_>, call: &Call, e: &CallEvent) -> Result<()> {
     tx.prepare_cached("INSERT INTO call_events (call_id, seq, doc) VALUES (?1, ?2, ?3)")
         .map_err(sql("prepare append call event"))?
-        .execute(params![call_id, e.seq, to_doc(e)?])
+        .execute(params![call.id, e.seq, to_doc(e)?])
         .map_err(sql("append call event"))?;
+    if let Some(entry) = FeedEvent::for_call_change(call, e) {
+        feed::append_tx(tx, &entry)?;
+    }
     Ok(())
 }
 
@@ -88,7 +95,7 @@ fn store_applied(tx: &Transaction<'_>, before: &Call, a: &Applied) -> Result<()>
     if n == 0 {
         return Err(Error::precondition(format!("call {} changed meanwhile; read it again", c.id)));
     }
-    insert_event(tx, &c.id, &a.event)?;
+    insert_event(tx, c, &a.event)?;
     if let Some(retry) = &a.retry {
         let mut created = retry.created_event("system");
         created.reason = format!("retry of {}", c.id);
@@ -110,6 +117,22 @@ pub(crate) fn transition_tx(tx: &Transaction<'_>, t: &Transition, now: DateTime<
     let applied = call::apply_transition(&before, t, term, next_seq(tx, &before.id)?, policy, now)?;
     store_applied(tx, &before, &applied)?;
     Ok(applied.call)
+}
+
+/// Campaign `?1`'s first `?3` pending calls due by `?2` (epoch ms), in lease order.
+pub(crate) const DUE_CALL_IDS: &str =
+    "SELECT id FROM calls WHERE campaign_id = ?1 AND state = 'pending' AND due_ms <= ?2
+     ORDER BY due_ms, created_ms, id LIMIT ?3";
+
+/// The ids of `campaign_id`'s first `max` pending calls due by `now`, in lease order
+/// (due, then created, then id). Read from the `calls_due_in_order` index alone, which
+/// holds that order: no pending call is sorted and no document is read but those leased.
+fn due_call_ids(tx: &Transaction<'_>, campaign_id: &str, now: DateTime<Utc>, max: usize) -> Result<Vec<String>> {
+    let mut stmt = tx.prepare_cached(DUE_CALL_IDS).map_err(sql("prepare due calls"))?;
+    let rows = stmt
+        .query_map(params![campaign_id, ms(now), max as i64], |r| r.get::<_, String>(0))
+        .map_err(sql("find due calls"))?;
+    rows.collect::<rusqlite::Result<Vec<String>>>().map_err(sql("read due call id"))
 }
 
 const LIVE_STATES: &str = "'leased', 'dialing', 'ringing', 'answered', 'attaching', 'in_progress'";
@@ -177,7 +200,8 @@ impl CallStore for SqliteStore {
 
     async fn lease_calls(&self, req: &LeaseRequest, now: DateTime<Utc>) -> Result<Vec<Call>> {
         let req = req.clone();
-        self.tx(move |tx| {
+        // A dialler leases from several loops at once: their leases share a commit.
+        self.tx_grouped(move |tx| {
             let lead = read_leadership(tx)?;
             if !lead.held_by(&req.owner, now) || lead.term != req.fencing_term {
                 return Err(Error::precondition(format!(
@@ -197,14 +221,10 @@ impl CallStore for SqliteStore {
                     campaign.status.as_str()
                 )));
             }
-            let due: Vec<Call> = docs(
-                tx,
-                "SELECT doc FROM calls WHERE campaign_id = ?1 AND state = 'pending' AND due_ms <= ?2
-                 ORDER BY due_ms, created_ms, id LIMIT ?3",
-                params![req.campaign_id, ms(now), req.max as i64],
-            )?;
+            let due = due_call_ids(tx, &req.campaign_id, now, req.max)?;
             let mut leased = Vec::with_capacity(due.len());
-            for c in due {
+            for id in due {
+                let c = load_call(tx, &id)?;
                 let applied = call::apply_lease(&c, &req.owner, req.fencing_term, req.ttl, next_seq(tx, &c.id)?, now)?;
                 store_applied(tx, &c, &applied)?;
                 leased.push(applied.call);
@@ -249,6 +269,7 @@ impl CallStore for SqliteStore {
                 params![c.id, c.version as i64, to_doc(&c)?, before as i64],
             )
             .map_err(sql("set recording"))?;
+            feed::append_tx(tx, &FeedEvent::recording_ready(&c, now))?;
             Ok(c)
         })
         .await

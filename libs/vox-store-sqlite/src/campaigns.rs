@@ -3,12 +3,14 @@ use chrono::{DateTime, Utc};
 use rusqlite::{Transaction, params};
 use vox_domain::call::{Call, CallState, Transition};
 use vox_domain::campaign::{Campaign, CampaignCounts, CampaignSpec, CampaignStatus};
+use vox_domain::feed::FeedEvent;
 use vox_domain::phone::E164;
 use vox_domain::{Error, Result};
 use vox_store::CampaignStore;
 
 use crate::calls::{insert_call_tx, transition_tx};
 use crate::db::{SqliteStore, doc, docs, ms, sql, to_doc};
+use crate::feed;
 
 fn load(tx: &Transaction<'_>, id: &str) -> Result<Campaign> {
     doc(tx, "SELECT doc FROM campaigns WHERE id = ?1", [id])?.ok_or_else(|| Error::not_found("campaign", id))
@@ -85,9 +87,13 @@ impl CampaignStore for SqliteStore {
                     to.as_str()
                 )));
             }
+            let from = c.status;
             c.status = to;
             c.updated_at = now;
             write(tx, &c)?;
+            if from != to {
+                feed::append_tx(tx, &FeedEvent::campaign_status(&id, from, to, &actor, now))?;
+            }
             if to == CampaignStatus::Completed {
                 let pending: Vec<Call> =
                     docs(tx, "SELECT doc FROM calls WHERE campaign_id = ?1 AND state = 'pending'", [&id])?;

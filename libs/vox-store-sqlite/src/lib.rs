@@ -12,11 +12,14 @@ mod calls;
 mod campaigns;
 mod db;
 mod dnc;
+mod feed;
 mod leadership;
+mod ledger;
 mod nodes;
 mod queue;
 mod regions;
 mod users;
+mod webhooks;
 
 use std::path::Path;
 use std::sync::Arc;

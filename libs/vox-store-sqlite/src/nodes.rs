@@ -1,10 +1,56 @@
+//! Nodes and the audit log. The node list is read often and changes rarely: the
+//! dashboard reads every node on each refresh, and voxbridge re-checks its cached node
+//! secrets against it, while nodes change only when an operator registers, edits or
+//! moves one. Decoding 10,000 stored nodes takes tens of milliseconds while holding the
+//! one connection every heartbeat's secret check may wait for, so the decoded list is
+//! kept ([`NodeList`]) until a node changes: through this store (each write drops it in
+//! its transaction) or through another connection to the file (SQLite's `data_version`
+//! moves on).
+
+use std::sync::Arc;
+
 use async_trait::async_trait;
-use rusqlite::{Transaction, params};
+use rusqlite::{Connection, Transaction, params};
 use vox_domain::node::{AuditEvent, DesiredState, Node};
 use vox_domain::{Error, Result};
 use vox_store::{AuditStore, NodeFilter, NodeStore};
 
 use crate::db::{SqliteStore, doc, docs, is_unique_violation, ms, sql, to_doc};
+
+/// Every node, in registration order, as read at a `data_version` of the connection.
+#[derive(Debug)]
+pub(crate) struct NodeList {
+    data_version: i64,
+    nodes: Arc<Vec<Node>>,
+}
+
+/// The connection's `data_version`: it moves on when another connection commits.
+fn data_version(c: &Connection) -> Result<i64> {
+    c.query_row("PRAGMA data_version", [], |r| r.get(0)).map_err(sql("read data_version"))
+}
+
+impl SqliteStore {
+    /// Drops the kept node list; called inside every transaction that writes a node.
+    fn nodes_changed(&self) {
+        *self.node_list.lock().unwrap_or_else(|p| p.into_inner()) = None;
+    }
+
+    /// Every node, from the kept list when nothing changed since it was read.
+    async fn all_nodes(&self) -> Result<Arc<Vec<Node>>> {
+        let kept = Arc::clone(&self.node_list);
+        self.run(move |c| {
+            let version = data_version(c)?;
+            let mut kept = kept.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(list) = kept.as_ref().filter(|l| l.data_version == version) {
+                return Ok(Arc::clone(&list.nodes));
+            }
+            let nodes: Arc<Vec<Node>> = Arc::new(docs(c, "SELECT doc FROM nodes ORDER BY created_ms, rowid", [])?);
+            *kept = Some(NodeList { data_version: version, nodes: Arc::clone(&nodes) });
+            Ok(nodes)
+        })
+        .await
+    }
+}
 
 fn append(tx: &Transaction<'_>, a: &AuditEvent) -> Result<()> {
     tx.execute("INSERT INTO audit (target_id, doc) VALUES (?1, ?2)", params![a.target_id, to_doc(a)?])
@@ -20,7 +66,9 @@ fn write_node(tx: &Transaction<'_>, n: &Node) -> Result<usize> {
 impl NodeStore for SqliteStore {
     async fn insert_node(&self, node: &Node, audit: &AuditEvent) -> Result<()> {
         let (n, a) = (node.clone(), audit.clone());
+        let store = self.clone();
         self.tx(move |tx| {
+            store.nodes_changed();
             tx.execute(
                 "INSERT INTO nodes (id, kind, region_id, created_ms, doc) VALUES (?1, ?2, ?3, ?4, ?5)",
                 params![n.id, n.kind.as_str(), n.region_id, ms(n.created_at), to_doc(&n)?],
@@ -46,23 +94,22 @@ impl NodeStore for SqliteStore {
     }
 
     async fn list_nodes(&self, filter: &NodeFilter) -> Result<Vec<Node>> {
-        let region = filter.region_id.clone();
-        let kind = filter.kind.map(|k| k.as_str().to_string());
-        self.run(move |c| {
-            docs(
-                c,
-                "SELECT doc FROM nodes WHERE (?1 IS NULL OR region_id = ?1) AND (?2 IS NULL OR kind = ?2) ORDER BY created_ms, rowid",
-                params![region, kind],
-            )
-        })
-        .await
+        let all = self.all_nodes().await?;
+        Ok(all
+            .iter()
+            .filter(|n| filter.region_id.as_ref().is_none_or(|r| n.region_id.as_ref() == Some(r)))
+            .filter(|n| filter.kind.is_none_or(|k| n.kind == k))
+            .cloned()
+            .collect())
     }
 
     /// Reads the stored node and sets only the fields an update may change, in one
     /// transaction, so a concurrent lifecycle change is kept.
     async fn update_node(&self, node: &Node, audit: &AuditEvent) -> Result<()> {
         let (n, a) = (node.clone(), audit.clone());
+        let store = self.clone();
         self.tx(move |tx| {
+            store.nodes_changed();
             let mut stored: Node = doc(tx, "SELECT doc FROM nodes WHERE id = ?1", [&n.id])?
                 .ok_or_else(|| Error::not_found("node", &n.id))?;
             stored.name = n.name;
@@ -85,7 +132,9 @@ impl NodeStore for SqliteStore {
         audit: &AuditEvent,
     ) -> Result<Node> {
         let (id, a) = (id.to_string(), audit.clone());
+        let store = self.clone();
         self.tx(move |tx| {
+            store.nodes_changed();
             let mut node: Node =
                 doc(tx, "SELECT doc FROM nodes WHERE id = ?1", [&id])?.ok_or_else(|| Error::not_found("node", &id))?;
             if node.desired_state != from {
@@ -107,7 +156,9 @@ impl NodeStore for SqliteStore {
 
     async fn delete_node(&self, id: &str, audit: &AuditEvent) -> Result<()> {
         let (id, a) = (id.to_string(), audit.clone());
+        let store = self.clone();
         self.tx(move |tx| {
+            store.nodes_changed();
             if tx.execute("DELETE FROM nodes WHERE id = ?1", [&id]).map_err(sql("delete node"))? == 0 {
                 return Err(Error::not_found("node", &id));
             }
@@ -135,5 +186,74 @@ impl AuditStore for SqliteStore {
             )
         })
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "tests stop on failure")]
+    use std::sync::Arc;
+
+    use chrono::Utc;
+    use vox_domain::node::{AuditEvent, DesiredState, Node, NodeKind};
+    use vox_store::{NodeFilter, NodeStore};
+
+    use crate::SqliteStore;
+
+    fn node(id: &str) -> Node {
+        let now = Utc::now();
+        Node {
+            id: id.into(),
+            kind: NodeKind::Fleet,
+            region_id: None,
+            name: id.into(),
+            endpoint: String::new(),
+            sip_port: 5080,
+            desired_state: DesiredState::Active,
+            secret_hash: format!("hash-of-{id}"),
+            shutdown_boot_id: None,
+            created_at: now,
+            updated_at: now,
+        }
+    }
+
+    fn audit(id: &str) -> AuditEvent {
+        AuditEvent {
+            id: format!("au_{id}_{}", vox_domain::ids::random_token(6)),
+            at: Utc::now(),
+            actor: "user:test".into(),
+            action: "node.test".into(),
+            target_id: id.into(),
+            reason: String::new(),
+        }
+    }
+
+    fn names(nodes: &[Node]) -> Vec<&str> {
+        nodes.iter().map(|n| n.name.as_str()).collect()
+    }
+
+    #[tokio::test]
+    async fn the_node_list_is_kept_until_a_node_changes_here_or_through_another_connection() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("vox.db");
+        let store = SqliteStore::open(&path).unwrap();
+        store.insert_node(&node("nd_a"), &audit("nd_a")).await.unwrap();
+        let first = store.all_nodes().await.unwrap();
+        assert!(Arc::ptr_eq(&first, &store.all_nodes().await.unwrap()), "read once, then kept");
+
+        // A change through the store shows at once.
+        store
+            .set_desired_state("nd_a", DesiredState::Active, DesiredState::Maintenance, None, &audit("nd_a"))
+            .await
+            .unwrap();
+        let listed = store.list_nodes(&NodeFilter::default()).await.unwrap();
+        assert_eq!(listed[0].desired_state, DesiredState::Maintenance);
+
+        // So does one made by another connection to the file (another process).
+        let other = rusqlite::Connection::open(&path).unwrap();
+        other.execute("UPDATE nodes SET doc = json_set(doc, '$.name', 'renamed') WHERE id = 'nd_a'", []).unwrap();
+        assert_eq!(names(&store.list_nodes(&NodeFilter::default()).await.unwrap()), ["renamed"]);
+        store.insert_node(&node("nd_b"), &audit("nd_b")).await.unwrap();
+        assert_eq!(names(&store.list_nodes(&NodeFilter::default()).await.unwrap()), ["renamed", "nd_b"]);
     }
 }

@@ -31,9 +31,15 @@ use vox_domain::user::{Role, User};
 
 use crate::{CallQuery, ClusterEvent, LeaseRequest, NodeFilter, Stores};
 
+mod feed;
+mod ledger;
 pub mod queue;
 mod stale_updates;
+mod webhooks;
+pub use feed::*;
+pub use ledger::*;
 pub use stale_updates::*;
+pub use webhooks::*;
 
 /// Fresh, empty stores and whatever must live as long as they do (a temp dir, a server).
 pub struct Harness {
@@ -61,7 +67,13 @@ macro_rules! conformance_tests {
             leadership_terms_strictly_increase,
             users_round_trip_with_unique_emails, the_last_admin_is_protected,
             do_not_call_lists_are_global_or_per_campaign, api_keys_round_trip_and_stay_revoked,
-            presence_round_trip, events_reach_subscribers, health_ping);
+            presence_round_trip, events_reach_subscribers, health_ping,
+            the_abandon_ledger_equals_a_recount_of_the_calls,
+            the_feed_reports_each_visible_move_in_order,
+            a_reader_resuming_from_its_last_id_misses_nothing_under_concurrent_writes,
+            pruning_the_feed_leaves_a_mark_and_never_reuses_ids,
+            webhook_endpoints_round_trip_with_their_deliveries,
+            the_webhook_cursor_moves_only_from_where_it_is);
     };
     (@each $factory:path; $($name:ident),* $(,)?) => {
         $(
@@ -155,6 +167,7 @@ pub fn spec(region_id: &str, retry: RetryPolicy) -> CampaignSpec {
             abandon_target: 0.03,
             max_calls_per_second: 0,
         },
+        compliance: Default::default(),
     }
 }
 

@@ -2,7 +2,7 @@
 //! are ephemeral by contract, so one process's memory is the right home on one machine.
 
 use std::collections::HashMap;
-use std::sync::RwLock;
+use std::sync::{Arc, RwLock};
 
 use async_trait::async_trait;
 use futures::StreamExt;
@@ -13,24 +13,33 @@ use vox_domain::node::Presence;
 
 use crate::{ClusterEvent, EventBus, PresenceStore};
 
+/// Each node's last heartbeat. Entries are shared (`Arc`), so a reader of every node (the
+/// dashboard: 10,000 of them) holds the lock only to count references, and copies them
+/// after letting go: heartbeats, which take the lock to write, never wait for the copy.
 #[derive(Debug, Default)]
 pub struct MemoryPresence {
-    nodes: RwLock<HashMap<String, Presence>>,
+    nodes: RwLock<HashMap<String, Arc<Presence>>>,
 }
 
 #[async_trait]
 impl PresenceStore for MemoryPresence {
     async fn put_presence(&self, presence: &Presence) -> Result<()> {
-        self.nodes.write().unwrap_or_else(|p| p.into_inner()).insert(presence.node_id.clone(), presence.clone());
+        let entry = Arc::new(presence.clone());
+        let old = self.nodes.write().unwrap_or_else(|p| p.into_inner()).insert(presence.node_id.clone(), entry);
+        // Freed after the lock is let go.
+        drop(old);
         Ok(())
     }
 
     async fn get_presence(&self, node_id: &str) -> Result<Option<Presence>> {
-        Ok(self.nodes.read().unwrap_or_else(|p| p.into_inner()).get(node_id).cloned())
+        let entry = self.nodes.read().unwrap_or_else(|p| p.into_inner()).get(node_id).cloned();
+        Ok(entry.map(|p| (*p).clone()))
     }
 
     async fn list_presence(&self) -> Result<Vec<Presence>> {
-        let mut all: Vec<Presence> = self.nodes.read().unwrap_or_else(|p| p.into_inner()).values().cloned().collect();
+        let shared: Vec<Arc<Presence>> =
+            self.nodes.read().unwrap_or_else(|p| p.into_inner()).values().cloned().collect();
+        let mut all: Vec<Presence> = shared.iter().map(|p| (**p).clone()).collect();
         all.sort_by(|a, b| a.node_id.cmp(&b.node_id));
         Ok(all)
     }

@@ -7,10 +7,12 @@ use vox_domain::Result;
 use vox_domain::api_key::ApiKey;
 use vox_domain::call::{Call, CallEvent, CallState, Recording, StaleDeadlines, Transition};
 use vox_domain::campaign::{Campaign, CampaignCounts, CampaignSpec, CampaignStatus};
+use vox_domain::feed::{FeedEvent, FeedQuery};
 use vox_domain::node::{AuditEvent, DesiredState, Node, NodeKind, Presence};
 use vox_domain::phone::E164;
 use vox_domain::region::Region;
 use vox_domain::user::{User, UserChange};
+use vox_domain::webhook_endpoint::{DeliveryAttempt, WebhookEndpoint};
 
 #[async_trait]
 pub trait RegionStore: Send + Sync {
@@ -235,6 +237,44 @@ pub trait DncStore: Send + Sync {
     async fn blocked_numbers(&self, campaign_id: &str, numbers: &[String]) -> Result<Vec<String>>;
 }
 
+/// The activity feed (`vox_domain::feed`): written by the call and campaign stores in the
+/// same transaction as each change, read here in order.
+#[async_trait]
+pub trait FeedStore: Send + Sync {
+    /// Entries after `q.after`, oldest first, at most `q.limit`.
+    async fn list_feed(&self, q: &FeedQuery) -> Result<Vec<FeedEvent>>;
+    /// The id of the newest entry (0 when the feed is empty).
+    async fn feed_head(&self) -> Result<u64>;
+    /// Deletes entries older than `before`; returns how many. Afterwards
+    /// [`FeedStore::feed_pruned_through`] is at least the highest id deleted.
+    async fn prune_feed(&self, before: DateTime<Utc>) -> Result<u64>;
+    /// The highest id ever pruned (0: nothing was): a reader that last saw an id below it
+    /// has missed entries and is told so.
+    async fn feed_pruned_through(&self) -> Result<u64>;
+}
+
+/// Webhook endpoints, the record of their deliveries, and how far the dispatcher has
+/// read the activity feed for them.
+#[async_trait]
+pub trait WebhookStore: Send + Sync {
+    async fn insert_webhook(&self, endpoint: &WebhookEndpoint) -> Result<()>;
+    async fn get_webhook(&self, id: &str) -> Result<Option<WebhookEndpoint>>;
+    /// Oldest first.
+    async fn list_webhooks(&self) -> Result<Vec<WebhookEndpoint>>;
+    /// Replaces the stored endpoint. NotFound when there is none.
+    async fn update_webhook(&self, endpoint: &WebhookEndpoint) -> Result<()>;
+    /// Deletes the endpoint and its delivery record. NotFound when there is none.
+    async fn delete_webhook(&self, id: &str) -> Result<()>;
+    async fn record_delivery(&self, attempt: &DeliveryAttempt) -> Result<()>;
+    /// The endpoint's attempts, newest first, at most `limit`.
+    async fn list_deliveries(&self, endpoint_id: &str, limit: usize) -> Result<Vec<DeliveryAttempt>>;
+    /// The id of the last feed event the dispatcher queued deliveries for (0: none).
+    async fn webhook_cursor(&self) -> Result<u64>;
+    /// Moves the cursor from `from` to `to` if it is still at `from`; false when another
+    /// dispatcher moved it first.
+    async fn advance_webhook_cursor(&self, from: u64, to: u64) -> Result<bool>;
+}
+
 /// The latest heartbeat of each node. Ephemeral by design: losing it makes nodes look
 /// offline until their next heartbeat (2 s), and loses nothing else.
 #[async_trait]
@@ -273,6 +313,45 @@ pub trait StoreHealth: Send + Sync {
     async fn ping(&self) -> Result<()>;
 }
 
+/// What the abandon ledger counts over one period of a campaign's calls.
+///
+/// A *live answer* is a call a person answered: it reached `answered` (so it carries
+/// `answered_at`, the instant it is counted at) and was not then found to be an answering
+/// machine, whatever its end (`completed`, `abandoned`, `failed` after the answer, or
+/// still live). An *abandon* is a live answer that ended `abandoned`: the gateway found
+/// no free worker within the connect window. Machine answers are counted apart, at the
+/// instant they ended, and never enter the rate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct AnswerTally {
+    pub live_answers: u64,
+    pub abandons: u64,
+    pub machine_answers: u64,
+}
+
+impl AnswerTally {
+    /// abandons / live answers; 0 with no live answer.
+    pub fn abandon_rate(&self) -> f64 {
+        if self.live_answers == 0 { 0.0 } else { self.abandons as f64 / self.live_answers as f64 }
+    }
+}
+
+/// The abandon ledger's reads of the call records (see [`AnswerTally`]). Periods are
+/// half-open, `[from, to)`, on the instant a call was answered.
+#[async_trait]
+pub trait AbandonLedgerStore: Send + Sync {
+    async fn answer_tally(&self, campaign_id: &str, from: DateTime<Utc>, to: DateTime<Utc>) -> Result<AnswerTally>;
+    /// The campaign's abandoned calls answered in `[from, to)`, by (`answered_at`, id)
+    /// ascending, at most `limit` after `after` (exclusive).
+    async fn abandoned_calls(
+        &self,
+        campaign_id: &str,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        after: Option<(DateTime<Utc>, String)>,
+        limit: usize,
+    ) -> Result<Vec<Call>>;
+}
+
 /// One implementation of every storage trait, chosen by configuration.
 #[derive(Clone)]
 pub struct Stores {
@@ -285,9 +364,12 @@ pub struct Stores {
     pub users: Arc<dyn UserStore>,
     pub dnc: Arc<dyn DncStore>,
     pub api_keys: Arc<dyn ApiKeyStore>,
+    pub feed: Arc<dyn FeedStore>,
+    pub webhooks: Arc<dyn WebhookStore>,
     pub presence: Arc<dyn PresenceStore>,
     pub events: Arc<dyn EventBus>,
     pub health: Arc<dyn StoreHealth>,
+    pub ledger: Arc<dyn AbandonLedgerStore>,
 }
 
 impl Stores {
@@ -304,7 +386,10 @@ impl Stores {
             + UserStore
             + DncStore
             + ApiKeyStore
+            + FeedStore
+            + WebhookStore
             + StoreHealth
+            + AbandonLedgerStore
             + 'static,
     {
         Stores {
@@ -317,6 +402,9 @@ impl Stores {
             users: db.clone(),
             dnc: db.clone(),
             api_keys: db.clone(),
+            feed: db.clone(),
+            webhooks: db.clone(),
+            ledger: db.clone(),
             health: db,
             presence: Arc::new(crate::memory::MemoryPresence::default()),
             events: Arc::new(crate::memory::MemoryEventBus::default()),

@@ -4,8 +4,9 @@
 //! Each system in turn is started fresh, takes `--streams` concurrent Twilio Media Streams
 //! of `--seconds` of real-time 20 ms μ-law frames from an independent client
 //! ([`client`]), and is stopped: Vox (voxgate → voxcore workers, echo agent, recording
-//! on), the reference Python echo worker (FastAPI on uvicorn) alone, and behind nginx
-//! when `/usr/sbin/nginx` (or `--nginx`) is installed ([`systems`]). For each it prints
+//! on) in both worker shapes (a worker process per call, and one worker process holding
+//! every call), the reference Python echo worker (FastAPI on uvicorn) alone, and behind
+//! nginx when `/usr/sbin/nginx` (or `--nginx`) is installed ([`systems`]). For each it prints
 //! the echo latency (p50, p99, max: from sending frame k to reading its echo), frames
 //! lost (sent, never echoed), CPU-ms per call-second (utime + stime of every server
 //! process of the system, from before the streams connect until a second after the
@@ -36,14 +37,15 @@ use systems::Running;
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct Args {
-    /// Concurrent calls (streams); Vox runs one worker slot per stream.
+    /// Concurrent calls (streams); Vox runs one worker slot per stream (one process per
+    /// stream for `vox`, one process for all of them for `vox-shared`).
     #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=1024))]
     pub streams: u32,
     /// Seconds of audio per call (50 frames a second).
     #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub seconds: u64,
-    /// Which systems to run, in this order: vox, python, nginx (comma-separated).
-    #[arg(long, value_delimiter = ',', default_value = "vox,python,nginx")]
+    /// Which systems to run, in this order: vox, vox-shared, python, nginx (comma-separated).
+    #[arg(long, value_delimiter = ',', default_value = "vox,vox-shared,python,nginx")]
     pub systems: Vec<System>,
     /// Folder holding voxbridge, voxcore and voxgate. [default: the folder of this voxctl]
     #[arg(long, env = "VOX_BIN_DIR")]
@@ -58,26 +60,51 @@ pub struct Args {
     /// nginx, for the "nginx → Python" system; skipped (and said so) when missing.
     #[arg(long, default_value = "/usr/sbin/nginx")]
     pub nginx: PathBuf,
+    /// Runtime threads of each Vox process (voxgate, voxbridge, the voxcore host; set as
+    /// TOKIO_WORKER_THREADS, which every Vox binary honours). 0, the default, is what Vox
+    /// ships: Tokio's thread per core. 1 runs each on one thread, as the Python worker
+    /// runs. voxcore workers run on one thread either way (their --worker-threads).
+    #[arg(long, default_value_t = 0)]
+    pub vox_threads: u32,
+    /// Calls per worker process of `vox-shared`. [default: every stream in one worker,
+    /// up to 200 a worker]
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=200))]
+    pub shared_calls_per_worker: Option<u32>,
     /// Print the report as one JSON object instead of a table.
     #[arg(long)]
     pub json: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "kebab-case")]
 pub enum System {
+    /// Vox with a worker process per call (voxcore's default shape).
     Vox,
+    /// Vox with one worker process holding every call (`voxctl up --calls-per-worker`).
+    VoxShared,
     Python,
     Nginx,
 }
 
 impl System {
-    fn title(self) -> &'static str {
+    fn title(self, args: &Args) -> String {
         match self {
-            System::Vox => "Vox (voxgate -> voxcore)",
-            System::Python => "Python echo worker",
-            System::Nginx => "nginx -> Python",
+            System::Vox => "Vox (voxgate -> voxcore, a worker per call)".into(),
+            System::VoxShared => {
+                let calls = systems::shared_calls_per_worker(args.streams, args.shared_calls_per_worker);
+                if calls >= args.streams {
+                    "Vox (voxgate -> voxcore, one worker for all calls)".into()
+                } else {
+                    format!("Vox (voxgate -> voxcore, {calls} calls per worker)")
+                }
+            }
+            System::Python => "Python echo worker".into(),
+            System::Nginx => "nginx -> Python".into(),
         }
+    }
+
+    fn is_vox(self) -> bool {
+        matches!(self, System::Vox | System::VoxShared)
     }
 }
 
@@ -112,9 +139,10 @@ pub struct SystemReport {
     pub errors: Vec<String>,
 }
 
-/// Vox's figures over another system's: below 1 is better for Vox.
+/// A Vox system's figures over another system's: below 1 is better for Vox.
 #[derive(Debug, Clone, Serialize)]
 pub struct Ratio {
+    pub vox: System,
     pub against: System,
     pub echo_p99: f64,
     pub cpu_per_call_second: f64,
@@ -126,6 +154,8 @@ pub struct Report {
     pub streams: u32,
     pub seconds: u64,
     pub cores: usize,
+    /// `--vox-threads`: runtime threads of each Vox process (0: one per core).
+    pub vox_threads: u32,
     pub systems: Vec<SystemReport>,
     pub vox_ratios: Vec<Ratio>,
     /// Systems asked for but not run, with why.
@@ -171,7 +201,11 @@ pub async fn measure(args: &Args) -> anyhow::Result<Report> {
             python = Some(systems::python_venv(&args.python, &venv).await?);
         }
         let running = match (system, &python) {
-            (System::Vox, _) => systems::start_vox(&sub, &bin_dir, args.streams).await?,
+            (System::Vox, _) => systems::start_vox(&sub, &bin_dir, args.streams, 1, args.vox_threads).await?,
+            (System::VoxShared, _) => {
+                let calls = systems::shared_calls_per_worker(args.streams, args.shared_calls_per_worker);
+                systems::start_vox(&sub, &bin_dir, args.streams, calls, args.vox_threads).await?
+            }
             (System::Python, Some(py)) => systems::start_python(&sub, py, args.streams).await?,
             (System::Nginx, Some(py)) => {
                 if !args.nginx.is_file() {
@@ -188,7 +222,15 @@ pub async fn measure(args: &Args) -> anyhow::Result<Report> {
     }
     let vox_ratios = ratios(&reports);
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    Ok(Report { streams: args.streams, seconds: args.seconds, cores, systems: reports, vox_ratios, skipped })
+    Ok(Report {
+        streams: args.streams,
+        seconds: args.seconds,
+        cores,
+        vox_threads: args.vox_threads,
+        systems: reports,
+        vox_ratios,
+        skipped,
+    })
 }
 
 fn home_cache() -> anyhow::Result<PathBuf> {
@@ -230,7 +272,7 @@ async fn measure_one(system: System, mut running: Running, args: &Args) -> Syste
     let mb = |kib: u64| kib as f64 / 1024.0;
     SystemReport {
         system,
-        title: system.title().to_string(),
+        title: system.title(args),
         streams: args.streams,
         seconds: args.seconds,
         frames_sent: sent,
@@ -254,23 +296,29 @@ async fn measure_one(system: System, mut running: Running, args: &Args) -> Syste
 }
 
 fn ratios(reports: &[SystemReport]) -> Vec<Ratio> {
-    let Some(vox) = reports.iter().find(|r| r.system == System::Vox) else { return Vec::new() };
-    reports
-        .iter()
-        .filter(|r| r.system != System::Vox)
-        .map(|r| Ratio {
+    let mut out = Vec::new();
+    for vox in reports.iter().filter(|r| r.system.is_vox()) {
+        out.extend(reports.iter().filter(|r| !r.system.is_vox()).map(|r| Ratio {
+            vox: vox.system,
             against: r.system,
             echo_p99: vox.echo_p99_ms / r.echo_p99_ms,
             cpu_per_call_second: vox.cpu_ms_per_call_second / r.cpu_ms_per_call_second,
             rss_per_slot: vox.rss_mb_per_slot / r.rss_mb_per_slot,
-        })
-        .collect()
+        }));
+    }
+    out
 }
 
 fn print_report(r: &Report, out: &mut impl std::io::Write) -> anyhow::Result<()> {
+    let threads = match r.vox_threads {
+        0 => "a runtime thread per core".to_string(),
+        1 => "one runtime thread".to_string(),
+        n => format!("{n} runtime threads"),
+    };
     writeln!(
         out,
-        "media: {} concurrent Twilio streams x {} s of 20 ms mu-law frames in real time; echo; {} cores",
+        "media: {} concurrent Twilio streams x {} s of 20 ms mu-law frames in real time; echo; {} cores; \
+         each Vox process on {threads}",
         r.streams, r.seconds, r.cores
     )?;
     writeln!(
@@ -295,11 +343,15 @@ fn print_report(r: &Report, out: &mut impl std::io::Write) -> anyhow::Result<()>
         )?;
     }
     for ratio in &r.vox_ratios {
-        let title = r.systems.iter().find(|s| s.system == ratio.against).map_or("?", |s| s.title.as_str());
+        let title = |system: System| r.systems.iter().find(|s| s.system == system).map_or("?", |s| s.title.as_str());
         writeln!(
             out,
-            "Vox / {title}: echo p99 {:.2}x, CPU per call-second {:.2}x, RSS per slot {:.2}x",
-            ratio.echo_p99, ratio.cpu_per_call_second, ratio.rss_per_slot
+            "{} / {}: echo p99 {:.2}x, CPU per call-second {:.2}x, RSS per slot {:.2}x",
+            title(ratio.vox),
+            title(ratio.against),
+            ratio.echo_p99,
+            ratio.cpu_per_call_second,
+            ratio.rss_per_slot
         )?;
     }
     for s in &r.systems {

@@ -49,6 +49,11 @@ pub enum BenchCommand {
     /// The work queue's throughput (4 producers, 4 consumers) on Redis next to BullMQ's on
     /// the same redis-server, and on SQLite.
     Queue(crate::bench_queue::Args),
+    /// The control plane through voxbridge's gRPC API: call leases per second with
+    /// concurrent leasers on the embedded store and on MongoDB (each call leased exactly
+    /// once), and 10,000 nodes heartbeating every 2 s against one voxbridge (p99 latency,
+    /// CPU) with the dashboard's latency under that load.
+    Control(crate::bench_control::Args),
 }
 
 #[derive(Debug, Clone, Args)]
@@ -61,6 +66,13 @@ pub struct UpArgs {
     /// Worker slots (voxcore worker processes) on each fleet host.
     #[arg(long, env = "VOX_WORKERS", default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=1024))]
     pub workers: u32,
+
+    /// Calls each worker process holds at once (voxcore's --max-concurrent-calls). 1, the
+    /// default, is a process per call; more shares one process and one gRPC connection
+    /// between that many calls, for less CPU and memory per call (README, "Media
+    /// benchmark"). Each fleet host then offers --workers x this many slots.
+    #[arg(long, env = "VOX_CALLS_PER_WORKER", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=200))]
+    pub calls_per_worker: u32,
 
     /// Fleet hosts to run, each its own `voxcore host` process and fleet node. With more
     /// than one (or more than one gateway), host k is node `local-fleet-<k>` and serves

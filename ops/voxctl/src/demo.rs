@@ -70,6 +70,7 @@ pub fn campaign_spec(region_id: &str, workers: u32) -> pb::CampaignSpec {
             abandon_target: 0.03,
             max_calls_per_second: 5,
         }),
+        compliance: None,
     }
 }
 

@@ -15,6 +15,7 @@
 //! process starts, and `VOX_READY bridge=<url> gateway=<url>` once everything is healthy
 //! (`gateway` is gateway 1; with several gateways the line adds `gateways=<url>,<url>…`).
 
+pub mod bench_control;
 pub mod bench_media;
 pub mod bench_queue;
 pub mod bootstrap;
@@ -41,5 +42,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Bench(BenchCommand::Flood(args)) => flood::run(&args, &mut std::io::stdout()).await,
         Command::Bench(BenchCommand::Media(args)) => bench_media::run(&args, &mut std::io::stdout()).await,
         Command::Bench(BenchCommand::Queue(args)) => bench_queue::run(&args, &mut std::io::stdout()).await,
+        Command::Bench(BenchCommand::Control(args)) => bench_control::run(&args, &mut std::io::stdout()).await,
     }
 }

@@ -151,7 +151,16 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     let outcome = match started {
         Ok(Some(ready)) => {
             let console_built = console_dir(&args)?.join("index.html").is_file();
-            print!("{}", banner(&ready, &layout, &credentials, args.workers, console_built));
+            print!(
+                "{}",
+                banner(
+                    &ready,
+                    &layout,
+                    &credentials,
+                    args.workers.saturating_mul(args.calls_per_worker),
+                    console_built
+                )
+            );
             println!("{}", ready_line(&ready));
             watch(&mut children, &mut signals).await
         }
@@ -214,6 +223,8 @@ async fn start(
             "host".into(),
             "--workers".into(),
             args.workers.to_string(),
+            "--max-concurrent-calls".into(),
+            args.calls_per_worker.to_string(),
             "--socket-dir".into(),
             host.socket_dir.display().to_string(),
             "--spool-dir".into(),
@@ -294,7 +305,10 @@ async fn start(
         gateways.push(GatewayReady { process: gate.process.clone(), node_name: gate.node_name.clone(), url });
     }
     let gateway_url = gateways.first().map(|g| g.url.clone()).context("a plan has at least one gateway")?;
-    let slots = args.workers.saturating_mul(u32::try_from(plan.hosts.len()).unwrap_or(u32::MAX));
+    let slots = args
+        .workers
+        .saturating_mul(args.calls_per_worker)
+        .saturating_mul(u32::try_from(plan.hosts.len()).unwrap_or(u32::MAX));
     tracing::info!(hosts = plan.hosts.len(), workers = args.workers, "waiting for every gateway to see the fleet");
     let host_processes: Vec<&str> = plan.hosts.iter().map(|h| h.process.as_str()).collect();
     for g in &gateways {
@@ -310,6 +324,8 @@ async fn start(
             let mut workers: Vec<(u32, String)> =
                 endpoints.iter().filter(|(n, _, _)| *n == node.id).map(|(_, i, url)| (*i, url.clone())).collect();
             workers.sort();
+            // A worker of several calls is that many slots at one address: named once.
+            workers.dedup_by(|a, b| a.1 == b.1);
             HostReady {
                 process: h.process.clone(),
                 node_name: h.node_name.clone(),

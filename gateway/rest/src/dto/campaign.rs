@@ -34,6 +34,15 @@ wire_enum! {
 }
 
 wire_enum! {
+    pub enum ComplianceRegime: pb::ComplianceRegime {
+        /// US FCC/TCPA: abandons at most 3% of live answers over 30 days; ring at least 15 s.
+        Fcc = Fcc,
+        /// UK Ofcom: abandons at most 3% of live answers over 24 hours; ring at least 15 s.
+        Ofcom = Ofcom,
+    }
+}
+
+wire_enum! {
     pub enum AgentKind: common::AgentKind {
         /// Plays the caller's audio back.
         Echo = Echo,
@@ -66,6 +75,18 @@ pub struct CampaignSpec {
     pub retry: Option<RetryPolicy>,
     #[serde(default)]
     pub pacing: Option<Pacing>,
+    /// The rules the campaign's abandons and rings are held to; omitted: FCC, 15 s.
+    #[serde(default)]
+    pub compliance: Option<Compliance>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Compliance {
+    pub regime: ComplianceRegime,
+    /// Seconds an unanswered dial rings at least, whatever the provider's timeout;
+    /// 0 or omitted: the regime's floor (15). 15..120.
+    #[serde(default)]
+    pub min_ring_seconds: u32,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -152,6 +173,9 @@ impl From<CampaignSpec> for pb::CampaignSpec {
                 abandon_target: p.abandon_target,
                 max_calls_per_second: p.max_calls_per_second,
             }),
+            compliance: s
+                .compliance
+                .map(|c| pb::Compliance { regime: c.regime.to_proto(), min_ring_seconds: c.min_ring_seconds }),
         }
     }
 }
@@ -197,6 +221,16 @@ impl TryFrom<pb::CampaignSpec> for CampaignSpec {
                 })
             })
             .transpose()?;
+        let compliance = s
+            .compliance
+            .map(|c| -> ApiResult<Compliance> {
+                Ok(Compliance {
+                    // Unspecified reads as FCC, as voxbridge reads it.
+                    regime: ComplianceRegime::from_proto(c.regime).unwrap_or(ComplianceRegime::Fcc),
+                    min_ring_seconds: c.min_ring_seconds,
+                })
+            })
+            .transpose()?;
         Ok(CampaignSpec {
             name: s.name,
             region_id: s.region_id,
@@ -212,6 +246,7 @@ impl TryFrom<pb::CampaignSpec> for CampaignSpec {
             }),
             retry,
             pacing,
+            compliance,
         })
     }
 }

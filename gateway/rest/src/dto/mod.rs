@@ -11,10 +11,14 @@ pub mod call;
 pub mod campaign;
 pub mod dashboard;
 pub mod dialler;
+pub mod dnc;
+pub mod event;
 pub mod job;
+pub mod ledger;
 pub mod node;
 pub mod region;
 pub mod storage;
+pub mod webhook;
 
 use chrono::{DateTime, Utc};
 

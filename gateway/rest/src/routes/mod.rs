@@ -6,12 +6,16 @@ pub mod calls;
 pub mod campaigns;
 pub mod dashboard;
 pub mod dialler;
+pub mod dnc;
+pub mod events;
 pub mod jobs;
+pub mod ledger;
 pub mod nodes;
 pub mod numbers;
 pub mod regions;
 pub mod storage;
 pub mod users;
+pub mod webhooks;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -58,12 +62,28 @@ pub fn routes() -> Router<Bridge> {
             "/api/v1/campaigns/{id}/numbers",
             route(post(numbers::add).layer(DefaultBodyLimit::max(UPLOAD_BODY_LIMIT))),
         )
+        .route("/api/v1/campaigns/{id}/ledger", route(get(ledger::get)))
+        .route("/api/v1/campaigns/{id}/compliance.csv", route(get(ledger::report)))
+        .route(
+            "/api/v1/do-not-call",
+            route(get(dnc::list).post(dnc::add).layer(DefaultBodyLimit::max(UPLOAD_BODY_LIMIT))),
+        )
+        .route("/api/v1/do-not-call/remove", route(post(dnc::remove)))
         .route("/api/v1/calls", route(get(calls::list)))
         .route("/api/v1/calls/{id}", route(get(calls::get)))
         .route("/api/v1/calls/{id}/events", route(get(calls::events)))
         .route("/api/v1/calls/{id}/cancel", route(post(calls::cancel)))
         .route("/api/v1/dashboard", route(get(dashboard::get)))
         .route("/api/v1/dashboard/stream", route(get(dashboard::stream)))
+        .route("/api/v1/events", route(get(events::list)))
+        .route("/api/v1/events/stream", route(get(events::stream)))
+        .route("/api/v1/webhooks", route(get(webhooks::list).post(webhooks::create)))
+        .route("/api/v1/webhooks/queue", route(get(webhooks::queue)))
+        .route("/api/v1/webhooks/dead-letters", route(get(webhooks::dead_letters)))
+        .route("/api/v1/webhooks/dead-letters/requeue", route(post(webhooks::requeue)))
+        .route("/api/v1/webhooks/{id}", route(patch(webhooks::update).delete(webhooks::delete)))
+        .route("/api/v1/webhooks/{id}/rotate-secret", route(post(webhooks::rotate_secret)))
+        .route("/api/v1/webhooks/{id}/deliveries", route(get(webhooks::deliveries)))
         .route("/api/v1/jobs/cleanup", route(post(jobs::cleanup)))
         .route("/api/v1/dialler", route(get(dialler::status)))
         // Not a fallback: voxgate merges this router into its own, which has its own.

@@ -2,7 +2,10 @@
 //! after it:
 //!
 //! - **Vox**: `voxctl up` (this executable) with one worker slot per stream, on its own
-//!   data dir and free ports: voxbridge, a voxcore host and its workers, voxgate. Each
+//!   data dir and free ports: voxbridge, a voxcore host and its workers, voxgate; either
+//!   a worker process per stream (`vox`) or one worker process holding every stream
+//!   (`vox-shared`, `voxctl up --calls-per-worker`; past 200 streams, as few workers as
+//!   hold them). Each
 //!   stream is a real inbound call: the signed voice webhook creates it, and the TwiML
 //!   answer names the stream URL and the call id, as on a carrier. Echo agent, recording
 //!   on (every call is recorded).
@@ -76,9 +79,27 @@ async fn until_listening(process: &mut Process, port: u16) -> anyhow::Result<()>
     }
 }
 
-/// Vox: `voxctl up` with `streams` workers and `streams` answered inbound calls.
-pub async fn start_vox(dir: &Path, bin_dir: &Path, streams: u32) -> anyhow::Result<Running> {
+/// The calls per worker of the `vox-shared` system: every stream in one worker, or, past
+/// `most` a worker (at most 200, what one worker may hold), spread evenly over as few
+/// workers as hold them.
+pub fn shared_calls_per_worker(streams: u32, most: Option<u32>) -> u32 {
+    let most = most.unwrap_or(200).clamp(1, 200);
+    let workers = streams.div_ceil(most).max(1);
+    streams.div_ceil(workers).max(1)
+}
+
+/// Vox: `voxctl up` with a slot per stream, `calls_per_worker` of them in each worker
+/// process, each process on `threads` runtime threads (0: Tokio's default), and
+/// `streams` answered inbound calls.
+pub async fn start_vox(
+    dir: &Path,
+    bin_dir: &Path,
+    streams: u32,
+    calls_per_worker: u32,
+    threads: u32,
+) -> anyhow::Result<Running> {
     let data = dir.join("vox");
+    let workers = streams.div_ceil(calls_per_worker.max(1));
     let launch = Launch {
         name: "voxctl-up".into(),
         program: std::env::current_exe().context("find the voxctl executable")?,
@@ -87,7 +108,9 @@ pub async fn start_vox(dir: &Path, bin_dir: &Path, streams: u32) -> anyhow::Resu
             "--data-dir",
             &data.display().to_string(),
             "--workers",
-            &streams.to_string(),
+            &workers.to_string(),
+            "--calls-per-worker",
+            &calls_per_worker.to_string(),
             "--bridge-listen",
             "127.0.0.1:0",
             "--gateway-listen",
@@ -99,7 +122,7 @@ pub async fn start_vox(dir: &Path, bin_dir: &Path, streams: u32) -> anyhow::Resu
         ]
         .map(String::from)
         .to_vec(),
-        envs: vec![("RUST_LOG", "warn".into())],
+        envs: runtime_envs(threads),
     };
     let mut up = Process::start(launch, dir)?;
     // `voxctl up` prints `VOX_CHILD <name> <pid>` and `VOX_READY … gateway=<url>` on
@@ -147,6 +170,16 @@ pub async fn start_vox(dir: &Path, bin_dir: &Path, streams: u32) -> anyhow::Resu
             Err(e)
         }
     }
+}
+
+/// The environment of `voxctl up` and so of every Vox process it starts: quiet logs and,
+/// unless `threads` is 0, that many runtime threads (Tokio's TOKIO_WORKER_THREADS).
+fn runtime_envs(threads: u32) -> Vec<(&'static str, String)> {
+    let mut envs = vec![("RUST_LOG", "warn".to_string())];
+    if threads > 0 {
+        envs.push(("TOKIO_WORKER_THREADS", threads.to_string()));
+    }
+    envs
 }
 
 /// `X-Twilio-Signature`: base64(HMAC-SHA1(auth token, URL + the form parameters sorted
@@ -415,6 +448,18 @@ mod tests {
         assert_eq!(url, "ws://127.0.0.1:8080/media/twilio");
         assert_eq!(params["call_id"], "ca_0123456789abcdef");
         assert!(twiml_stream("<Response><Hangup/></Response>").unwrap_err().to_string().contains("<Stream>"));
+    }
+
+    #[test]
+    fn a_shared_worker_holds_every_stream_up_to_its_limit() {
+        assert_eq!(shared_calls_per_worker(32, None), 32);
+        assert_eq!(shared_calls_per_worker(200, None), 200);
+        assert_eq!(shared_calls_per_worker(201, None), 101, "two workers, evenly");
+        assert_eq!(shared_calls_per_worker(1000, None), 200);
+        assert_eq!(shared_calls_per_worker(1, None), 1);
+        assert_eq!(shared_calls_per_worker(32, Some(8)), 8, "four workers of eight");
+        assert_eq!(shared_calls_per_worker(30, Some(8)), 8, "four workers, the last of six");
+        assert_eq!(shared_calls_per_worker(32, Some(500)), 32);
     }
 
     #[test]

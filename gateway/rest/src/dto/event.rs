@@ -1,0 +1,147 @@
+//! The activity feed as integrations read it: `GET /api/v1/events` pages and the
+//! `/api/v1/events/stream` WebSocket carry these.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use vox_proto::backend::v1 as pb;
+
+use super::call::{Call, CallEvent};
+use super::campaign::CampaignStatus;
+use super::{known, non_empty, time};
+use crate::error::{ApiError, ApiResult};
+
+/// A campaign's move.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct CampaignChange {
+    pub from: CampaignStatus,
+    pub to: CampaignStatus,
+    /// "user:<email>", "key:<id>", "node:<id>" or "system".
+    pub actor: String,
+}
+
+/// One event of the feed. `type` is one of call.created, call.dialing, call.ringing,
+/// call.answered, call.in_progress, call.ended, call.abandoned, call.recording_ready,
+/// campaign.state_changed.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Event {
+    /// Its place in the feed, in commit order: reconnect with `after=<the last id seen>`.
+    pub id: u64,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub at: DateTime<Utc>,
+    /// `null` for calls outside any campaign.
+    pub campaign_id: Option<String>,
+    /// The call as it stood after the change (call.* events).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub call: Option<Call>,
+    /// The timeline line of the move (call.* events but call.recording_ready).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub change: Option<CallEvent>,
+    /// call.ended and call.abandoned: the disposition (the call's final state).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub disposition: Option<String>,
+    /// call.ended: seconds from answer to end (`null` when never answered).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub duration_seconds: Option<f64>,
+    /// call.recording_ready: GET it with the same credential for a playback URL.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub recording_url: Option<String>,
+    /// campaign.state_changed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub campaign: Option<CampaignChange>,
+}
+
+impl TryFrom<pb::Event> for Event {
+    type Error = ApiError;
+
+    fn try_from(e: pb::Event) -> ApiResult<Self> {
+        let mut out = Event {
+            id: e.id,
+            at: time(e.at, "event at")?,
+            campaign_id: non_empty(e.campaign_id),
+            call: None,
+            change: None,
+            disposition: None,
+            duration_seconds: None,
+            recording_url: None,
+            campaign: None,
+            kind: e.r#type,
+        };
+        match e.subject {
+            Some(pb::event::Subject::Call(c)) => {
+                let call = Call::try_from(c.call.ok_or_else(|| ApiError::internal("event without its call"))?)?;
+                if matches!(out.kind.as_str(), "call.ended" | "call.abandoned") {
+                    out.disposition = serde_json::to_value(call.state).ok().and_then(|v| v.as_str().map(String::from));
+                    out.duration_seconds = match (call.answered_at, call.ended_at) {
+                        (Some(a), Some(e)) => Some((e - a).num_milliseconds() as f64 / 1000.0),
+                        _ => None,
+                    };
+                }
+                if out.kind == "call.recording_ready" {
+                    out.recording_url = Some(format!("/api/v1/calls/{}/recording", call.id));
+                }
+                out.change = c.change.map(CallEvent::try_from).transpose()?;
+                out.call = Some(call);
+            }
+            Some(pb::event::Subject::Campaign(c)) => {
+                out.campaign = Some(CampaignChange {
+                    from: known(CampaignStatus::from_proto(c.from), "campaign status")?,
+                    to: known(CampaignStatus::from_proto(c.to), "campaign status")?,
+                    actor: c.actor,
+                });
+            }
+            None => return Err(ApiError::internal("event without a subject")),
+        }
+        Ok(out)
+    }
+}
+
+/// Events a reader missed because they were pruned (older than voxbridge's
+/// `--event-retention-days`) before it asked.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct EventGap {
+    pub first_missed_id: u64,
+    pub last_missed_id: u64,
+}
+
+impl From<pb::EventGap> for EventGap {
+    fn from(g: pb::EventGap) -> Self {
+        EventGap { first_missed_id: g.first_missed_id, last_missed_id: g.last_missed_id }
+    }
+}
+
+/// One page of events, oldest first.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct EventPage {
+    pub events: Vec<Event>,
+    /// Pass as `after` for the next page.
+    pub next_after: u64,
+    /// Set when events after `after` were already pruned.
+    pub gap: Option<EventGap>,
+}
+
+/// Which events to read: `after` the last id seen (0: from the oldest kept), of one
+/// campaign, of some types (comma-separated; `call.*` and `campaign.*` name families).
+#[derive(Debug, Clone, Default, Deserialize, IntoParams)]
+#[serde(default)]
+pub struct EventFilter {
+    pub after: u64,
+    pub campaign_id: Option<String>,
+    pub types: Option<String>,
+    /// 1..=1000, default 100 (pages only).
+    pub page_size: Option<u32>,
+}
+
+impl EventFilter {
+    pub fn types(&self) -> Vec<String> {
+        self.types
+            .as_deref()
+            .unwrap_or_default()
+            .split(',')
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .map(String::from)
+            .collect()
+    }
+}

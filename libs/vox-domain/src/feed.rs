@@ -1,0 +1,269 @@
+//! The activity feed: what integrations (CRMs, webhooks) learn about calls and campaigns,
+//! as one ordered, durable log.
+//!
+//! Every entry is written by the store in the same transaction as the change it reports,
+//! so a change is never visible without its entry nor an entry without its change, and
+//! a crash between the two cannot happen. Entries are numbered by the store in commit
+//! order (SQLite: its single writer; MongoDB: a counter document incremented inside the
+//! transaction, which serialises feed writers), so a reader that has seen entry `n` has
+//! seen every entry before it and resumes with "everything after `n`".
+//!
+//! Which call moves are reported, and as what:
+//! - `call.created` — an inbound or web call was created. Outbound campaign numbers are
+//!   not reported one by one when they are added (a 150,000-row upload would flood every
+//!   integration); an outbound call first appears as `call.dialing`.
+//! - `call.dialing`, `call.ringing`, `call.answered`, `call.in_progress` — the states of
+//!   the same names (leasing and attaching a worker are internal steps and not reported).
+//! - `call.ended` — any terminal state but abandoned, with the disposition (the state),
+//!   the reason and the talk time; a number canceled before it was ever dialled (a
+//!   completed campaign cancels all its pending numbers) is not reported.
+//! - `call.abandoned` — a live answer with no agent to take it.
+//! - `call.recording_ready` — the call's recording is stored.
+//! - `campaign.state_changed` — a campaign started, paused, completed.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use vox_proto::backend::v1 as pb;
+
+use crate::call::{Call, CallEvent, CallState};
+use crate::campaign::CampaignStatus;
+
+/// Every event type, in the spelling integrations filter on.
+pub const EVENT_TYPES: [&str; 9] = [
+    "call.created",
+    "call.dialing",
+    "call.ringing",
+    "call.answered",
+    "call.in_progress",
+    "call.ended",
+    "call.abandoned",
+    "call.recording_ready",
+    "campaign.state_changed",
+];
+
+/// True when `t` names an event type (or a family: `call.*`, `campaign.*`).
+pub fn is_event_type(t: &str) -> bool {
+    EVENT_TYPES.contains(&t) || matches!(t, "call.*" | "campaign.*")
+}
+
+/// True when an event of type `kind` is wanted by `filter` (empty: every type).
+pub fn type_matches(filter: &[String], kind: &str) -> bool {
+    filter.is_empty()
+        || filter.iter().any(|f| f == kind || f.strip_suffix('*').is_some_and(|family| kind.starts_with(family)))
+}
+
+/// What an entry is about.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "subject", rename_all = "snake_case")]
+pub enum Subject {
+    /// The call as it stood after the change, and the timeline line of the change (absent
+    /// for `call.recording_ready`, which is not a move).
+    Call {
+        call: Box<Call>,
+        change: Option<CallEvent>,
+    },
+    Campaign {
+        campaign_id: String,
+        from: CampaignStatus,
+        to: CampaignStatus,
+        actor: String,
+    },
+}
+
+/// One entry of the feed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FeedEvent {
+    /// Its place in the feed, from 1, in commit order; 0 until the store numbers it.
+    pub id: u64,
+    pub at: DateTime<Utc>,
+    /// One of [`EVENT_TYPES`].
+    pub kind: String,
+    pub campaign_id: Option<String>,
+    pub subject: Subject,
+}
+
+impl FeedEvent {
+    /// The entry reporting `change` of `call` (the call as it stands after it), if that
+    /// move is reported at all.
+    pub fn for_call_change(call: &Call, change: &CallEvent) -> Option<FeedEvent> {
+        let kind = match (change.from_state, change.to_state) {
+            (None, _) if call.direction == crate::call::Direction::Inbound || call.campaign_id.is_none() => {
+                "call.created"
+            }
+            (None, _) => return None,
+            // Never dialled: it never appeared, so its end is not reported either.
+            (Some(CallState::Pending), _) => return None,
+            (Some(_), CallState::Dialing) => "call.dialing",
+            (Some(_), CallState::Ringing) => "call.ringing",
+            (Some(_), CallState::Answered) => "call.answered",
+            (Some(_), CallState::InProgress) => "call.in_progress",
+            (Some(_), CallState::Abandoned) => "call.abandoned",
+            (Some(_), to) if to.is_terminal() => "call.ended",
+            _ => return None,
+        };
+        Some(FeedEvent {
+            id: 0,
+            at: change.at,
+            kind: kind.into(),
+            campaign_id: call.campaign_id.clone(),
+            subject: Subject::Call { call: Box::new(call.clone()), change: Some(change.clone()) },
+        })
+    }
+
+    /// The entry saying `call`'s recording is stored.
+    pub fn recording_ready(call: &Call, now: DateTime<Utc>) -> FeedEvent {
+        FeedEvent {
+            id: 0,
+            at: now,
+            kind: "call.recording_ready".into(),
+            campaign_id: call.campaign_id.clone(),
+            subject: Subject::Call { call: Box::new(call.clone()), change: None },
+        }
+    }
+
+    /// The entry saying a campaign went from `from` to `to`.
+    pub fn campaign_status(
+        campaign_id: &str,
+        from: CampaignStatus,
+        to: CampaignStatus,
+        actor: &str,
+        now: DateTime<Utc>,
+    ) -> FeedEvent {
+        FeedEvent {
+            id: 0,
+            at: now,
+            kind: "campaign.state_changed".into(),
+            campaign_id: Some(campaign_id.to_string()),
+            subject: Subject::Campaign { campaign_id: campaign_id.to_string(), from, to, actor: actor.to_string() },
+        }
+    }
+
+    /// The entry on the wire. The call's lease is left out: its token is the dialler's
+    /// proof of holding the call, and readers of the feed are integrations.
+    pub fn to_proto(&self) -> pb::Event {
+        let subject = match &self.subject {
+            Subject::Call { call, change } => {
+                let mut call = crate::call::call_to_proto(call);
+                call.lease = None;
+                pb::event::Subject::Call(pb::CallChange {
+                    call: Some(call),
+                    change: change.as_ref().map(crate::call::event_to_proto),
+                })
+            }
+            Subject::Campaign { campaign_id, from, to, actor } => pb::event::Subject::Campaign(pb::CampaignChange {
+                campaign_id: campaign_id.clone(),
+                from: from.to_proto() as i32,
+                to: to.to_proto() as i32,
+                actor: actor.clone(),
+            }),
+        };
+        pb::Event {
+            id: self.id,
+            at: Some(crate::time::to_proto(self.at)),
+            r#type: self.kind.clone(),
+            campaign_id: self.campaign_id.clone().unwrap_or_default(),
+            subject: Some(subject),
+        }
+    }
+
+    /// The call this entry is about, if any.
+    pub fn call(&self) -> Option<&Call> {
+        match &self.subject {
+            Subject::Call { call, .. } => Some(call),
+            Subject::Campaign { .. } => None,
+        }
+    }
+}
+
+/// Which entries a reader wants.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct FeedQuery {
+    /// Entries with an id above this one (0: from the oldest kept).
+    pub after: u64,
+    /// Only this campaign's entries.
+    pub campaign_id: Option<String>,
+    /// At most this many.
+    pub limit: usize,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::call::{Call, Direction};
+    use chrono::TimeZone;
+
+    fn now() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 12, 3, 12, 0, 0).unwrap()
+    }
+
+    fn change(from: Option<CallState>, to: CallState) -> CallEvent {
+        CallEvent {
+            seq: 2,
+            at: now(),
+            from_state: from,
+            to_state: to,
+            actor: "node:n1".into(),
+            reason: String::new(),
+            fencing_term: 0,
+        }
+    }
+
+    #[test]
+    fn outbound_numbers_are_not_reported_when_added_but_every_visible_move_is() {
+        let mut call = Call::outbound("cmp_1", "reg_1", "+14155550100", "+14155550199", now());
+        assert_eq!(FeedEvent::for_call_change(&call, &call.created_event("system")), None);
+        assert_eq!(FeedEvent::for_call_change(&call, &change(Some(CallState::Pending), CallState::Leased)), None);
+        call.state = CallState::Canceled;
+        assert_eq!(FeedEvent::for_call_change(&call, &change(Some(CallState::Pending), CallState::Canceled)), None);
+        let kinds: Vec<String> = [
+            (CallState::Leased, CallState::Dialing),
+            (CallState::Dialing, CallState::Ringing),
+            (CallState::Ringing, CallState::Answered),
+            (CallState::Answered, CallState::Attaching),
+            (CallState::Attaching, CallState::InProgress),
+            (CallState::InProgress, CallState::Completed),
+            (CallState::Answered, CallState::Abandoned),
+            (CallState::Ringing, CallState::NoAnswer),
+            (CallState::Ringing, CallState::Machine),
+        ]
+        .into_iter()
+        .filter_map(|(from, to)| {
+            call.state = to;
+            FeedEvent::for_call_change(&call, &change(Some(from), to)).map(|e| e.kind)
+        })
+        .collect();
+        assert_eq!(
+            kinds,
+            [
+                "call.dialing",
+                "call.ringing",
+                "call.answered",
+                "call.in_progress",
+                "call.ended",
+                "call.abandoned",
+                "call.ended",
+                "call.ended"
+            ]
+        );
+    }
+
+    #[test]
+    fn inbound_calls_are_reported_when_created() {
+        let mut call = Call::outbound("cmp_1", "reg_1", "+14155550100", "+14155550199", now());
+        call.direction = Direction::Inbound;
+        let e = FeedEvent::for_call_change(&call, &call.created_event("node:gw")).expect("reported");
+        assert_eq!(e.kind, "call.created");
+        assert_eq!(e.campaign_id.as_deref(), Some("cmp_1"));
+    }
+
+    #[test]
+    fn type_filters_take_exact_types_and_families() {
+        assert!(type_matches(&[], "call.ended"));
+        assert!(type_matches(&["call.*".into()], "call.ended"));
+        assert!(!type_matches(&["campaign.*".into()], "call.ended"));
+        assert!(type_matches(&["call.answered".into(), "call.ended".into()], "call.ended"));
+        assert!(!type_matches(&["call.answered".into()], "call.ended"));
+        assert!(is_event_type("call.recording_ready") && is_event_type("call.*") && !is_event_type("call.nope"));
+    }
+}
