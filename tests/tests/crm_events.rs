@@ -6,98 +6,28 @@
 
 use std::time::{Duration, Instant};
 
-use base64::Engine;
 use futures::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use vox_proto::backend::v1 as bpb;
-use vox_testkit::{ServerProcess, control};
-
-const TOKEN: &str = "twilio-test-auth-token";
+use vox_testkit::cluster::OneHost;
+use vox_testkit::control;
 
 type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
-async fn until<T>(what: &str, mut f: impl AsyncFnMut() -> Option<T>) -> T {
-    for _ in 0..300 {
-        if let Some(v) = f().await {
-            return v;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("timed out waiting for {what}");
-}
-
-struct Cluster {
-    _dir: tempfile::TempDir,
-    _bridge: ServerProcess,
-    _host: ServerProcess,
-    gate: ServerProcess,
-    channel: tonic::transport::Channel,
-    admin: String,
-    region: String,
-}
+/// The one-host cluster, with what a CRM test does on it.
+struct Cluster(OneHost);
 
 async fn cluster() -> Cluster {
-    let dir = tempfile::tempdir().unwrap();
-    let args: Vec<String> = ["--listen", "127.0.0.1:0", "--heartbeat-interval-ms", "500", "--data-dir"]
-        .map(String::from)
-        .into_iter()
-        .chain([dir.path().join("bridge").display().to_string()])
-        .chain(["--recordings-dir".to_string(), dir.path().join("recordings").display().to_string()])
-        .collect();
-    let bridge = ServerProcess::start(
-        "voxbridge",
-        &vox_testkit::workspace_binary("voxbridge", "voxbridge"),
-        &args,
-        &control::admin_env(),
-        dir.path(),
-    )
-    .await
-    .unwrap();
-    let (channel, admin) = control::admin_session(&bridge.url()).await;
-    let region = control::create_region(&channel, &admin, "us-east-1", None).await;
-    let fleet = control::register_node(&channel, &admin, &region, bpb::NodeKind::Fleet).await;
-    let host_args: Vec<String> = [
-        "host",
-        "--workers",
-        "1",
-        "--socket-dir",
-        &dir.path().join("sock").display().to_string(),
-        "--spool-dir",
-        &dir.path().join("spool").display().to_string(),
-        "--recordings-dir",
-        &dir.path().join("recordings").display().to_string(),
-        "--bridge-url",
-        &bridge.url(),
-    ]
-    .map(String::from)
-    .to_vec();
-    let host = ServerProcess::spawn(
-        "voxcore-host",
-        &vox_testkit::workspace_binary("voxcore", "voxcore"),
-        &host_args,
-        &[("VOX_NODE_SECRET", fleet.api_secret.clone())],
-        dir.path(),
-    )
-    .unwrap();
-    let gateway = control::register_node(&channel, &admin, &region, bpb::NodeKind::Gateway).await;
-    let gate = ServerProcess::start(
-        "voxgate",
-        &vox_testkit::workspace_binary("voxgate", "voxgate"),
-        &["--listen", "127.0.0.1:0", "--bridge-url", &bridge.url()].map(String::from),
-        &[("VOX_NODE_SECRET", gateway.api_secret.clone()), ("TWILIO_AUTH_TOKEN", TOKEN.to_string())],
-        dir.path(),
-    )
-    .await
-    .unwrap();
-    let http = reqwest::Client::new();
-    until("the gateway sees the worker", async || {
-        let health: Value = http.get(format!("{}/health/fleet", gate.url())).send().await.ok()?.json().await.ok()?;
-        (health["fleet_available"] == 1).then_some(())
-    })
-    .await;
-    Cluster { _dir: dir, _bridge: bridge, _host: host, gate, channel, admin, region }
+    Cluster(OneHost::start(|_| Vec::new()).await)
+}
+
+impl std::ops::Deref for Cluster {
+    type Target = OneHost;
+    fn deref(&self) -> &OneHost {
+        &self.0
+    }
 }
 
 impl Cluster {
@@ -157,53 +87,6 @@ impl Cluster {
             out.extend(events);
         }
     }
-
-    /// A Twilio call placed through voxgate: webhook, media stream with a second of audio,
-    /// stop. Returns the call id.
-    async fn twilio_call(&self, sid: &str) -> String {
-        let http = reqwest::Client::new();
-        let url = format!("{}/twilio/voice", self.gate.url());
-        let params: Vec<(&str, String)> =
-            [("AccountSid", "AC1"), ("CallSid", sid), ("From", "+14155550199"), ("To", "+14155550100")]
-                .map(|(k, v)| (k, v.to_string()))
-                .to_vec();
-        let signature = vox_testkit::twilio::signature(TOKEN, &url, &params);
-        let reply = http.post(&url).header("x-twilio-signature", signature).form(&params).send().await.unwrap();
-        assert_eq!(reply.status(), 200);
-        let (stream_url, custom) = vox_testkit::twilio::twiml_stream(&reply.text().await.unwrap());
-        let call_id = custom["call_id"].as_str().unwrap().to_string();
-        let mut request = stream_url.as_str().into_client_request().unwrap();
-        let signature = vox_testkit::twilio::signature(TOKEN, &stream_url, &[]);
-        request.headers_mut().insert("x-twilio-signature", signature.parse().unwrap());
-        let (mut ws, _) = tokio_tungstenite::connect_async(request).await.unwrap();
-        let send = |v: Value| Message::text(v.to_string());
-        ws.send(send(json!({"event": "connected", "protocol": "Call", "version": "1.0.0"}))).await.unwrap();
-        ws.send(send(json!({"event": "start", "sequenceNumber": "1", "streamSid": "MZ1", "start": {
-            "streamSid": "MZ1", "accountSid": "AC1", "callSid": sid, "tracks": ["inbound"],
-            "customParameters": custom,
-            "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1}}})))
-            .await
-            .unwrap();
-        let b64 = base64::engine::general_purpose::STANDARD;
-        for i in 0..50u32 {
-            let payload = b64.encode([(i % 200) as u8; 160]);
-            ws.send(send(json!({"event": "media", "streamSid": "MZ1", "sequenceNumber": (i + 2).to_string(),
-                "media": {"track": "inbound", "chunk": (i + 1).to_string(), "timestamp": (i * 20).to_string(), "payload": payload}})))
-            .await
-            .unwrap();
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        ws.send(send(json!({"event": "stop", "streamSid": "MZ1", "sequenceNumber": "60", "stop": {"accountSid": "AC1", "callSid": sid}})))
-            .await
-            .unwrap();
-        // Read until the gateway hangs up, so the media stream ends as the carrier's would.
-        while let Ok(Some(Ok(m))) = tokio::time::timeout(Duration::from_secs(5), ws.next()).await {
-            if matches!(m, Message::Close(_)) {
-                break;
-            }
-        }
-        call_id
-    }
 }
 
 /// The next JSON text message, with when it arrived; `None` once the socket is closed.
@@ -253,7 +136,7 @@ async fn a_crm_follows_calls_and_commands_over_the_event_stream() {
         let got = events_until(&mut ws, |e| e["type"] == "call.recording_ready").await;
         (ws, got)
     });
-    let call_id = c.twilio_call("CA-crm-1").await;
+    let call_id = c.twilio_call("CA-crm-1", 50).await.call_id;
     let (ws, got) = reader.await.unwrap();
     let of_call: Vec<&(Value, Instant)> = got.iter().filter(|(e, _)| e["call"]["id"] == call_id).collect();
     let kinds: Vec<&str> = of_call.iter().map(|(e, _)| e["type"].as_str().unwrap()).collect();
@@ -289,7 +172,7 @@ async fn a_crm_follows_calls_and_commands_over_the_event_stream() {
     let paused = command(&mut ops, json!({"id": "p1", "command": "pause_campaign", "campaign_id": campaign})).await;
     assert_eq!(paused["result"]["status"], "paused", "{paused}");
     drop(ops);
-    let second = c.twilio_call("CA-crm-2").await;
+    let second = c.twilio_call("CA-crm-2", 50).await.call_id;
     let mut again = c.connect(&operator, &format!("after={last_seen}")).await.unwrap();
     let resumed = events_until(&mut again, |e| e["type"] == "call.recording_ready" && e["call"]["id"] == second).await;
     let resumed: Vec<Value> = resumed.into_iter().map(|(e, _)| e).collect();

@@ -297,7 +297,8 @@ async fn every_webhook_route_is_documented_and_needs_a_token() {
         let op = &doc["paths"][*path][*method];
         assert_eq!(op["tags"], json!(["webhooks"]), "{method} {path} is documented under webhooks: {op}");
         let url = api.url(&path.replace("{id}", "wh_x"));
-        let (status, body) = read(api.http.request(method.parse().unwrap(), url).send().await.unwrap()).await;
+        let (status, body) =
+            read(api.http.request(method.to_uppercase().parse().unwrap(), url).send().await.unwrap()).await;
         assert_eq!(status, StatusCode::UNAUTHORIZED, "{method} {path}: {body}");
     }
     assert!(doc["tags"].as_array().unwrap().iter().any(|t| t["name"] == "webhooks"), "{}", doc["tags"]);

@@ -4,6 +4,7 @@
 //! is waited on until `GET /health` answers 200, is killed when dropped, and prints its
 //! logs when the test that owns it panics, so a failure explains itself.
 
+pub mod cluster;
 pub mod control;
 pub mod tls;
 pub mod twilio;

@@ -162,10 +162,16 @@ mod tests {
         let me = std::process::id();
         let roles = Roles(vec![("me".into(), vec![me]), ("gone".into(), vec![u32::MAX])]);
         let before = CpuSnapshot::take(roles.pids());
+        let own_before = CpuSnapshot::own();
+        // Spin until this process has had 120 ms of CPU (or 10 s have passed): on a busy
+        // machine 120 ms of wall time may bring far less than 50 ms of CPU.
+        let want = ticks_per_second() * 120 / 1000;
         let spin = std::time::Instant::now();
         let mut x = 0u64;
-        while spin.elapsed() < Duration::from_millis(120) {
-            x = x.wrapping_add(std::hint::black_box(1));
+        while CpuSnapshot::own().saturating_sub(own_before) < want && spin.elapsed() < Duration::from_secs(10) {
+            for _ in 0..10_000 {
+                x = x.wrapping_add(std::hint::black_box(1));
+            }
         }
         let ms = before.ms_since(&roles, ticks_per_second());
         assert!(ms["me"] >= 50.0, "{ms:?} after spinning {x} times");
