@@ -356,6 +356,38 @@ try {
   await hookRow.filter({ hasText: "disabled" }).waitFor();
   await snap(page, "webhooks");
 
+  step = "a webhook that always fails ends in the dead letters, and is requeued";
+  const api = (method, path, body) =>
+    fetch(`${URL}/api/v1${path}`, {
+      method,
+      headers: { Authorization: `Bearer ${adminToken}`, "Content-Type": "application/json" },
+      body: body && JSON.stringify(body),
+    }).then(async (r) => ({ status: r.status, body: await r.json() }));
+  // Nothing listens on port 9: each attempt is refused at once (3 attempts, 1 s then 2 s apart).
+  const refused = await api("POST", "/webhooks", {
+    url: "https://127.0.0.1:9/hook",
+    description: "refusing e2e receiver",
+    event_types: ["campaign.state_changed"],
+  });
+  assert(refused.status === 201, `the failing endpoint is added: ${JSON.stringify(refused.body)}`);
+  const running = (await api("GET", "/campaigns")).body.campaigns.find((c) => c.status === "running");
+  assert(running, "the campaign started above is running");
+  assert((await api("POST", `/campaigns/${running.id}/pause`)).status === 200, "the campaign pauses");
+  const deadRow = page.getByTestId("dead-letters").getByRole("row").filter({ hasText: "campaign.state_changed" });
+  await deadRow.waitFor({ timeout: 20000 });
+  // The endpoint list polls too: the row names the endpoint by its URL once it is listed.
+  await deadRow.filter({ hasText: "https://127.0.0.1:9/hook" }).waitFor();
+  await page.getByTestId("webhook-queue").filter({ hasText: /Dead\s*1/ }).waitFor();
+  await snap(page, "webhook-dead-letters");
+  await deadRow.getByRole("button", { name: "Requeue" }).click();
+  await page.getByTestId("dead-letters").getByText("1 requeued").waitFor();
+  const refusedRow = page.getByTestId("webhooks-table").getByRole("row").filter({ hasText: "refusing e2e receiver" });
+  await refusedRow.getByRole("button", { name: "Deliveries" }).click();
+  await page.getByTestId("webhook-deliveries").getByText("dead letter").first().waitFor();
+  page.once("dialog", (d) => d.accept());
+  await refusedRow.getByRole("button", { name: "Delete" }).click();
+  await refusedRow.waitFor({ state: "detached" });
+
   step = "a phone-sized screen";
   await nav(page, "Dashboard");
   await page.setViewportSize({ width: 390, height: 844 });

@@ -267,7 +267,9 @@ pub async fn stream(
         sample_rate: claims.rate,
     };
     let max = gate.args.max_frame_bytes;
+    // Small reads, as for carrier streams (see `routes::twilio_media`).
     ws.max_message_size(max)
         .max_frame_size(max)
+        .read_buffer_size(4096)
         .on_upgrade(move |socket| relay::known_stream(gate, socket, claim, Box::new(web::Web), start))
 }

@@ -45,7 +45,11 @@ const OUTCOME_TEXT: Record<DeliveryOutcome, string> = {
 export function WebhooksPage() {
   const role = useRole();
   const admin = can.administer(role);
-  const endpoints = useResource<{ endpoints: WebhookEndpoint[] }>("Load the webhook endpoints", admin ? "/webhooks" : null);
+  const endpoints = useResource<{ endpoints: WebhookEndpoint[] }>(
+    "Load the webhook endpoints",
+    admin ? "/webhooks" : null,
+    POLL_MS,
+  );
   const [adding, setAdding] = useState(false);
   const [shown, setShown] = useState<{ title: string; secret: WebhookSecret } | null>(null);
   const [selected, setSelected] = useState<string | null>(null);

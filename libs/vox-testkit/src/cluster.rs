@@ -1,3 +1,5 @@
+#![allow(clippy::unwrap_used, reason = "test harness: a failed step stops the test with its error")]
+
 //! A cluster on one host for end-to-end tests: a voxbridge, a voxcore host with one
 //! worker, and a voxgate taking Twilio calls, each a real process; and a Twilio call
 //! placed through it as the carrier would (signed webhook, Media Streams WebSocket).
