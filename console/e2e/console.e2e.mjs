@@ -12,6 +12,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
+import { createServer } from "node:http";
 import { chromium } from "playwright-core";
 
 const URL = need("VOX_URL");
@@ -363,9 +364,21 @@ try {
       headers: { Authorization: `Bearer ${adminToken}`, "Content-Type": "application/json" },
       body: body && JSON.stringify(body),
     }).then(async (r) => ({ status: r.status, body: await r.json() }));
-  // Nothing listens on port 9: each attempt is refused at once (3 attempts, 1 s then 2 s apart).
+  // A receiver that answers 503 (3 attempts, 1 s then 2 s apart) until it is "fixed".
+  let receiverUp = false;
+  const received = [];
+  const receiver = createServer((req, res) => {
+    let body = "";
+    req.on("data", (c) => (body += c));
+    req.on("end", () => {
+      if (receiverUp) received.push({ id: req.headers["webhook-id"], body });
+      res.writeHead(receiverUp ? 200 : 503).end();
+    });
+  });
+  await new Promise((ok) => receiver.listen(0, "127.0.0.1", ok));
+  const hookUrl = `http://127.0.0.1:${receiver.address().port}/hook`;
   const refused = await api("POST", "/webhooks", {
-    url: "https://127.0.0.1:9/hook",
+    url: hookUrl,
     description: "refusing e2e receiver",
     event_types: ["campaign.state_changed"],
   });
@@ -376,14 +389,21 @@ try {
   const deadRow = page.getByTestId("dead-letters").getByRole("row").filter({ hasText: "campaign.state_changed" });
   await deadRow.waitFor({ timeout: 20000 });
   // The endpoint list polls too: the row names the endpoint by its URL once it is listed.
-  await deadRow.filter({ hasText: "https://127.0.0.1:9/hook" }).waitFor();
+  await deadRow.filter({ hasText: hookUrl }).waitFor();
   await page.getByTestId("webhook-queue").filter({ hasText: /Dead\s*1/ }).waitFor();
   await snap(page, "webhook-dead-letters");
+  receiverUp = true;
   await deadRow.getByRole("button", { name: "Requeue" }).click();
   await page.getByTestId("dead-letters").getByText("1 requeued").waitFor();
+  for (let i = 0; i < 150 && received.length === 0; i++) await new Promise((ok) => setTimeout(ok, 100));
+  assert(received.length === 1, `the requeued delivery arrives once: ${received.length}`);
+  assert(JSON.parse(received[0].body).type === "campaign.state_changed", "it is the paused campaign's event");
   const refusedRow = page.getByTestId("webhooks-table").getByRole("row").filter({ hasText: "refusing e2e receiver" });
   await refusedRow.getByRole("button", { name: "Deliveries" }).click();
   await page.getByTestId("webhook-deliveries").getByText("dead letter").first().waitFor();
+  await page.getByTestId("webhook-deliveries").getByText("delivered").first().waitFor();
+  await snap(page, "webhook-requeued-delivered");
+  receiver.close();
   page.once("dialog", (d) => d.accept());
   await refusedRow.getByRole("button", { name: "Delete" }).click();
   await refusedRow.waitFor({ state: "detached" });

@@ -70,6 +70,8 @@ async fn start_bridge(dir: &Path) -> (ServerProcess, String) {
         "500".into(),
         "--data-dir".into(),
         dir.join("bridge").display().to_string(),
+        // The browser script's webhook receiver is plain http on loopback.
+        "--allow-insecure-webhook-urls".into(),
     ];
     let bridge =
         ServerProcess::start("voxbridge", &vox_testkit::workspace_binary("voxbridge", "voxbridge"), &args, &envs, dir)
