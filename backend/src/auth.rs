@@ -238,6 +238,12 @@ impl Auth {
         }
     }
 
+    /// Says that the next `NodeChanged` of `node_id` published here reports its presence
+    /// only (a heartbeat), so its verified secret stays (`node_credentials`).
+    pub fn expect_presence_change(&self, node_id: &str) {
+        self.nodes.lock().unwrap_or_else(|p| p.into_inner()).expect_presence_change(node_id);
+    }
+
     /// Renews the verified node secrets in the background from one read of every node
     /// (`node_credentials`): the lookups that started it are answered at once.
     fn renew_node_secrets(&self) {

@@ -279,6 +279,10 @@ impl Nodes {
             !p.is_fresh(now, staleness) || p.workers != presence.workers || p.boot_id != presence.boot_id
         });
         if changed || desired != node.desired_state {
+            if desired == node.desired_state {
+                // Only its presence changed: the node's verified secret stays valid.
+                self.0.auth.expect_presence_change(&node.id);
+            }
             self.0.publish(ClusterEvent::NodeChanged(node.id.clone()));
         }
         self.0.metrics.heartbeats.get_or_create(&label("kind", node.kind.as_str())).inc();

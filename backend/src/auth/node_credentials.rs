@@ -67,6 +67,10 @@ pub struct NodeCredentials {
     /// Verifications that started before this generation are not cached: events were
     /// lost, or `changed_at` was emptied, then.
     floor: u64,
+    /// Node id -> presence changes this voxbridge is about to publish for it
+    /// ([`Self::expect_presence_change`]): their `NodeChanged` events say nothing about
+    /// the stored node, so they keep its entry.
+    presence_only: HashMap<String, u32>,
     /// The renewal under way, if any (one at a time).
     refreshing: Option<Refresh>,
 }
@@ -80,6 +84,7 @@ impl NodeCredentials {
             generation: 0,
             changed_at: HashMap::new(),
             floor: 0,
+            presence_only: HashMap::new(),
             refreshing: None,
         }
     }
@@ -89,6 +94,13 @@ impl NodeCredentials {
         while let Some(next) = self.events.next().now_or_never() {
             match next {
                 Some(Some(ClusterEvent::NodeChanged(id))) => {
+                    if let Some(n) = self.presence_only.get_mut(&id) {
+                        *n -= 1;
+                        if *n == 0 {
+                            self.presence_only.remove(&id);
+                        }
+                        continue;
+                    }
                     self.forget(&id);
                     self.generation += 1;
                     if self.changed_at.len() >= MAX_ENTRIES {
@@ -106,6 +118,7 @@ impl NodeCredentials {
                     self.entries.clear();
                     self.by_node.clear();
                     self.changed_at.clear();
+                    self.presence_only.clear();
                     self.generation += 1;
                     self.floor = self.generation;
                     if let Some(r) = &mut self.refreshing {
@@ -132,6 +145,21 @@ impl NodeCredentials {
             }
             _ => None,
         }
+    }
+
+    /// Says that the next `NodeChanged` of `node_id` this voxbridge publishes reports a
+    /// change of its presence only (a heartbeat: the node came online, its worker slots
+    /// moved), not of the stored node, so its verified secret stays: otherwise every
+    /// node's first heartbeat would drop the secret its admission had just verified, and
+    /// a whole fleet coming online would check every secret twice, one by one against
+    /// the store. Call it just before publishing. A note whose event is lost (the bus
+    /// lagged) is dropped with the lost events; one left behind can only hide a change
+    /// for [`TTL`], as for a change made through another voxbridge.
+    pub fn expect_presence_change(&mut self, node_id: &str) {
+        if self.presence_only.len() >= MAX_ENTRIES {
+            self.presence_only.clear();
+        }
+        *self.presence_only.entry(node_id.to_string()).or_default() += 1;
     }
 
     /// Starts a renewal unless one is under way (false then): the caller reads every node
@@ -292,6 +320,21 @@ mod tests {
         }
         c.remember("h1".into(), node("nd_a"), g, t0);
         assert!(c.get("h1", "nd_a", t0).is_some());
+    }
+
+    #[test]
+    fn a_presence_change_keeps_the_verified_secret_and_a_real_change_still_drops_it() {
+        let (bus, mut c) = cache();
+        let t0 = Instant::now();
+        let g = c.catch_up();
+        c.remember("h1".into(), node("nd_a"), g, t0);
+        // The node's first heartbeat: it came online.
+        c.expect_presence_change("nd_a");
+        bus.publish(ClusterEvent::NodeChanged("nd_a".into()));
+        assert!(c.get("h1", "nd_a", t0).is_some(), "its presence changed, not the node");
+        // Then an operator disables it.
+        bus.publish(ClusterEvent::NodeChanged("nd_a".into()));
+        assert!(c.get("h1", "nd_a", t0).is_none(), "the node changed: read it again");
     }
 
     #[test]

@@ -152,7 +152,7 @@ impl Default for PacerSettings {
             abandon_target: 0.03,
             abandon_window_seconds: 2.0,
             ring_timeout_seconds: 25.0,
-            memory_seconds: 300.0,
+            memory_seconds: 900.0,
             memory_floor_calls: 300.0,
             max_ringing_per_slot: 10.0,
             prior: Priors::default(),
