@@ -50,17 +50,7 @@ impl Filter {
     /// reads that campaign's events only, and naming another is NotFound (it learns
     /// nothing of other campaigns).
     fn new(scope: &Scope, campaign_id: &str, types: &[String]) -> Result<Filter> {
-        for (i, t) in types.iter().enumerate() {
-            if !feed::is_event_type(t) {
-                return Err(Error::invalid(
-                    &format!("types[{i}]"),
-                    format!(
-                        "{t:?} is not an event type; expected one of {}, or call.* / campaign.*",
-                        feed::EVENT_TYPES.join(", ")
-                    ),
-                ));
-            }
-        }
+        let types = feed::check_types("types", types)?;
         let asked = campaign_id.trim();
         let campaign_id = match scope.campaign() {
             Some(own) if !asked.is_empty() && asked != own => return Err(Error::not_found("campaign", asked)),
@@ -68,7 +58,7 @@ impl Filter {
             None if asked.is_empty() => None,
             None => Some(super::required_id("campaign_id", asked)?),
         };
-        Ok(Filter { campaign_id, types: types.to_vec() })
+        Ok(Filter { campaign_id, types })
     }
 
     fn wants(&self, e: &FeedEvent) -> bool {

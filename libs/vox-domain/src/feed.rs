@@ -47,6 +47,25 @@ pub fn is_event_type(t: &str) -> bool {
     EVENT_TYPES.contains(&t) || matches!(t, "call.*" | "campaign.*")
 }
 
+/// Checks requested event types (trimmed); a bad one is named by its position in `field`.
+pub fn check_types(field: &str, types: &[String]) -> crate::Result<Vec<String>> {
+    let mut out = Vec::with_capacity(types.len());
+    for (i, t) in types.iter().enumerate() {
+        let t = t.trim();
+        if !is_event_type(t) {
+            return Err(crate::Error::invalid(
+                &format!("{field}[{i}]"),
+                format!(
+                    "{t:?} is not an event type; expected one of {}, or call.* / campaign.*",
+                    EVENT_TYPES.join(", ")
+                ),
+            ));
+        }
+        out.push(t.to_string());
+    }
+    Ok(out)
+}
+
 /// True when an event of type `kind` is wanted by `filter` (empty: every type).
 pub fn type_matches(filter: &[String], kind: &str) -> bool {
     filter.is_empty()

@@ -90,24 +90,7 @@ pub fn check_url(field: &str, url: &str, allow_insecure: bool) -> Result<String>
     Ok(url.to_string())
 }
 
-/// Checks requested event types.
-pub fn check_event_types(field: &str, types: &[String]) -> Result<Vec<String>> {
-    let mut out = Vec::with_capacity(types.len());
-    for (i, t) in types.iter().enumerate() {
-        let t = t.trim();
-        if !feed::is_event_type(t) {
-            return Err(Error::invalid(
-                &format!("{field}[{i}]"),
-                format!(
-                    "{t:?} is not an event type; expected one of {}, or call.* / campaign.*",
-                    feed::EVENT_TYPES.join(", ")
-                ),
-            ));
-        }
-        out.push(t.to_string());
-    }
-    Ok(out)
-}
+pub use feed::check_types as check_event_types;
 
 /// How one delivery attempt went.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
