@@ -117,6 +117,8 @@ pub struct Engine {
     placing: tokio::sync::Semaphore,
     stopping: AtomicBool,
     http: reqwest::Client,
+    /// When the last pacing report went out (or was tried).
+    last_pacing_report: Mutex<Option<std::time::Instant>>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -151,6 +153,7 @@ impl Engine {
             placing: tokio::sync::Semaphore::new(256),
             stopping: AtomicBool::new(false),
             http: reqwest::Client::builder().timeout(Duration::from_secs(5)).build()?,
+            last_pacing_report: Mutex::new(None),
         })
     }
 
@@ -171,7 +174,10 @@ impl Engine {
             // A tick that hangs (a voxbridge that accepts and never answers) must not
             // hang the loop: it counts as failed and /health says so.
             match tokio::time::timeout(every * 5 + Duration::from_secs(10), self.tick(term)).await {
-                Ok(Ok(figures)) => self.status.tick_completed(figures),
+                Ok(Ok(figures)) => {
+                    self.report_pacing(term, &figures);
+                    self.status.tick_completed(figures);
+                }
                 Ok(Err(e)) => {
                     tracing::warn!(error = %format!("{e:#}"), "tick failed");
                     self.status.tick_failed(format!("{e:#}"));
@@ -184,6 +190,37 @@ impl Engine {
         self.stopping.store(true, Ordering::SeqCst);
         // Placements in flight finish (or give their calls back) before we go.
         let _ = tokio::time::timeout(Duration::from_secs(15), self.placing.acquire_many(256)).await;
+    }
+
+    /// Sends the campaigns' figures to voxbridge for the activity feed when
+    /// `--pacing-report-seconds` have passed since the last report. Off the tick: a slow
+    /// or refusing voxbridge costs a warning, never a tick. Fenced by `term`, so a report
+    /// racing a leadership change is refused rather than written.
+    fn report_pacing(self: &Arc<Self>, term: u64, figures: &[CampaignFigures]) {
+        let every = Duration::from_secs(u64::from(self.args.pacing_report_seconds));
+        if every.is_zero() || figures.is_empty() {
+            return;
+        }
+        {
+            let mut last = lock(&self.last_pacing_report);
+            if last.is_some_and(|at| at.elapsed() < every) {
+                return;
+            }
+            *last = Some(std::time::Instant::now());
+        }
+        let campaigns: Vec<pb::PacingFigures> = figures.iter().filter_map(to_report).collect();
+        if campaigns.is_empty() {
+            return;
+        }
+        let req = pb::ReportPacingRequest { fencing_term: term, campaigns };
+        let bridge = self.bridge.clone();
+        tokio::spawn(async move {
+            match tokio::time::timeout(every, bridge.leadership().report_pacing(req)).await {
+                Ok(Ok(_)) => {}
+                Ok(Err(s)) => tracing::warn!(code = ?s.code(), error = s.message(), "pacing report refused"),
+                Err(_) => tracing::warn!("pacing report: voxbridge did not answer in time"),
+            }
+        });
     }
 
     async fn tick(self: &Arc<Self>, term: u64) -> anyhow::Result<Vec<CampaignFigures>> {
@@ -700,6 +737,30 @@ impl Engine {
         }
         Ok(())
     }
+}
+
+/// One campaign's figures as voxbridge's feed carries them; None for a campaign without
+/// a pacer yet. A figure with nothing to rest on yet (not finite) is sent as 0.
+fn to_report(f: &CampaignFigures) -> Option<pb::PacingFigures> {
+    if f.mode.is_empty() {
+        return None;
+    }
+    let known = |x: f64| if x.is_finite() { x.max(0.0) } else { 0.0 };
+    Some(pb::PacingFigures {
+        campaign_id: f.campaign_id.clone(),
+        mode: f.mode.clone(),
+        dial_ratio: known(f.dial_ratio),
+        answer_rate: known(f.answer_rate).min(1.0),
+        aht_seconds: known(f.aht_seconds),
+        ring_seconds: known(f.ring_seconds),
+        abandon_rate: known(f.abandon_rate).min(1.0),
+        abandon_target: known(f.abandon_target).min(1.0),
+        abandon_credit: known(f.abandon_credit),
+        active_dials: f.active_dials,
+        calls_placed: f.calls_placed,
+        calls_answered: f.calls_answered,
+        calls_abandoned: f.calls_abandoned,
+    })
 }
 
 #[cfg(test)]

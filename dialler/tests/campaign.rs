@@ -87,6 +87,36 @@ async fn a_200_number_campaign_reaches_an_end_for_every_number() {
     let (code, health) = p.dialler_health(0).await;
     assert_eq!(code, 200, "{health}");
     assert!(m.get("voxdialler_leader_term").copied().unwrap_or(0.0) >= 1.0);
+
+    // The leader's pacing figures reached the activity feed while the campaign ran, as the
+    // leading dialler at its term, counting up to what the carrier saw.
+    let (leader, term) = p.leader().await;
+    let mut events = bpb::event_service_client::EventServiceClient::new(p.channel.clone());
+    let req = bpb::ListEventsRequest {
+        campaign_id: id.clone(),
+        types: vec!["campaign.pacing".into()],
+        page_size: 1000,
+        ..Default::default()
+    };
+    let reports: Vec<(bpb::PacingFigures, String, u64)> = events
+        .list_events(common::authed(&p.admin, req))
+        .await
+        .unwrap()
+        .into_inner()
+        .events
+        .into_iter()
+        .map(|e| match e.subject {
+            Some(bpb::event::Subject::Pacing(r)) => (r.figures.unwrap(), r.dialler_id, r.fencing_term),
+            other => panic!("a campaign.pacing event carries pacing: {other:?}"),
+        })
+        .collect();
+    assert!(reports.len() >= 2, "the campaign ran long enough for several reports: {}", reports.len());
+    assert!(
+        reports.iter().all(|(f, d, t)| f.campaign_id == id && f.mode == "predictive" && *d == leader && *t == term)
+    );
+    assert!(reports.windows(2).all(|w| w[0].0.calls_placed <= w[1].0.calls_placed), "placed counts up");
+    let last_placed = reports.last().map(|r| r.0.calls_placed).unwrap_or(0) as f64;
+    assert!(last_placed > 0.0 && last_placed <= placed, "reported {last_placed} of {placed} placed");
     println!(
         "{} calls ({} numbers): {placed} placed, {answered} answered, {abandoned} abandoned, {machines} machines, {} connected",
         calls.len(),

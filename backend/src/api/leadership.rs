@@ -2,16 +2,20 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
 use tonic::Request;
+use vox_domain::feed::{FeedEvent, PacingFigures};
 use vox_domain::node::{Node, NodeKind};
 use vox_domain::user::Role;
 use vox_domain::{Error, Result, time};
 use vox_proto::backend::v1 as pb;
 use vox_proto::backend::v1::leadership_service_server::LeadershipService;
-use vox_store::Leadership;
+use vox_store::{ClusterEvent, Leadership};
 
 use super::{RpcResult, reply};
 use crate::auth::Principal;
 use crate::bridge::Bridge;
+
+/// The most campaigns one pacing report may carry.
+pub const MAX_PACING_CAMPAIGNS: usize = 500;
 
 #[derive(Debug, Clone)]
 pub struct Leaders(pub Arc<Bridge>);
@@ -86,5 +90,40 @@ impl LeadershipService for Leaders {
             Ok(to_proto(&l, caller.as_deref(), self.0.clock.now()))
         };
         reply("GetLeadership", r.await)
+    }
+
+    async fn report_pacing(&self, req: Request<pb::ReportPacingRequest>) -> RpcResult<pb::ReportPacingResponse> {
+        let r = async {
+            let node = self.dialler(req.metadata(), "").await?;
+            let r = req.into_inner();
+            if r.campaigns.len() > MAX_PACING_CAMPAIGNS {
+                return Err(Error::invalid(
+                    "campaigns",
+                    format!("{} campaigns in one report; at most {MAX_PACING_CAMPAIGNS}", r.campaigns.len()),
+                ));
+            }
+            let now = self.0.clock.now();
+            let mut events = Vec::with_capacity(r.campaigns.len());
+            for (i, p) in r.campaigns.iter().enumerate() {
+                let field = format!("campaigns[{i}]");
+                let figures = PacingFigures::from_proto(&field, p)?;
+                if events.iter().any(|e: &FeedEvent| e.campaign_id.as_deref() == Some(figures.campaign_id.as_str())) {
+                    return Err(Error::invalid(&field, format!("campaign {} is reported twice", figures.campaign_id)));
+                }
+                if self.0.stores.campaigns.get_campaign(&figures.campaign_id).await?.is_none() {
+                    return Err(Error::invalid(
+                        &format!("{field}.campaign_id"),
+                        format!("no campaign {} exists", figures.campaign_id),
+                    ));
+                }
+                events.push(FeedEvent::pacing(figures, &node.id, r.fencing_term, now));
+            }
+            self.0.stores.feed.append_as_leader(&node.id, r.fencing_term, &events, now).await?;
+            for e in &events {
+                self.0.publish(ClusterEvent::CampaignChanged(e.campaign_id.clone().unwrap_or_default()));
+            }
+            Ok(pb::ReportPacingResponse { recorded: events.len() as u32 })
+        };
+        reply("ReportPacing", r.await)
     }
 }

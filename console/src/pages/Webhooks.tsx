@@ -31,6 +31,7 @@ const EVENT_TYPES = [
   "call.abandoned",
   "call.recording_ready",
   "campaign.state_changed",
+  "campaign.pacing",
 ];
 
 const POLL_MS = 5000;

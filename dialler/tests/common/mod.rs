@@ -185,6 +185,8 @@ impl Platform {
             "4",
             "--call-lease-seconds",
             "6",
+            "--pacing-report-seconds",
+            "2",
             "--provider",
             "sim",
             "--log-format",

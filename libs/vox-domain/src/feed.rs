@@ -20,6 +20,10 @@
 //! - `call.abandoned` — a live answer with no agent to take it.
 //! - `call.recording_ready` — the call's recording is stored.
 //! - `campaign.state_changed` — a campaign started, paused, completed.
+//! - `campaign.pacing` — the leading dialler's pacing figures for a running campaign
+//!   (dial ratio, learned answer rate and hold time, abandon rate against its target),
+//!   reported by the dialler every few seconds through the fenced `ReportPacing`, so a
+//!   deposed dialler cannot write figures.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -30,7 +34,7 @@ use crate::call::{Call, CallEvent, CallState};
 use crate::campaign::CampaignStatus;
 
 /// Every event type, in the spelling integrations filter on.
-pub const EVENT_TYPES: [&str; 9] = [
+pub const EVENT_TYPES: [&str; 10] = [
     "call.created",
     "call.dialing",
     "call.ringing",
@@ -40,7 +44,95 @@ pub const EVENT_TYPES: [&str; 9] = [
     "call.abandoned",
     "call.recording_ready",
     "campaign.state_changed",
+    "campaign.pacing",
 ];
+
+/// One campaign's pacing as the leading dialler reports it (`campaign.pacing`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct PacingFigures {
+    pub campaign_id: String,
+    /// "predictive", "progressive", "fixed" or "erlang" (the campaign's pacing strategy).
+    pub mode: String,
+    pub dial_ratio: f64,
+    pub answer_rate: f64,
+    pub aht_seconds: f64,
+    pub ring_seconds: f64,
+    pub abandon_rate: f64,
+    pub abandon_target: f64,
+    pub abandon_credit: f64,
+    pub active_dials: u32,
+    pub calls_placed: u64,
+    pub calls_answered: u64,
+    pub calls_abandoned: u64,
+}
+
+/// The pacing strategies a dialler reports.
+const PACING_MODES: [&str; 4] = ["predictive", "progressive", "fixed", "erlang"];
+
+impl PacingFigures {
+    /// Checks a report entry; a bad figure is named by `field` (e.g. `campaigns[2]`) and
+    /// its own name.
+    pub fn from_proto(field: &str, p: &pb::PacingFigures) -> crate::Result<PacingFigures> {
+        let campaign_id = p.campaign_id.trim().to_string();
+        if campaign_id.is_empty() || campaign_id.len() > 64 {
+            return Err(crate::Error::invalid(&format!("{field}.campaign_id"), "required: a campaign id"));
+        }
+        if !PACING_MODES.contains(&p.mode.as_str()) {
+            return Err(crate::Error::invalid(
+                &format!("{field}.mode"),
+                format!("{:?} is not a pacing mode; expected one of {}", p.mode, PACING_MODES.join(", ")),
+            ));
+        }
+        let figures = [
+            ("dial_ratio", p.dial_ratio, f64::MAX),
+            ("answer_rate", p.answer_rate, 1.0),
+            ("aht_seconds", p.aht_seconds, f64::MAX),
+            ("ring_seconds", p.ring_seconds, f64::MAX),
+            ("abandon_rate", p.abandon_rate, 1.0),
+            ("abandon_target", p.abandon_target, 1.0),
+            ("abandon_credit", p.abandon_credit, f64::MAX),
+        ];
+        for (name, value, max) in figures {
+            if !value.is_finite() || !(0.0..=max).contains(&value) {
+                let range = if max == 1.0 { "a fraction from 0 to 1" } else { "a finite number, 0 or more" };
+                return Err(crate::Error::invalid(&format!("{field}.{name}"), format!("{value} is not {range}")));
+            }
+        }
+        Ok(PacingFigures {
+            campaign_id,
+            mode: p.mode.clone(),
+            dial_ratio: p.dial_ratio,
+            answer_rate: p.answer_rate,
+            aht_seconds: p.aht_seconds,
+            ring_seconds: p.ring_seconds,
+            abandon_rate: p.abandon_rate,
+            abandon_target: p.abandon_target,
+            abandon_credit: p.abandon_credit,
+            active_dials: p.active_dials,
+            calls_placed: p.calls_placed,
+            calls_answered: p.calls_answered,
+            calls_abandoned: p.calls_abandoned,
+        })
+    }
+
+    pub fn to_proto(&self) -> pb::PacingFigures {
+        pb::PacingFigures {
+            campaign_id: self.campaign_id.clone(),
+            mode: self.mode.clone(),
+            dial_ratio: self.dial_ratio,
+            answer_rate: self.answer_rate,
+            aht_seconds: self.aht_seconds,
+            ring_seconds: self.ring_seconds,
+            abandon_rate: self.abandon_rate,
+            abandon_target: self.abandon_target,
+            abandon_credit: self.abandon_credit,
+            active_dials: self.active_dials,
+            calls_placed: self.calls_placed,
+            calls_answered: self.calls_answered,
+            calls_abandoned: self.calls_abandoned,
+        }
+    }
+}
 
 /// True when `t` names an event type (or a family: `call.*`, `campaign.*`).
 pub fn is_event_type(t: &str) -> bool {
@@ -87,6 +179,12 @@ pub enum Subject {
         from: CampaignStatus,
         to: CampaignStatus,
         actor: String,
+    },
+    /// A dialler's pacing figures for the campaign, and who reported them.
+    Pacing {
+        figures: PacingFigures,
+        dialler_id: String,
+        fencing_term: u64,
     },
 }
 
@@ -158,6 +256,17 @@ impl FeedEvent {
         }
     }
 
+    /// The entry carrying `figures` as reported by dialler `dialler_id` at `fencing_term`.
+    pub fn pacing(figures: PacingFigures, dialler_id: &str, fencing_term: u64, now: DateTime<Utc>) -> FeedEvent {
+        FeedEvent {
+            id: 0,
+            at: now,
+            kind: "campaign.pacing".into(),
+            campaign_id: Some(figures.campaign_id.clone()),
+            subject: Subject::Pacing { figures, dialler_id: dialler_id.to_string(), fencing_term },
+        }
+    }
+
     /// The entry on the wire. The call's lease is left out: its token is the dialler's
     /// proof of holding the call, and readers of the feed are integrations.
     pub fn to_proto(&self) -> pb::Event {
@@ -176,6 +285,11 @@ impl FeedEvent {
                 to: to.to_proto() as i32,
                 actor: actor.clone(),
             }),
+            Subject::Pacing { figures, dialler_id, fencing_term } => pb::event::Subject::Pacing(pb::PacingReport {
+                figures: Some(figures.to_proto()),
+                dialler_id: dialler_id.clone(),
+                fencing_term: *fencing_term,
+            }),
         };
         pb::Event {
             id: self.id,
@@ -190,7 +304,7 @@ impl FeedEvent {
     pub fn call(&self) -> Option<&Call> {
         match &self.subject {
             Subject::Call { call, .. } => Some(call),
-            Subject::Campaign { .. } => None,
+            Subject::Campaign { .. } | Subject::Pacing { .. } => None,
         }
     }
 }
@@ -274,6 +388,34 @@ mod tests {
         let e = FeedEvent::for_call_change(&call, &call.created_event("node:gw")).expect("reported");
         assert_eq!(e.kind, "call.created");
         assert_eq!(e.campaign_id.as_deref(), Some("cmp_1"));
+    }
+
+    #[test]
+    fn pacing_reports_with_impossible_figures_are_refused_by_name() {
+        let good = pb::PacingFigures {
+            campaign_id: "cmp_1".into(),
+            mode: "predictive".into(),
+            dial_ratio: 2.5,
+            answer_rate: 0.3,
+            aht_seconds: 42.0,
+            abandon_target: 0.03,
+            ..Default::default()
+        };
+        let f = PacingFigures::from_proto("campaigns[0]", &good).expect("good figures");
+        assert_eq!(f.to_proto(), good);
+        let e = FeedEvent::pacing(f, "dl_1", 4, now());
+        assert_eq!((e.kind.as_str(), e.campaign_id.as_deref()), ("campaign.pacing", Some("cmp_1")));
+        let bad = [
+            (pb::PacingFigures { answer_rate: 1.5, ..good.clone() }, "campaigns[0].answer_rate"),
+            (pb::PacingFigures { dial_ratio: f64::NAN, ..good.clone() }, "campaigns[0].dial_ratio"),
+            (pb::PacingFigures { aht_seconds: -1.0, ..good.clone() }, "campaigns[0].aht_seconds"),
+            (pb::PacingFigures { mode: "fast".into(), ..good.clone() }, "campaigns[0].mode"),
+            (pb::PacingFigures { campaign_id: " ".into(), ..good.clone() }, "campaigns[0].campaign_id"),
+        ];
+        for (figures, field) in bad {
+            let err = PacingFigures::from_proto("campaigns[0]", &figures).expect_err(field);
+            assert!(err.message.contains(field), "{field}: {}", err.message);
+        }
     }
 
     #[test]

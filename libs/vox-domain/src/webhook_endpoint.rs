@@ -140,7 +140,8 @@ impl DeliveryJob {
 }
 
 /// The Standard Webhooks body of `e`: `{"type", "timestamp", "data"}`. `data` holds the
-/// event id, its campaign, and the call (without its lease) or the campaign's move.
+/// event id, its campaign, and the call (without its lease), the campaign's move or the
+/// campaign's pacing figures.
 pub fn payload(e: &FeedEvent) -> String {
     let subject = match &e.subject {
         Subject::Call { call, change } => {
@@ -171,6 +172,23 @@ pub fn payload(e: &FeedEvent) -> String {
         }
         Subject::Campaign { campaign_id, from, to, actor } => json!({
             "campaign": { "id": campaign_id, "from": from.as_str(), "to": to.as_str(), "actor": actor },
+        }),
+        Subject::Pacing { figures, dialler_id, .. } => json!({
+            "pacing": {
+                "mode": figures.mode,
+                "dial_ratio": figures.dial_ratio,
+                "answer_rate": figures.answer_rate,
+                "aht_seconds": figures.aht_seconds,
+                "ring_seconds": figures.ring_seconds,
+                "abandon_rate": figures.abandon_rate,
+                "abandon_target": figures.abandon_target,
+                "abandon_credit": figures.abandon_credit,
+                "active_dials": figures.active_dials,
+                "calls_placed": figures.calls_placed,
+                "calls_answered": figures.calls_answered,
+                "calls_abandoned": figures.calls_abandoned,
+                "dialler_id": dialler_id,
+            },
         }),
     };
     let mut data = json!({ "id": e.id, "campaign_id": e.campaign_id });

@@ -9,6 +9,7 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use futures::FutureExt;
 use mongodb::ClientSession;
 use mongodb::bson::{Document, doc};
 use mongodb::options::{FindOptions, ReturnDocument};
@@ -43,6 +44,20 @@ pub(crate) async fn append(db: &MongoStore, s: &mut ClientSession, entries: Vec<
     }
     db.feed.insert_many(docs).session(s).await.map_err(during("append feed entries"))?;
     Ok(())
+}
+
+/// The fencing check (which writes the leadership document, so a concurrent leadership
+/// change conflicts) and the append, inside `s`.
+async fn append_as_leader(
+    db: &MongoStore,
+    s: &mut ClientSession,
+    holder: &str,
+    term: u64,
+    events: Vec<FeedEvent>,
+    now: DateTime<Utc>,
+) -> Outcome<()> {
+    crate::leasing::fence(db, s, holder, term, now).await?;
+    append(db, s, events).await
 }
 
 #[async_trait]
@@ -92,5 +107,16 @@ impl FeedStore for MongoStore {
             Some(c) => u64::try_from(int_field(&c, "seq")?).unwrap_or(0),
             None => 0,
         })
+    }
+
+    async fn append_as_leader(&self, holder: &str, term: u64, events: &[FeedEvent], now: DateTime<Utc>) -> Result<()> {
+        self.transaction(
+            "report as leader",
+            (self, holder, term, events, now),
+            |s, &mut (db, holder, term, events, now)| {
+                append_as_leader(db, s, holder, term, events.to_vec(), now).boxed()
+            },
+        )
+        .await
     }
 }

@@ -37,13 +37,19 @@ use crate::codec::{date, decode, int, stored};
 use crate::db::{MongoStore, Outcome, during, find_all, find_by_id};
 use crate::leadership::{self, read_leadership};
 
-/// Fails unless `req.owner` holds the unexpired leadership lease at `req.fencing_term`,
+/// Fails unless `owner` holds the unexpired leadership lease at `term`,
 /// and writes the leadership document so a concurrent leadership change conflicts.
-async fn fence(db: &MongoStore, s: &mut ClientSession, req: &LeaseRequest, now: DateTime<Utc>) -> Outcome<()> {
+pub(crate) async fn fence(
+    db: &MongoStore,
+    s: &mut ClientSession,
+    owner: &str,
+    term: u64,
+    now: DateTime<Utc>,
+) -> Outcome<()> {
     let held = doc! {
         "_id": leadership::NAME,
-        "holder_id": &req.owner,
-        "term": int(req.fencing_term),
+        "holder_id": owner,
+        "term": int(term),
         "expires_at": { "$gt": date(now) },
     };
     let fenced = db
@@ -56,14 +62,10 @@ async fn fence(db: &MongoStore, s: &mut ClientSession, req: &LeaseRequest, now: 
         return Ok(());
     }
     let (lead, _) = read_leadership(db, Some(s)).await?;
-    Err(Error::precondition(format!(
-        "{} does not hold the leadership lease at term {} (the current term is {}, held by {}); acquire leadership first",
-        req.owner,
-        req.fencing_term,
-        lead.term,
-        lead.holder_id.as_deref().unwrap_or("nobody"),
-    ))
-    .into())
+    // A lease that is held after all (it changed between the two reads) still refuses:
+    // this transaction saw it not held.
+    lead.fence(owner, term, now)?;
+    Err(Error::precondition(format!("the leadership lease changed while {owner} was checked; try again")).into())
 }
 
 /// Leases up to `req.max` due calls of the campaign inside `s`; see the module doc.
@@ -73,7 +75,7 @@ pub(crate) async fn lease_batch(
     req: &LeaseRequest,
     now: DateTime<Utc>,
 ) -> Outcome<Vec<Call>> {
-    fence(db, s, req, now).await?;
+    fence(db, s, &req.owner, req.fencing_term, now).await?;
     let campaign = find_by_id(&db.campaigns, &req.campaign_id, Some(&mut *s), "load campaign")
         .await?
         .ok_or_else(|| Error::not_found("campaign", &req.campaign_id))?;

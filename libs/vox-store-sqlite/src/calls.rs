@@ -202,16 +202,7 @@ impl CallStore for SqliteStore {
         let req = req.clone();
         // A dialler leases from several loops at once: their leases share a commit.
         self.tx_grouped(move |tx| {
-            let lead = read_leadership(tx)?;
-            if !lead.held_by(&req.owner, now) || lead.term != req.fencing_term {
-                return Err(Error::precondition(format!(
-                    "{} does not hold the leadership lease at term {} (the current term is {}, held by {}); acquire leadership first",
-                    req.owner,
-                    req.fencing_term,
-                    lead.term,
-                    lead.holder_id.as_deref().unwrap_or("nobody"),
-                )));
-            }
+            read_leadership(tx)?.fence(&req.owner, req.fencing_term, now)?;
             let campaign: Campaign = doc(tx, "SELECT doc FROM campaigns WHERE id = ?1", [&req.campaign_id])?
                 .ok_or_else(|| Error::not_found("campaign", &req.campaign_id))?;
             if campaign.status != CampaignStatus::Running {

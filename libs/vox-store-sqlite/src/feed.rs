@@ -11,6 +11,7 @@ use vox_domain::feed::{FeedEvent, FeedQuery};
 use vox_store::FeedStore;
 
 use crate::db::{SqliteStore, from_doc, ms, sql, to_doc};
+use crate::leadership::read_leadership;
 
 /// Appends `event` inside `tx`; the store numbers it.
 pub(crate) fn append_tx(tx: &Transaction<'_>, event: &FeedEvent) -> Result<()> {
@@ -90,6 +91,15 @@ impl FeedStore for SqliteStore {
             })
             .map(|n| n as u64)
             .map_err(sql("read feed prune mark"))
+        })
+        .await
+    }
+
+    async fn append_as_leader(&self, holder: &str, term: u64, events: &[FeedEvent], now: DateTime<Utc>) -> Result<()> {
+        let (holder, events) = (holder.to_string(), events.to_vec());
+        self.tx(move |tx| {
+            read_leadership(tx)?.fence(&holder, term, now)?;
+            events.iter().try_for_each(|e| append_tx(tx, e))
         })
         .await
     }

@@ -159,6 +159,19 @@ impl Leadership {
     pub fn held_by(&self, holder: &str, now: DateTime<Utc>) -> bool {
         self.holder_id.as_deref() == Some(holder) && self.expires_at.is_some_and(|e| e > now)
     }
+
+    /// The fencing check: Ok when `holder` holds this unexpired lease at exactly `term`,
+    /// otherwise the FailedPrecondition a deposed or early dialler gets.
+    pub fn fence(&self, holder: &str, term: u64, now: DateTime<Utc>) -> Result<()> {
+        if self.held_by(holder, now) && self.term == term {
+            return Ok(());
+        }
+        Err(vox_domain::Error::precondition(format!(
+            "{holder} does not hold the leadership lease at term {term} (the current term is {}, held by {}); acquire leadership first",
+            self.term,
+            self.holder_id.as_deref().unwrap_or("nobody"),
+        )))
+    }
 }
 
 #[async_trait]
@@ -251,6 +264,11 @@ pub trait FeedStore: Send + Sync {
     /// The highest id ever pruned (0: nothing was): a reader that last saw an id below it
     /// has missed entries and is told so.
     async fn feed_pruned_through(&self) -> Result<u64>;
+    /// Appends `events` (the leading dialler's own reports, such as pacing figures) in one
+    /// transaction, if `holder` holds the unexpired dialler leadership at exactly `term` at
+    /// `now`; otherwise FailedPrecondition and nothing is written. The check and the append
+    /// are atomic: a leadership change committed meanwhile makes one of the two retry.
+    async fn append_as_leader(&self, holder: &str, term: u64, events: &[FeedEvent], now: DateTime<Utc>) -> Result<()>;
 }
 
 /// Webhook endpoints, the record of their deliveries, and how far the dispatcher has

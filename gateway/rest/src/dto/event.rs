@@ -20,9 +20,37 @@ pub struct CampaignChange {
     pub actor: String,
 }
 
+/// A campaign's pacing as its dialler reports it (campaign.pacing, every 10 s or so
+/// while the campaign runs).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Pacing {
+    /// "predictive", "progressive", "fixed" or "erlang".
+    pub mode: String,
+    /// Calls placed per free slot in the dialler's last tick.
+    pub dial_ratio: f64,
+    /// Human answers / ended dials (learned; recent calls weigh more).
+    pub answer_rate: f64,
+    /// Mean seconds a connected call holds its slot.
+    pub aht_seconds: f64,
+    /// Mean seconds from the dial to a person answering.
+    pub ring_seconds: f64,
+    /// Abandons / human answers since the dialler started pacing the campaign.
+    pub abandon_rate: f64,
+    /// The campaign's abandon target, a fraction (0.03 = 3%).
+    pub abandon_target: f64,
+    /// Abandons the campaign can still afford within its target.
+    pub abandon_credit: f64,
+    pub active_dials: u32,
+    pub calls_placed: u64,
+    pub calls_answered: u64,
+    pub calls_abandoned: u64,
+    /// The dialler node pacing the campaign.
+    pub dialler_id: String,
+}
+
 /// One event of the feed. `type` is one of call.created, call.dialing, call.ringing,
 /// call.answered, call.in_progress, call.ended, call.abandoned, call.recording_ready,
-/// campaign.state_changed.
+/// campaign.state_changed, campaign.pacing.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct Event {
     /// Its place in the feed, in commit order: reconnect with `after=<the last id seen>`.
@@ -50,6 +78,9 @@ pub struct Event {
     /// campaign.state_changed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub campaign: Option<CampaignChange>,
+    /// campaign.pacing.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pacing: Option<Pacing>,
 }
 
 impl TryFrom<pb::Event> for Event {
@@ -66,6 +97,7 @@ impl TryFrom<pb::Event> for Event {
             duration_seconds: None,
             recording_url: None,
             campaign: None,
+            pacing: None,
             kind: e.r#type,
         };
         match e.subject {
@@ -89,6 +121,24 @@ impl TryFrom<pb::Event> for Event {
                     from: known(CampaignStatus::from_proto(c.from), "campaign status")?,
                     to: known(CampaignStatus::from_proto(c.to), "campaign status")?,
                     actor: c.actor,
+                });
+            }
+            Some(pb::event::Subject::Pacing(p)) => {
+                let f = p.figures.ok_or_else(|| ApiError::internal("pacing event without its figures"))?;
+                out.pacing = Some(Pacing {
+                    mode: f.mode,
+                    dial_ratio: f.dial_ratio,
+                    answer_rate: f.answer_rate,
+                    aht_seconds: f.aht_seconds,
+                    ring_seconds: f.ring_seconds,
+                    abandon_rate: f.abandon_rate,
+                    abandon_target: f.abandon_target,
+                    abandon_credit: f.abandon_credit,
+                    active_dials: f.active_dials,
+                    calls_placed: f.calls_placed,
+                    calls_answered: f.calls_answered,
+                    calls_abandoned: f.calls_abandoned,
+                    dialler_id: p.dialler_id,
                 });
             }
             None => return Err(ApiError::internal("event without a subject")),

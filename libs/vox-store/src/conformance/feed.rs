@@ -6,7 +6,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Duration, Utc};
 use vox_domain::call::{CallState, Channel, Recording};
 use vox_domain::campaign::CampaignStatus;
-use vox_domain::feed::{FeedEvent, FeedQuery, Subject};
+use vox_domain::feed::{FeedEvent, FeedQuery, PacingFigures, Subject};
 
 use super::{inbound, lease_req, move_to, no_retry, running_campaign, to_in_progress};
 use crate::Stores;
@@ -162,4 +162,46 @@ pub async fn pruning_the_feed_leaves_a_mark_and_never_reuses_ids(s: &Stores, now
     assert_eq!(after.len(), 1);
     assert!(after[0].id > head, "id {} reused (head was {head})", after[0].id);
     assert_eq!(s.feed.feed_pruned_through().await.unwrap(), head);
+}
+
+pub async fn only_the_leader_at_its_term_reports_to_the_feed(s: &Stores, now: DateTime<Utc>) {
+    let start = s.feed.feed_head().await.unwrap();
+    let figures = |id: &str| PacingFigures { campaign_id: id.into(), mode: "predictive".into(), ..Default::default() };
+    let report = |term: u64| {
+        [FeedEvent::pacing(figures("cmp_a"), "d1", term, now), FeedEvent::pacing(figures("cmp_b"), "d1", term, now)]
+    };
+    let first = s.leadership.acquire_leadership("d1", Duration::seconds(10), now).await.unwrap().term;
+    s.feed.append_as_leader("d1", first, &report(first), now).await.unwrap();
+    // Another dialler, a stale term and an expired lease are each refused and write nothing.
+    let refused = [
+        s.feed.append_as_leader("d2", first, &report(first), now).await,
+        s.feed.append_as_leader("d1", first + 1, &report(first + 1), now).await,
+        s.feed.append_as_leader("d1", first, &report(first), now + Duration::seconds(11)).await,
+    ];
+    for r in refused {
+        assert_eq!(r.unwrap_err().code, vox_domain::ErrorCode::FailedPrecondition);
+    }
+    let later = now + Duration::seconds(12);
+    let second = s.leadership.acquire_leadership("d2", Duration::seconds(10), later).await.unwrap().term;
+    assert!(second > first);
+    let old = s.feed.append_as_leader("d1", first, &report(first), later).await.unwrap_err();
+    assert!(old.message.contains(&format!("current term is {second}")), "{}", old.message);
+    s.feed
+        .append_as_leader("d2", second, &[FeedEvent::pacing(figures("cmp_a"), "d2", second, later)], later)
+        .await
+        .unwrap();
+
+    let all = read_all(s, start, None).await;
+    let seen: Vec<(Option<&str>, &str, u64)> = all
+        .iter()
+        .map(|e| match &e.subject {
+            Subject::Pacing { dialler_id, fencing_term, .. } => {
+                (e.campaign_id.as_deref(), dialler_id.as_str(), *fencing_term)
+            }
+            other => panic!("only pacing was reported: {other:?}"),
+        })
+        .collect();
+    assert_eq!(seen, [(Some("cmp_a"), "d1", first), (Some("cmp_b"), "d1", first), (Some("cmp_a"), "d2", second)]);
+    assert!(all.iter().all(|e| e.kind == "campaign.pacing"));
+    assert_eq!(read_all(s, start, Some("cmp_b")).await.len(), 1, "pacing is filed under its campaign");
 }
