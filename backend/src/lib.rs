@@ -21,6 +21,7 @@ pub mod http;
 pub mod metrics;
 pub mod passwords;
 pub mod reaper;
+pub mod recordings;
 pub mod storage;
 pub mod webhooks;
 
@@ -182,6 +183,7 @@ pub async fn run_with(
     let reaper = tokio::spawn(reaper::run(Arc::clone(&bridge)));
     let mut background = webhooks::start(Arc::clone(&bridge));
     background.push(tokio::spawn(webhooks::queue_metrics_loop(Arc::clone(&bridge))));
+    background.push(tokio::spawn(recordings::process_loop(Arc::clone(&bridge))));
     let stopping = async move {
         shutdown.await;
         tracing::info!("voxbridge shutting down");

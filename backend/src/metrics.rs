@@ -43,6 +43,8 @@ pub struct Metrics {
     pub campaign_abandon_limit: Family<Labels, Gauge<f64, AtomicU64>>,
     /// Webhook delivery attempts by outcome (delivered, retrying, dead_lettered).
     pub webhook_deliveries: Family<Labels, Counter>,
+    /// Recording jobs settled, by outcome (analyzed, failed).
+    pub recordings_processed: Family<Labels, Counter>,
     /// The work queue's jobs by queue and state (ready, delayed, in_flight, dead).
     pub queue_jobs: Family<Labels, Gauge>,
     /// Jobs dropped at their expiry, by queue.
@@ -182,6 +184,12 @@ impl Default for Metrics {
                 &mut registry,
                 "webhook_deliveries",
                 "Webhook delivery attempts, by outcome (delivered, retrying, dead_lettered)",
+                Family::default(),
+            ),
+            recordings_processed: registered(
+                &mut registry,
+                "recordings_processed",
+                "Recordings read back from storage and checked, by outcome (analyzed, failed: retried, then a dead letter)",
                 Family::default(),
             ),
             queue_jobs: registered(

@@ -16,6 +16,8 @@
 //!   an admin can requeue. 4xx answers are retried too: a receiver misconfigured for a
 //!   minute should not lose events. Each attempt is recorded for the console.
 //! - A deleted or disabled endpoint's jobs are dropped when they come up.
+//! - The same pass queues recording post-processing ([`crate::recordings`]) for each
+//!   `call.recording_ready`, so both ride on the one cursor.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -86,6 +88,9 @@ pub async fn dispatch_once(bridge: &Bridge) -> Result<usize> {
     let now = bridge.clock.now();
     let mut queued = 0;
     for event in &page {
+        if crate::recordings::enqueue_for(bridge, event).await? {
+            queued += 1;
+        }
         let body = webhook_endpoint::payload(event);
         for endpoint in endpoints.iter().filter(|ep| ep.wants(event)) {
             let job = DeliveryJob {
@@ -266,18 +271,20 @@ async fn send(
 pub async fn queue_metrics_loop(bridge: Arc<Bridge>) {
     let mut shutdown = bridge.shutdown.clone();
     loop {
-        match bridge.queue.stats(QUEUE, bridge.clock.now()).await {
-            Ok(s) => {
-                for (state, n) in
-                    [("ready", s.ready), ("delayed", s.delayed), ("in_flight", s.in_flight), ("dead", s.dead)]
-                {
-                    bridge.metrics.queue_jobs.get_or_create(&queue_label(state)).set(n as i64);
+        for queue in [QUEUE, crate::recordings::QUEUE] {
+            match bridge.queue.stats(queue, bridge.clock.now()).await {
+                Ok(s) => {
+                    for (state, n) in
+                        [("ready", s.ready), ("delayed", s.delayed), ("in_flight", s.in_flight), ("dead", s.dead)]
+                    {
+                        bridge.metrics.queue_jobs.get_or_create(&queue_label(queue, state)).set(n as i64);
+                    }
+                    bridge.metrics.queue_expired.get_or_create(&label("queue", queue)).set(s.expired as i64);
+                    let age = s.oldest_ready_age.map_or(0.0, |a| a.num_milliseconds() as f64 / 1000.0);
+                    bridge.metrics.queue_oldest_ready_age.get_or_create(&label("queue", queue)).set(age);
                 }
-                bridge.metrics.queue_expired.get_or_create(&label("queue", QUEUE)).set(s.expired as i64);
-                let age = s.oldest_ready_age.map_or(0.0, |a| a.num_milliseconds() as f64 / 1000.0);
-                bridge.metrics.queue_oldest_ready_age.get_or_create(&label("queue", QUEUE)).set(age);
+                Err(e) => tracing::debug!(queue, error = %e.message, "reading the work queue's figures failed"),
             }
-            Err(e) => tracing::debug!(error = %e.message, "reading the work queue's figures failed"),
         }
         tokio::select! {
             _ = tokio::time::sleep(Duration::from_secs(5)) => {}
@@ -286,8 +293,8 @@ pub async fn queue_metrics_loop(bridge: Arc<Bridge>) {
     }
 }
 
-fn queue_label(state: &str) -> crate::metrics::Labels {
-    let mut l = label("queue", QUEUE);
+fn queue_label(queue: &str, state: &str) -> crate::metrics::Labels {
+    let mut l = label("queue", queue);
     l.push(("state", state.into()));
     l
 }

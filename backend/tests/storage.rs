@@ -170,4 +170,26 @@ async fn fleet_nodes_get_their_regions_storage_and_recordings_play_through_signe
     }
     let err = storage_client().read_recording(read("../etc/passwd", expires, &signature)).await.unwrap_err();
     assert_eq!(err.code(), Code::InvalidArgument);
+
+    // Post-processing reads the recording back: these bytes are no call recording, so it
+    // is retried (5 s, 10 s) and ends in the `recordings` queue's dead letters, counted in
+    // /metrics for the alert, and never reported as analyzed.
+    let http = reqwest::Client::new();
+    let metric = |text: &str, series: &str| {
+        text.lines().find_map(|l| l.strip_prefix(series)).and_then(|v| v.trim().parse::<f64>().ok()).unwrap_or(0.0)
+    };
+    let mut dead = 0.0;
+    for _ in 0..60 {
+        let text = http.get(format!("{}/metrics", b.process.url())).send().await.unwrap().text().await.unwrap();
+        dead = metric(&text, "voxbridge_queue_jobs{queue=\"recordings\",state=\"dead\"}");
+        if dead >= 1.0 {
+            assert!(metric(&text, "voxbridge_recordings_processed_total{outcome=\"failed\"}") >= 3.0, "{text}");
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
+    assert_eq!(dead, 1.0, "the unreadable recording is a dead letter");
+    let mut events = pb::event_service_client::EventServiceClient::new(b.channel.clone());
+    let req = pb::ListEventsRequest { types: vec!["call.recording_analyzed".into()], ..Default::default() };
+    assert!(events.list_events(authed(&b.admin, req)).await.unwrap().into_inner().events.is_empty());
 }

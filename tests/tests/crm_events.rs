@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use vox_proto::backend::v1 as bpb;
-use vox_testkit::cluster::OneHost;
+use vox_testkit::cluster::{OneHost, until};
 use vox_testkit::control;
 
 type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
@@ -159,8 +159,21 @@ async fn a_crm_follows_calls_and_commands_over_the_event_stream() {
         let lag = chrono::Utc::now() - at.to_utc() - chrono::Duration::from_std(received.elapsed()).unwrap();
         assert!(lag < chrono::Duration::seconds(1), "{} arrived {lag} after the move", e["type"]);
     }
-    let last_seen = ids[ids.len() - 1];
     drop(ws);
+
+    // Recording post-processing (the `recordings` work queue): voxbridge reads the stored
+    // recording back, finds it whole and reports each side's talk time.
+    let analyzed = until("the recording read back and analyzed", async || {
+        let events = c.all_events(&operator, "types=call.recording_analyzed").await;
+        events.into_iter().find(|e| e["recording_analysis"]["call_id"] == call_id)
+    })
+    .await;
+    let a = &analyzed["recording_analysis"];
+    let (duration, caller) = (a["duration_seconds"].as_f64().unwrap(), a["caller_speech_seconds"].as_f64().unwrap());
+    assert!(duration > 0.5 && caller > 0.5 && caller <= duration, "50 loud frames from the caller: {analyzed}");
+    assert_eq!(analyzed["recording_url"], format!("/api/v1/calls/{call_id}/recording"));
+    let last_seen = analyzed["id"].as_u64().unwrap();
+    assert!(last_seen > ids[ids.len() - 1]);
 
     // Disconnected in the middle of a campaign: moves and a second call go on meanwhile;
     // reconnecting with the last id gives every later event once, in order.
@@ -183,7 +196,7 @@ async fn a_crm_follows_calls_and_commands_over_the_event_stream() {
     // The truth: every event after the last one seen, once the second call's end and
     // recording are both in.
     let of_second = |e: &Value, t: &str| e["type"] == t && e["call"]["id"] == second;
-    let truth: Vec<Value> = vox_testkit::cluster::until("the second call's end and recording", async || {
+    let truth: Vec<Value> = until("the second call's end and recording", async || {
         let all = c.all_events(&operator, "").await;
         let done =
             all.iter().any(|e| of_second(e, "call.ended")) && all.iter().any(|e| of_second(e, "call.recording_ready"));

@@ -30,6 +30,7 @@ const EVENT_TYPES = [
   "call.ended",
   "call.abandoned",
   "call.recording_ready",
+  "call.recording_analyzed",
   "campaign.state_changed",
   "campaign.pacing",
 ];

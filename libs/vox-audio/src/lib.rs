@@ -1,6 +1,7 @@
 //! Telephony audio: G.711 μ-law ([`mulaw`]), little-endian 16-bit PCM helpers, and
 //! stereo WAV recording that survives a crash ([`wav`]).
 
+pub mod analysis;
 pub mod mulaw;
 pub mod wav;
 

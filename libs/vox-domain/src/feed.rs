@@ -19,6 +19,8 @@
 //!   completed campaign cancels all its pending numbers) is not reported.
 //! - `call.abandoned` — a live answer with no agent to take it.
 //! - `call.recording_ready` — the call's recording is stored.
+//! - `call.recording_analyzed` — voxbridge read the stored recording back (a job on the
+//!   `recordings` work queue): it is whole, and this is each side's talk time.
 //! - `campaign.state_changed` — a campaign started, paused, completed.
 //! - `campaign.pacing` — the leading dialler's pacing figures for a running campaign
 //!   (dial ratio, learned answer rate and hold time, abandon rate against its target),
@@ -34,7 +36,7 @@ use crate::call::{Call, CallEvent, CallState};
 use crate::campaign::CampaignStatus;
 
 /// Every event type, in the spelling integrations filter on.
-pub const EVENT_TYPES: [&str; 10] = [
+pub const EVENT_TYPES: [&str; 11] = [
     "call.created",
     "call.dialing",
     "call.ringing",
@@ -43,9 +45,21 @@ pub const EVENT_TYPES: [&str; 10] = [
     "call.ended",
     "call.abandoned",
     "call.recording_ready",
+    "call.recording_analyzed",
     "campaign.state_changed",
     "campaign.pacing",
 ];
+
+/// What a stored recording holds, read back from storage (`call.recording_analyzed`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecordingAnalysis {
+    pub call_id: String,
+    pub key: String,
+    pub duration_ms: u64,
+    pub caller_speech_ms: u64,
+    pub agent_speech_ms: u64,
+    pub silence_ms: u64,
+}
 
 /// One campaign's pacing as the leading dialler reports it (`campaign.pacing`).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -180,6 +194,10 @@ pub enum Subject {
         to: CampaignStatus,
         actor: String,
     },
+    /// A call's stored recording, measured.
+    Recording {
+        analysis: RecordingAnalysis,
+    },
     /// A dialler's pacing figures for the campaign, and who reported them.
     Pacing {
         figures: PacingFigures,
@@ -256,6 +274,17 @@ impl FeedEvent {
         }
     }
 
+    /// The entry saying `call`'s stored recording was read back and holds `analysis`.
+    pub fn recording_analyzed(call: &Call, analysis: RecordingAnalysis, now: DateTime<Utc>) -> FeedEvent {
+        FeedEvent {
+            id: 0,
+            at: now,
+            kind: "call.recording_analyzed".into(),
+            campaign_id: call.campaign_id.clone(),
+            subject: Subject::Recording { analysis },
+        }
+    }
+
     /// The entry carrying `figures` as reported by dialler `dialler_id` at `fencing_term`.
     pub fn pacing(figures: PacingFigures, dialler_id: &str, fencing_term: u64, now: DateTime<Utc>) -> FeedEvent {
         FeedEvent {
@@ -285,6 +314,14 @@ impl FeedEvent {
                 to: to.to_proto() as i32,
                 actor: actor.clone(),
             }),
+            Subject::Recording { analysis: a } => pb::event::Subject::Recording(pb::RecordingAnalysis {
+                call_id: a.call_id.clone(),
+                key: a.key.clone(),
+                duration_ms: a.duration_ms,
+                caller_speech_ms: a.caller_speech_ms,
+                agent_speech_ms: a.agent_speech_ms,
+                silence_ms: a.silence_ms,
+            }),
             Subject::Pacing { figures, dialler_id, fencing_term } => pb::event::Subject::Pacing(pb::PacingReport {
                 figures: Some(figures.to_proto()),
                 dialler_id: dialler_id.clone(),
@@ -304,7 +341,7 @@ impl FeedEvent {
     pub fn call(&self) -> Option<&Call> {
         match &self.subject {
             Subject::Call { call, .. } => Some(call),
-            Subject::Campaign { .. } | Subject::Pacing { .. } => None,
+            Subject::Campaign { .. } | Subject::Pacing { .. } | Subject::Recording { .. } => None,
         }
     }
 }

@@ -173,6 +173,16 @@ pub fn payload(e: &FeedEvent) -> String {
         Subject::Campaign { campaign_id, from, to, actor } => json!({
             "campaign": { "id": campaign_id, "from": from.as_str(), "to": to.as_str(), "actor": actor },
         }),
+        Subject::Recording { analysis: a } => json!({
+            "recording": {
+                "call_id": a.call_id,
+                "key": a.key,
+                "duration_seconds": a.duration_ms as f64 / 1000.0,
+                "caller_speech_seconds": a.caller_speech_ms as f64 / 1000.0,
+                "agent_speech_seconds": a.agent_speech_ms as f64 / 1000.0,
+                "silence_seconds": a.silence_ms as f64 / 1000.0,
+            },
+        }),
         Subject::Pacing { figures, dialler_id, .. } => json!({
             "pacing": {
                 "mode": figures.mode,

@@ -109,6 +109,13 @@ impl FeedStore for MongoStore {
         })
     }
 
+    async fn append_feed(&self, events: &[FeedEvent]) -> Result<()> {
+        self.transaction("append feed entries", (self, events), |s, &mut (db, events)| {
+            append(db, s, events.to_vec()).boxed()
+        })
+        .await
+    }
+
     async fn append_as_leader(&self, holder: &str, term: u64, events: &[FeedEvent], now: DateTime<Utc>) -> Result<()> {
         self.transaction(
             "report as leader",

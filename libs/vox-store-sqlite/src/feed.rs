@@ -95,6 +95,11 @@ impl FeedStore for SqliteStore {
         .await
     }
 
+    async fn append_feed(&self, events: &[FeedEvent]) -> Result<()> {
+        let events = events.to_vec();
+        self.tx(move |tx| events.iter().try_for_each(|e| append_tx(tx, e))).await
+    }
+
     async fn append_as_leader(&self, holder: &str, term: u64, events: &[FeedEvent], now: DateTime<Utc>) -> Result<()> {
         let (holder, events) = (holder.to_string(), events.to_vec());
         self.tx(move |tx| {

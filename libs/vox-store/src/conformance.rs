@@ -73,6 +73,7 @@ macro_rules! conformance_tests {
             a_reader_resuming_from_its_last_id_misses_nothing_under_concurrent_writes,
             pruning_the_feed_leaves_a_mark_and_never_reuses_ids,
             only_the_leader_at_its_term_reports_to_the_feed,
+            reports_of_work_done_append_in_order,
             webhook_endpoints_round_trip_with_their_deliveries,
             the_webhook_cursor_moves_only_from_where_it_is);
     };

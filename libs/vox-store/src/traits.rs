@@ -264,6 +264,10 @@ pub trait FeedStore: Send + Sync {
     /// The highest id ever pruned (0: nothing was): a reader that last saw an id below it
     /// has missed entries and is told so.
     async fn feed_pruned_through(&self) -> Result<u64>;
+    /// Appends `events`, numbered in order, in one transaction: reports of work done
+    /// outside the stores (a recording read back), not changes of stored records, which
+    /// append in the same transaction as the change.
+    async fn append_feed(&self, events: &[FeedEvent]) -> Result<()>;
     /// Appends `events` (the leading dialler's own reports, such as pacing figures) in one
     /// transaction, if `holder` holds the unexpired dialler leadership at exactly `term` at
     /// `now`; otherwise FailedPrecondition and nothing is written. The check and the append

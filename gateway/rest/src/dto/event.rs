@@ -48,9 +48,21 @@ pub struct Pacing {
     pub dialler_id: String,
 }
 
+/// A call's stored recording read back and measured (call.recording_analyzed). Speech is a
+/// level gate per 20 ms frame and channel, not voice detection.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct RecordingAnalysis {
+    pub call_id: String,
+    pub duration_seconds: f64,
+    pub caller_speech_seconds: f64,
+    pub agent_speech_seconds: f64,
+    /// Time in which neither side spoke.
+    pub silence_seconds: f64,
+}
+
 /// One event of the feed. `type` is one of call.created, call.dialing, call.ringing,
 /// call.answered, call.in_progress, call.ended, call.abandoned, call.recording_ready,
-/// campaign.state_changed, campaign.pacing.
+/// call.recording_analyzed, campaign.state_changed, campaign.pacing.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct Event {
     /// Its place in the feed, in commit order: reconnect with `after=<the last id seen>`.
@@ -81,6 +93,9 @@ pub struct Event {
     /// campaign.pacing.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pacing: Option<Pacing>,
+    /// call.recording_analyzed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub recording_analysis: Option<RecordingAnalysis>,
 }
 
 impl TryFrom<pb::Event> for Event {
@@ -98,6 +113,7 @@ impl TryFrom<pb::Event> for Event {
             recording_url: None,
             campaign: None,
             pacing: None,
+            recording_analysis: None,
             kind: e.r#type,
         };
         match e.subject {
@@ -121,6 +137,17 @@ impl TryFrom<pb::Event> for Event {
                     from: known(CampaignStatus::from_proto(c.from), "campaign status")?,
                     to: known(CampaignStatus::from_proto(c.to), "campaign status")?,
                     actor: c.actor,
+                });
+            }
+            Some(pb::event::Subject::Recording(r)) => {
+                let seconds = |ms: u64| ms as f64 / 1000.0;
+                out.recording_url = Some(format!("/api/v1/calls/{}/recording", r.call_id));
+                out.recording_analysis = Some(RecordingAnalysis {
+                    duration_seconds: seconds(r.duration_ms),
+                    caller_speech_seconds: seconds(r.caller_speech_ms),
+                    agent_speech_seconds: seconds(r.agent_speech_ms),
+                    silence_seconds: seconds(r.silence_ms),
+                    call_id: r.call_id,
                 });
             }
             Some(pb::event::Subject::Pacing(p)) => {

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Duration, Utc};
 use vox_domain::call::{CallState, Channel, Recording};
 use vox_domain::campaign::CampaignStatus;
-use vox_domain::feed::{FeedEvent, FeedQuery, PacingFigures, Subject};
+use vox_domain::feed::{FeedEvent, FeedQuery, PacingFigures, RecordingAnalysis, Subject};
 
 use super::{inbound, lease_req, move_to, no_retry, running_campaign, to_in_progress};
 use crate::Stores;
@@ -204,4 +204,30 @@ pub async fn only_the_leader_at_its_term_reports_to_the_feed(s: &Stores, now: Da
     assert_eq!(seen, [(Some("cmp_a"), "d1", first), (Some("cmp_b"), "d1", first), (Some("cmp_a"), "d2", second)]);
     assert!(all.iter().all(|e| e.kind == "campaign.pacing"));
     assert_eq!(read_all(s, start, Some("cmp_b")).await.len(), 1, "pacing is filed under its campaign");
+}
+
+pub async fn reports_of_work_done_append_in_order(s: &Stores, now: DateTime<Utc>) {
+    let start = s.feed.feed_head().await.unwrap();
+    let call = inbound("rg_1", Channel::Phone, now);
+    let analysed = |n: u64| {
+        let a = RecordingAnalysis {
+            call_id: call.id.clone(),
+            key: format!("r{n}.wav"),
+            duration_ms: n,
+            ..Default::default()
+        };
+        FeedEvent::recording_analyzed(&call, a, now)
+    };
+    s.feed.append_feed(&[analysed(1), analysed(2)]).await.unwrap();
+    s.feed.append_feed(&[analysed(3)]).await.unwrap();
+    let all = read_all(s, start, None).await;
+    let seen: Vec<u64> = all
+        .iter()
+        .map(|e| match &e.subject {
+            Subject::Recording { analysis } => analysis.duration_ms,
+            other => panic!("only recordings were reported: {other:?}"),
+        })
+        .collect();
+    assert_eq!(seen, [1, 2, 3]);
+    assert!(all.windows(2).all(|w| w[0].id + 1 == w[1].id), "numbered one after another");
 }
